@@ -1,0 +1,160 @@
+"""The corpus store: an append-only JSONL file, one `CorpusRecord` per line, safe to kill at any moment.
+
+Each record is written with one write call, flushed and fsynced before `append` returns, so a crash
+loses at most the line being written. On opening, a torn last line (no newline, not valid JSON) is cut
+off; a record whose key is already done is never written twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+from pydantic import ValidationError
+
+from .schema import CorpusRecord, Variant
+
+log = logging.getLogger(__name__)
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - non-POSIX
+    fcntl = None
+
+
+def make_cache_key(backend: str, model: str, prompt_version: str, settings: dict, mode: str,
+                   image_sha256: str | None, image_id: str | None = None) -> str:
+    """sha256 of everything that changes an answer; the image enters by content hash (or by id if it has none)."""
+    if not image_sha256 and not image_id:
+        raise ValueError("a cache key needs the image's content sha256 (or, for imported corpora, its image_id)")
+    payload = {"backend": backend, "model": model, "prompt_version": prompt_version, "settings": settings,
+               "mode": mode, "image": f"sha256:{image_sha256}" if image_sha256 else f"id:{image_id}"}
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class CorpusStore:
+    """Append-only JSONL store of corpus records (thread-safe; one writer process at a time is enforced by flock)."""
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._done: set[str] = set()
+        self.repair()
+        self._done = {r.cache_key for r in self.records() if r.status == "ok"}
+
+    def repair(self) -> int:
+        """Cut a torn last line left by a crash; return the number of bytes removed."""
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return 0
+        with self.path.open("rb+") as handle:
+            data = handle.read()
+            if data.endswith(b"\n"):
+                return 0
+            cut = data.rfind(b"\n") + 1
+            tail = data[cut:]
+            if _parses(tail):
+                handle.write(b"\n")  # a complete record that lost only its newline
+                return 0
+            handle.truncate(cut)
+            handle.flush()
+            os.fsync(handle.fileno())
+        log.warning("corpus %s: removed a torn last line (%d bytes) left by an interrupted run", self.path, len(tail))
+        return len(tail)
+
+    def records(self) -> Iterator[CorpusRecord]:
+        """Every complete record in file order (unreadable lines are reported and skipped)."""
+        if not self.path.exists():
+            return
+        with self.path.open("r", encoding="utf-8") as handle:
+            for line_number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                if not line.endswith("\n"):
+                    return  # a torn tail written by another process right now
+                try:
+                    yield CorpusRecord.model_validate_json(line)
+                except ValidationError as error:
+                    log.warning("corpus %s line %d is not a valid record, skipped: %s", self.path, line_number,
+                                str(error).splitlines()[0])
+
+    def done_keys(self) -> set[str]:
+        """Cache keys that have an "ok" record (failed ones are retried by a rerun)."""
+        with self._lock:
+            return set(self._done)
+
+    def failed_keys(self) -> set[str]:
+        """Cache keys whose latest record failed and that have no "ok" record."""
+        done = self.done_keys()
+        return {r.cache_key for r in self.records() if r.status == "failed" and r.cache_key not in done}
+
+    def append(self, record: CorpusRecord) -> bool:
+        """Write one record durably; False (and nothing written) if its key already has an "ok" record."""
+        line = (record.model_dump_json() + "\n").encode("utf-8")
+        with self._lock:
+            if record.cache_key in self._done:
+                return False
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                _write_all(fd, line)
+                os.fsync(fd)
+            finally:
+                os.close(fd)  # closing releases the flock
+            if record.status == "ok":
+                self._done.add(record.cache_key)
+        return True
+
+
+def _parses(raw: bytes) -> bool:
+    try:
+        CorpusRecord.model_validate_json(raw)
+        return True
+    except (ValidationError, ValueError):
+        return False
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _ok_records(path: Path | str, mode: str, model: str | None) -> dict[str, CorpusRecord]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus file {str(path)!r} does not exist; run `rsrt caption` or `rsrt caption-import` first")
+    chosen: dict[str, CorpusRecord] = {}
+    for record in CorpusStore(path).records():
+        if record.status != "ok" or record.mode != mode or (model and record.model != model):
+            continue
+        previous = chosen.get(record.image_id)
+        if previous is not None and previous.cache_key != record.cache_key:
+            raise ValueError(f"corpus {str(path)!r} holds two different answers for image {record.image_id!r} "
+                             f"(models {previous.model!r} and {record.model!r}, or different settings); "
+                             f"pass model=... or keep one run per corpus file")
+        chosen[record.image_id] = record
+    return chosen
+
+
+def load_variants(path: Path | str, model: str | None = None) -> dict[str, list[Variant]]:
+    """image_id -> its five variants, from the "ok" variants records of a corpus file."""
+    return {image_id: record.variants for image_id, record in _ok_records(path, "variants", model).items()}
+
+
+def load_query_texts(path: Path | str, model: str | None = None) -> dict[str, str]:
+    """image_id -> the query text written for it in "image_query" mode."""
+    return {image_id: record.query_text or "" for image_id, record in _ok_records(path, "image_query", model).items()}

@@ -1,0 +1,84 @@
+"""Image loading for captioning: content hashes (for cache keys) and JPEG data URLs (for the API)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+from pathlib import Path
+from typing import Iterable
+
+from .backend import CaptionRequest
+
+DEFAULT_JPEG_QUALITY = 90  # the authors' setting
+
+
+class ImageLoadError(ValueError):
+    """An image could not be read; the message names the file and how to fix it."""
+
+
+def _check_exists(path: Path | str | None, image_id: str | None = None) -> Path:
+    if path is None:
+        raise ImageLoadError(f"image {image_id!r} has no pixel file; restrict the dataset to images with pixels "
+                             f"(Dataset.with_images()) or add the image to the data store")
+    path = Path(path)
+    if not path.is_file():
+        raise ImageLoadError(f"image file {str(path)!r} does not exist; check the data root (--data-root) "
+                             f"or re-run the data import")
+    return path
+
+
+def file_sha256(path: Path | str) -> str:
+    """sha256 of the file's bytes (the image identity in cache keys)."""
+    path = _check_exists(path)
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def jpeg_bytes(path: Path | str, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
+    """The image decoded and re-encoded as RGB JPEG at `quality` (1-95)."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not 1 <= int(quality) <= 100:
+        raise ValueError(f"JPEG quality {quality!r} is out of range; use 1-100 (the authors used 90)")
+    path = _check_exists(path)
+    try:
+        with Image.open(path) as image:
+            rgb = image.convert("RGB")
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ImageLoadError(f"image file {str(path)!r} cannot be decoded ({error}); the file is damaged or not "
+                             f"an image: replace it from the dataset source") from None
+    buffer = io.BytesIO()
+    rgb.save(buffer, format="JPEG", quality=int(quality))
+    return buffer.getvalue()
+
+
+def jpeg_data_url(path: Path | str, quality: int = DEFAULT_JPEG_QUALITY) -> str:
+    """The image as a `data:image/jpeg;base64,...` URL, as the chat API takes it."""
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg_bytes(path, quality)).decode("ascii")
+
+
+def _as_request(item) -> CaptionRequest:
+    if isinstance(item, CaptionRequest):
+        return item
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        image_id, path = item
+        return CaptionRequest(str(image_id), Path(path) if path is not None else None)
+    if hasattr(item, "image_id") and hasattr(item, "image_path"):  # data-layer ImageRecord
+        return CaptionRequest(item.image_id, item.image_path, scene_class=getattr(item, "scene_class", None))
+    raise TypeError(f"cannot make a caption request from {item!r}; pass CaptionRequest, (image_id, path) or ImageRecord")
+
+
+def build_requests(items: Iterable) -> list[CaptionRequest]:
+    """Caption requests with content hashes filled in; unreadable files keep image_sha256=None (they fail later)."""
+    requests = []
+    for item in items:
+        request = _as_request(item)
+        if request.image_sha256 is None and request.image_path is not None and Path(request.image_path).is_file():
+            request = CaptionRequest(request.image_id, Path(request.image_path), file_sha256(request.image_path),
+                                     request.scene_class)
+        requests.append(request)
+    return requests

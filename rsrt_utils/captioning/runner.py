@@ -1,0 +1,268 @@
+"""The corpus runner: caption many images with any backend, resumably, and summarise what failed.
+
+Requests already answered (their cache key has an "ok" record in the store) are skipped. The rest run
+in threads (`concurrency`), in chunks of the backend's `batch_size`. A bad answer is retried once with
+the stricter instruction; a request that still fails gets a `status="failed"` record with its reason.
+One bad image never stops the run; only a `BackendFatalError` (e.g. a rejected API key) does.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .backend import MODES, BackendAnswer, BackendFatalError, CaptionBackend, CaptionRequest
+from .corpus import CorpusStore, make_cache_key, utc_now
+from .images import build_requests
+from .parsing import ParseError, parse_query_text, parse_variants
+from .schema import CorpusRecord
+
+log = logging.getLogger(__name__)
+
+USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+
+@dataclass
+class RunSummary:
+    """What a run did: counts, failure reasons (reason -> count), token usage, time."""
+
+    total: int = 0
+    skipped_done: int = 0
+    ok: int = 0
+    failed: int = 0
+    retried: int = 0
+    failure_reasons: dict[str, int] = field(default_factory=dict)
+    failed_image_ids: list[str] = field(default_factory=list)
+    usage: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    store_path: str = ""
+
+    def text(self) -> str:
+        lines = [f"captioned {self.ok} image(s), {self.failed} failed, {self.skipped_done} already done "
+                 f"(of {self.total}); {self.retried} retried with the strict prompt; {self.elapsed_s:.1f} s",
+                 f"tokens: " + ", ".join(f"{k}={v}" for k, v in sorted(self.usage.items())) if self.usage else "tokens: none reported",
+                 f"store: {self.store_path}"]
+        if self.failure_reasons:
+            lines.append("failures by reason:")
+            lines += [f"  {count} x {reason}" for reason, count in sorted(self.failure_reasons.items(), key=lambda kv: -kv[1])]
+            shown = ", ".join(self.failed_image_ids[:10]) + (" ..." if len(self.failed_image_ids) > 10 else "")
+            lines.append(f"failed images: {shown} (a rerun retries them)")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def request_key(backend: CaptionBackend, request: CaptionRequest, mode: str) -> str:
+    """The cache key of one request under this backend's model, prompts and settings."""
+    return make_cache_key(backend.name, backend.model, backend.prompt_version, backend.settings, mode,
+                          request.image_sha256, request.image_id)
+
+
+def _add_usage(total: dict, usage: dict) -> None:
+    for name in USAGE_FIELDS:
+        if isinstance(usage.get(name), int):
+            total[name] = total.get(name, 0) + usage[name]
+
+
+def _interpret(answer: BackendAnswer, mode: str) -> tuple[dict, str | None, bool]:
+    """(record fields, failure reason or None, whether a strict retry may help)."""
+    if answer.error:
+        return {}, answer.error, False
+    try:
+        if mode == "variants":
+            if answer.variants is not None:
+                return {"variants": parse_variants([v.model_dump() for v in answer.variants]).variants}, None, False
+            return {"variants": parse_variants(answer.raw_text or "").variants}, None, False
+        text = answer.query_text if answer.query_text is not None else answer.raw_text
+        return {"query_text": parse_query_text(text or "")}, None, False
+    except ParseError as error:
+        return {}, f"bad answer: {error.reason}", answer.variants is None
+
+
+def _call_backend(backend: CaptionBackend, chunk: Sequence[CaptionRequest], mode: str, strict: bool) -> list[BackendAnswer]:
+    """The backend's answers, or one error answer per request if the whole call failed."""
+    try:
+        answers = backend.answer_batch(chunk, mode, strict=strict)
+    except BackendFatalError:
+        raise
+    except Exception as error:  # one failing call must not stop the run
+        log.debug("backend call failed", exc_info=True)
+        return [BackendAnswer(error=f"{type(error).__name__}: {error}") for _ in chunk]
+    if len(answers) != len(chunk):
+        return [BackendAnswer(error=f"backend returned {len(answers)} answers for {len(chunk)} requests") for _ in chunk]
+    return answers
+
+
+def _caption_chunk(backend, chunk, keys, mode, max_attempts) -> list[tuple[CorpusRecord, int]]:
+    """Records for one chunk (with the number of strict retries each took)."""
+    outcome: dict[int, tuple[dict, str | None]] = {}
+    usage: dict[int, dict] = {i: {} for i in range(len(chunk))}
+    retries = Counter()
+    pending = []
+    for i, request in enumerate(chunk):
+        reason = _pixel_problem(backend, request)
+        if reason:
+            outcome[i] = ({}, reason)
+        else:
+            pending.append(i)
+    for attempt in range(1, max_attempts + 1):
+        if not pending:
+            break
+        strict = attempt > 1
+        answers = _call_backend(backend, [chunk[i] for i in pending], mode, strict)
+        again = []
+        for i, answer in zip(pending, answers):
+            _add_usage(usage[i], answer.usage)
+            fields, reason, retryable = _interpret(answer, mode)
+            outcome[i] = (fields, reason)
+            if reason and retryable and attempt < max_attempts:
+                again.append(i)
+                retries[i] += 1
+        pending = again
+    records = []
+    for i, request in enumerate(chunk):
+        fields, reason = outcome[i]
+        usage[i]["attempts"] = 1 + retries[i]
+        records.append((_record(backend, request, keys[i], mode, fields, reason, usage[i]), retries[i]))
+    return records
+
+
+def _pixel_problem(backend, request: CaptionRequest) -> str | None:
+    """Why this request cannot be sent (no pixel file, unreadable file), or None."""
+    if getattr(backend, "needs_pixels", True) is False:
+        return None
+    if request.image_path is None:
+        return f"image {request.image_id!r} has no pixel file; caption only images with pixels (Dataset.with_images())"
+    if not request.image_sha256:
+        return f"image file {str(request.image_path)!r} is missing or unreadable; check the data root (--data-root)"
+    return None
+
+
+def _record(backend, request, key, mode, fields, reason, usage) -> CorpusRecord:
+    return CorpusRecord(image_id=request.image_id, cache_key=key, status="failed" if reason else "ok", mode=mode,
+                        error=reason, backend=backend.name, model=backend.model, prompt_version=backend.prompt_version,
+                        settings=backend.settings, image_sha256=request.image_sha256, usage=usage,
+                        label=getattr(backend, "label", None), created_at=utc_now(), **fields)
+
+
+def _progress_bar(total: int, enabled: bool, initial: int = 0):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc="captioning", unit="img", disable=not enabled, dynamic_ncols=True)
+
+
+def _note(summary: RunSummary, record: CorpusRecord, retries: int) -> None:
+    summary.retried += retries
+    _add_usage(summary.usage, record.usage)
+    if record.status == "ok":
+        summary.ok += 1
+    else:
+        summary.failed += 1
+        summary.failure_reasons[record.error] = summary.failure_reasons.get(record.error, 0) + 1
+        summary.failed_image_ids.append(record.image_id)
+
+
+def caption_images(requests: Iterable, backend: CaptionBackend, store_path: Path | str, mode: str = "variants",
+                   concurrency: int = 8, max_attempts: int = 2, progress: bool = True) -> RunSummary:
+    """Caption every request not yet done into the store at `store_path`; return what happened.
+
+    `requests`: CaptionRequest objects, (image_id, path) pairs or data-layer ImageRecords.
+    `max_attempts`: answers per image at most (2 = one retry of a bad answer with the strict prompt).
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} is not known; choose one of {', '.join(MODES)}")
+    if concurrency < 1 or max_attempts < 1:
+        raise ValueError(f"concurrency ({concurrency}) and max_attempts ({max_attempts}) must be at least 1")
+    if hasattr(backend, "caption_to_store"):  # e.g. the OpenAI Batch API: its own submit/poll/collect cycle
+        return backend.caption_to_store(requests, store_path, mode=mode, max_attempts=max_attempts, progress=progress)
+    started = time.monotonic()
+    store = CorpusStore(store_path)
+    requests = build_requests(requests)
+    summary = RunSummary(total=len(requests), store_path=str(store.path))
+    todo, keys = _todo(requests, backend, mode, store, summary)
+    batch_size = max(1, int(getattr(backend, "batch_size", 1) or 1))
+    chunks = [list(range(s, min(s + batch_size, len(todo)))) for s in range(0, len(todo), batch_size)]
+    bar = _progress_bar(summary.total, progress, initial=summary.skipped_done)
+    try:
+        _run_chunks(backend, todo, keys, chunks, mode, concurrency, max_attempts, store, summary, bar)
+    finally:
+        bar.close()
+        summary.elapsed_s = round(time.monotonic() - started, 3)
+    log.info("%s", summary.text())
+    return summary
+
+
+def _todo(requests, backend, mode, store, summary):
+    done = store.done_keys()
+    todo, keys, seen = [], [], set()
+    for request in requests:
+        key = request_key(backend, request, mode)
+        if key in done or key in seen:
+            summary.skipped_done += 1
+            continue
+        seen.add(key)
+        todo.append(request)
+        keys.append(key)
+    return todo, keys
+
+
+def _run_chunks(backend, todo, keys, chunks, mode, concurrency, max_attempts, store, summary, bar) -> None:
+    """Run chunks in a bounded thread pool; write each record as soon as its chunk is done."""
+    chunk_iter = iter(chunks)
+    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="caption") as pool:
+        running = set()
+
+        def submit_next() -> bool:
+            indices = next(chunk_iter, None)
+            if indices is None:
+                return False
+            running.add(pool.submit(_caption_chunk, backend, [todo[i] for i in indices], [keys[i] for i in indices],
+                                    mode, max_attempts))
+            return True
+
+        while len(running) < concurrency and submit_next():
+            pass
+        try:
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    running.discard(future)
+                    for record, retries in future.result():
+                        store.append(record)
+                        _note(summary, record, retries)
+                        bar.update(1)
+                    submit_next()
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
+
+
+def estimate_cost(n_images: int, prices: dict, expected_tokens: dict, batch: bool = False) -> dict:
+    """Expected cost of captioning `n_images`, shown before a paid run.
+
+    prices: {"input_per_1m": USD, "output_per_1m": USD, "batch_discount": 0.5};
+    expected_tokens: {"input": per image, "output": per image}.
+    """
+    for name in ("input_per_1m", "output_per_1m"):
+        if name not in prices:
+            raise ValueError(f"prices needs {name!r} (USD per million tokens); got keys {sorted(prices)}")
+    for name in ("input", "output"):
+        if name not in expected_tokens:
+            raise ValueError(f"expected_tokens needs {name!r} (tokens per image); got keys {sorted(expected_tokens)}")
+    factor = 1.0 - float(prices.get("batch_discount", 0.5)) if batch else 1.0
+    input_tokens = n_images * expected_tokens["input"]
+    output_tokens = n_images * expected_tokens["output"]
+    cost = factor * (input_tokens * prices["input_per_1m"] + output_tokens * prices["output_per_1m"]) / 1e6
+    text = (f"{n_images} image(s) x ~{expected_tokens['input']} input + ~{expected_tokens['output']} output tokens "
+            f"= ~{input_tokens:,} + ~{output_tokens:,} tokens; estimated cost ${cost:,.2f}"
+            + (f" (Batch API, {int(round((1 - factor) * 100))} % discount)" if batch else "")
+            + " (a strict retry of a bad answer costs one more call)")
+    return {"n_images": n_images, "input_tokens": input_tokens, "output_tokens": output_tokens,
+            "usd": round(cost, 4), "batch": batch, "text": text}

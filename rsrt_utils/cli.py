@@ -1,0 +1,116 @@
+"""The `rsrt` command line (also `python -m rsrt_utils`): data, evaluation, captioning and study runs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    data = sub.add_parser("data", help="import, download, inspect and validate the benchmark data store")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    imp = data_sub.add_parser("import", help="copy datasets from a local folder or mirror (e.g. ../shared/data) into data/")
+    imp.add_argument("--from", dest="source", required=True, help="folder with the mirror's layout")
+    dl = data_sub.add_parser("download", help="fetch datasets from their public sources (pinned commits, sha256-checked)")
+    dl.add_argument("--base-url", default=None, help="serve the same paths from a mirror (default: GitHub raw)")
+    dl.add_argument("--workers", type=int, default=8)
+    for cmd in (imp, dl):
+        cmd.add_argument("--datasets", nargs="+", default=None, help="rsitmd rsicd aid150 (default: all)")
+        cmd.add_argument("--overwrite", action="store_true", help="replace a complete dataset already in the store")
+        cmd.add_argument("--store", type=Path, default=None, help="store folder (default: data/ or RSRT_DATA_DIR)")
+    status = data_sub.add_parser("status", help="which datasets are complete in the store")
+    status.add_argument("--store", type=Path, default=None)
+    val = data_sub.add_parser("validate", help="counts against the standard splits, blanks, duplicates, pixel coverage")
+    _add_dataset_args(val)
+
+
+def _add_dataset_args(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument("--dataset", default="rsitmd", choices=["rsitmd", "rsicd"])
+    cmd.add_argument("--split", default="test", choices=["test", "train"])
+    cmd.add_argument("--data-root", type=Path, default=None, help="store or mirror folder (default: the project store)")
+    cmd.add_argument("--source", default=None, help="annotation source inside the root: amfmn (default) or json (RSITMD)")
+    cmd.add_argument("--annotations", type=Path, default=None, help="an annotation file/folder in any supported format")
+
+
+def _add_oracle_command(sub: argparse._SubParsersAction) -> None:
+    oracle = sub.add_parser("oracle", help="evaluate the human-caption oracle (leave-one-caption-out ceiling)")
+    _add_dataset_args(oracle)
+    oracle.add_argument("--encoder", default="all-MiniLM-L6-v2", help="text encoder spec (see rsrt_utils.encoders)")
+    oracle.add_argument("--pooling", default="max", choices=["max", "mean", "top2-mean"])
+    oracle.add_argument("--ties", default="pessimistic", choices=["pessimistic", "optimistic"])
+    oracle.add_argument("--n-boot", type=int, default=1000)
+    oracle.add_argument("--out", type=Path, default=None, help="metrics.json path (default outputs/oracle-<dataset>-<split>/)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rsrt", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"rsrt {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_data_commands(sub)
+    _add_oracle_command(sub)
+    for module, adder in (("rsrt_utils.captioning.cli", "add_caption_subcommands"), ("rsrt_utils.study.cli", "add_study_subcommands")):
+        try:
+            getattr(__import__(module, fromlist=[adder]), adder)(sub)
+        except ImportError:
+            pass
+    return parser
+
+
+def _run_data(args: argparse.Namespace) -> int:
+    from .data import load_dataset, validation_report
+    from .data.store import download, import_from_folder, store_status
+
+    if args.data_command == "import":
+        done = import_from_folder(Path(args.source), args.datasets, args.store, overwrite=args.overwrite)
+    elif args.data_command == "download":
+        done = download(args.datasets, args.store, base_url=args.base_url, overwrite=args.overwrite, workers=args.workers)
+    elif args.data_command == "status":
+        print(json.dumps(store_status(args.store), indent=2))
+        return 0
+    else:
+        dataset = load_dataset(args.dataset, args.split, root=args.data_root, source=args.source, annotations=args.annotations)
+        print(json.dumps(validation_report(dataset), indent=2))
+        return 0
+    for name, path in done.items():
+        print(f"{name}: complete in {path}")
+    return 0
+
+
+def _run_oracle(args: argparse.Namespace) -> int:
+    from .data import load_dataset
+    from .encoders import CachedEncoder, make_text_encoder
+    from .evaluation import ORACLE_CAPTIONER, human_caption_oracle, metrics_record, write_json_atomic
+    from .paths import outputs_dir
+
+    dataset = load_dataset(args.dataset, args.split, root=args.data_root, source=args.source, annotations=args.annotations)
+    encoder = CachedEncoder(make_text_encoder(args.encoder))
+    result = human_caption_oracle(dataset, encoder, pooling=args.pooling, ties=args.ties, n_boot=args.n_boot)
+    params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
+    record = metrics_record(result, dataset, ORACLE_CAPTIONER, encoder.name, args.pooling, params)
+    out = args.out or outputs_dir() / f"oracle-{args.dataset}-{args.split}" / "metrics.json"
+    write_json_atomic(record, out)
+    print(f"{dataset.name} {dataset.split} oracle with {encoder.name}: mR {record['mR']} (95% CI {record['ci95']['mR']}); "
+          f"t2i {record['t2i']} i2t {record['i2t']} -> {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"data": _run_data, "oracle": _run_oracle}
+    handler = handlers.get(args.command) or getattr(args, "func", None)
+    if handler is None:
+        parser.error(f"command {args.command!r} has no handler")
+    try:
+        return int(handler(args) or 0)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"rsrt {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

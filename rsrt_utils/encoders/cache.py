@@ -1,0 +1,105 @@
+"""On-disk embedding cache keyed by (model name, exact text), in one SQLite file per model.
+
+SQLite transactions make every write atomic: an interrupted run leaves only complete rows,
+and the next run computes just what is missing. Overwrite policies (as in BEIR/MTEB):
+  only-missing  use cached vectors, compute and store the rest (default)
+  always        recompute every text and overwrite the cache
+  never         read-only: every text must already be cached, else an error
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from ..paths import cache_dir
+from .base import TextEncoder
+
+OVERWRITE_POLICIES = ("only-missing", "always", "never")
+_SQL_CHUNK = 900
+
+
+def text_key(model_name: str, text: str) -> str:
+    return hashlib.sha256(f"{model_name}\x00{text}".encode()).hexdigest()
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:120] + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
+
+
+class EmbeddingCache:
+    """Vectors of one model, stored by text key."""
+
+    def __init__(self, model_name: str, root: Path | None = None):
+        self.model_name = model_name
+        self.path = Path(root or cache_dir() / "embeddings") / f"{_slug(model_name)}.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
+        self._db.commit()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(keys), _SQL_CHUNK):
+            chunk = list(keys[start:start + _SQL_CHUNK])
+            marks = ",".join("?" * len(chunk))
+            for key, dim, blob in self._db.execute(f"SELECT key, dim, vec FROM vectors WHERE key IN ({marks})", chunk):
+                found[key] = np.frombuffer(blob, dtype=np.float32, count=dim)
+        return found
+
+    def put_many(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        rows = [(k, int(v.shape[0]), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in zip(keys, vectors)]
+        with self._db:  # one transaction: all rows or none
+            self._db.executemany("INSERT OR REPLACE INTO vectors (key, dim, vec) VALUES (?, ?, ?)", rows)
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class CachedEncoder:
+    """Wraps a TextEncoder with the embedding cache; duplicate texts are embedded once."""
+
+    def __init__(self, encoder: TextEncoder, cache_root: Path | None = None, policy: str = "only-missing",
+                 write_batch: int = 512, progress: bool = True):
+        if policy not in OVERWRITE_POLICIES:
+            raise ValueError(f"cache policy {policy!r} is not known; choose one of {', '.join(OVERWRITE_POLICIES)}")
+        self.encoder = encoder
+        self.name = encoder.name
+        self.policy = policy
+        self.cache = EmbeddingCache(encoder.name, cache_root)
+        self.write_batch = write_batch
+        self.progress = progress
+        self.last_stats = {"texts": 0, "unique": 0, "computed": 0}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        unique = list(dict.fromkeys(texts))
+        keys = [text_key(self.name, t) for t in unique]
+        cached = {} if self.policy == "always" else self.cache.get_many(keys)
+        missing = [i for i, k in enumerate(keys) if k not in cached]
+        if missing and self.policy == "never":
+            raise RuntimeError(f"{len(missing)} of {len(unique)} texts are not in the {self.name} cache "
+                               f"({self.cache.path}) and the policy is 'never'; rerun with policy 'only-missing'")
+        bar = tqdm(total=len(missing), desc=f"embedding with {self.name}", unit="text", disable=not (self.progress and missing))
+        for start in range(0, len(missing), self.write_batch):
+            batch = missing[start:start + self.write_batch]
+            vectors = self.encoder.encode([unique[i] for i in batch])
+            self.cache.put_many([keys[i] for i in batch], vectors)
+            cached.update({keys[i]: v for i, v in zip(batch, vectors)})
+            bar.update(len(batch))
+        bar.close()
+        self.last_stats = {"texts": len(texts), "unique": len(unique), "computed": len(missing)}
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        by_text = {t: cached[k] for t, k in zip(unique, keys)}
+        return np.stack([by_text[t] for t in texts]).astype(np.float32, copy=False)

