@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"command {args.command!r} has no handler")
     try:
         return int(handler(args) or 0)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, FileNotFoundError, RuntimeError, KeyError) as exc:
         print(f"rsrt {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

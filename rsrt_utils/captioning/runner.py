@@ -24,9 +24,6 @@ from .schema import CorpusRecord
 
 log = logging.getLogger(__name__)
 
-USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
-
-
 @dataclass
 class RunSummary:
     """What a run did: counts, failure reasons (reason -> count), token usage, time."""
@@ -65,9 +62,10 @@ def request_key(backend: CaptionBackend, request: CaptionRequest, mode: str) -> 
 
 
 def _add_usage(total: dict, usage: dict) -> None:
-    for name in USAGE_FIELDS:
-        if isinstance(usage.get(name), int):
-            total[name] = total.get(name, 0) + usage[name]
+    """Add the integer counters of `usage` (tokens, HTTP retries) into `total`."""
+    for name, value in (usage or {}).items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            total[name] = total.get(name, 0) + value
 
 
 def _interpret(answer: BackendAnswer, mode: str) -> tuple[dict, str | None, bool]:
@@ -103,7 +101,7 @@ def _caption_chunk(backend, chunk, keys, mode, max_attempts) -> list[tuple[Corpu
     """Records for one chunk (with the number of strict retries each took)."""
     outcome: dict[int, tuple[dict, str | None]] = {}
     usage: dict[int, dict] = {i: {} for i in range(len(chunk))}
-    retries = Counter()
+    retries, calls = Counter(), Counter()
     pending = []
     for i, request in enumerate(chunk):
         reason = _pixel_problem(backend, request)
@@ -118,6 +116,7 @@ def _caption_chunk(backend, chunk, keys, mode, max_attempts) -> list[tuple[Corpu
         answers = _call_backend(backend, [chunk[i] for i in pending], mode, strict)
         again = []
         for i, answer in zip(pending, answers):
+            calls[i] += 1
             _add_usage(usage[i], answer.usage)
             fields, reason, retryable = _interpret(answer, mode)
             outcome[i] = (fields, reason)
@@ -128,7 +127,7 @@ def _caption_chunk(backend, chunk, keys, mode, max_attempts) -> list[tuple[Corpu
     records = []
     for i, request in enumerate(chunk):
         fields, reason = outcome[i]
-        usage[i]["attempts"] = 1 + retries[i]
+        usage[i]["attempts"] = calls[i]
         records.append((_record(backend, request, keys[i], mode, fields, reason, usage[i]), retries[i]))
     return records
 

@@ -145,13 +145,14 @@ def load_dataset(name: str, split: str = "test", root: Path | str | None = None,
                  drop_blank: bool = True) -> Dataset:
     """Load a benchmark split into a Dataset.
 
-    name: 'rsitmd' or 'rsicd'; root: a store/mirror folder (default: the project store);
+    name: 'rsitmd' or 'rsicd' (any name when `annotations` is given); root: a store/mirror folder (default: the project store);
     source: which annotation source inside root ('amfmn' default, 'json' for RSITMD);
     annotations: an explicit annotation file/folder in any supported format (overrides source);
     images_dir: a folder whose files match the image file names exactly (RSICD defaults to AID-150).
     """
-    if name not in DATASETS:
-        raise ValueError(f"dataset {name!r} is not known; choose one of {', '.join(DATASETS)}")
+    if name not in DATASETS and annotations is None:
+        raise ValueError(f"dataset {name!r} is not known; choose one of {', '.join(DATASETS)}, "
+                         "or give `annotations` (a file/folder in a supported format) for your own data")
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not known; choose one of {', '.join(SPLITS)} ('train' includes val)")
     if annotations is None:

@@ -83,15 +83,19 @@ def _assemble(dataset: str, store: Path, origin: str, fetch: Callable[[SourceFil
         fetch(item, target)
         _check(target, item)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(total=len(files), desc=f"{origin.split(':')[0]} {dataset}",
-                                                               unit="file", disable=not progress) as bar:
-        futures = {pool.submit(one, f): f for f in files}
-        for future in as_completed(futures):
-            try:
-                future.result()
-            except Exception as exc:  # noqa: BLE001 - collected and reported together
-                errors.append(f"{futures[future].relpath}: {exc}")
-            bar.update(1)
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool, tqdm(total=len(files), desc=f"{origin.split(':')[0]} {dataset}",
+                                                                   unit="file", disable=not progress) as bar:
+            futures = {pool.submit(one, f): f for f in files}
+            for future in as_completed(futures):
+                try:
+                    future.result()
+                except Exception as exc:  # noqa: BLE001 - collected and reported together
+                    errors.append(f"{futures[future].relpath}: {exc}")
+                bar.update(1)
+    except BaseException:  # e.g. Ctrl-C: leave no half-filled staging folder behind
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if errors:
         shutil.rmtree(staging, ignore_errors=True)
         shown = "\n  ".join(sorted(errors)[:10])

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -40,27 +41,31 @@ class EmbeddingCache:
         self.model_name = model_name
         self.path = Path(root or cache_dir() / "embeddings") / f"{_slug(model_name)}.sqlite"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
+        # one connection shared by threads (captioning backends run in a pool), serialised by a lock
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
+        self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
         self._db.commit()
 
     def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
-        for start in range(0, len(keys), _SQL_CHUNK):
-            chunk = list(keys[start:start + _SQL_CHUNK])
-            marks = ",".join("?" * len(chunk))
-            for key, dim, blob in self._db.execute(f"SELECT key, dim, vec FROM vectors WHERE key IN ({marks})", chunk):
-                found[key] = np.frombuffer(blob, dtype=np.float32, count=dim)
+        with self._lock:
+            for start in range(0, len(keys), _SQL_CHUNK):
+                chunk = list(keys[start:start + _SQL_CHUNK])
+                marks = ",".join("?" * len(chunk))
+                for key, dim, blob in self._db.execute(f"SELECT key, dim, vec FROM vectors WHERE key IN ({marks})", chunk):
+                    found[key] = np.frombuffer(blob, dtype=np.float32, count=dim)
         return found
 
     def put_many(self, keys: Sequence[str], vectors: np.ndarray) -> None:
         rows = [(k, int(v.shape[0]), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in zip(keys, vectors)]
-        with self._db:  # one transaction: all rows or none
+        with self._lock, self._db:  # one transaction: all rows or none
             self._db.executemany("INSERT OR REPLACE INTO vectors (key, dim, vec) VALUES (?, ?, ?)", rows)
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()

@@ -1,0 +1,188 @@
+"""Choose the neighbour captioner's settings on a validation split held out from TRAIN (never on test).
+
+Usage:  python benchmarks/tune_neighbour_captioner.py [--mirror DIR] [--cache DIR] [--val-share 0.1] [--seed 0]
+
+Procedure: RSICD train images with AID-150 pixels are split, seeded and stratified by scene class,
+into a validation part (val-share of each class) and the rest. The rest is the neighbour bank; the
+validation images are the gallery and their human captions the queries, scored with the standard
+protocol (t2i: max over n_variants consensus captions; i2t: max over the first n_query_captions,
+against all validation captions; mR = mean of six recalls, shared metric code). The grid covers
+TTA on the query image, k, tau (None = unweighted), weighting the candidate itself, n_variants and
+n_query_captions. Writes benchmarks/results/neighbour_tuning.json with every grid point, the
+baseline (k=10, unweighted, 5/5, no TTA) and the chosen setting with its 95 % interval.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from rsrt_utils.paths import cache_dir, shared_mirror_dir  # noqa: E402
+
+RESULT_PATH = HERE / "results" / "neighbour_tuning.json"
+GRID = {
+    "tta": [False, True],
+    "k": [10, 20, 50, 100, 200],
+    "tau": [None, 0.02, 0.05, 0.1, 0.2],
+    "weight_candidates": [False, True],
+}
+N_VARIANTS = [1, 3, 5, 10, 15, 20]
+N_QUERY_CAPTIONS = [1, 2, 3, 5, 10]
+
+
+def stratified_validation_split(classes: list[str], share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(validation indices, remaining indices): `share` of each class, seeded."""
+    if not 0 < share < 1:
+        raise ValueError(f"val share must be in (0, 1), got {share}")
+    rng = np.random.default_rng(seed)
+    classes = np.asarray(classes)
+    val = []
+    for name in sorted(set(classes)):
+        members = np.flatnonzero(classes == name)
+        n_val = max(1, int(round(share * len(members))))
+        val.extend(rng.choice(members, size=n_val, replace=False).tolist())
+    val = np.sort(np.asarray(val, dtype=np.int64))
+    rest = np.setdiff1d(np.arange(len(classes)), val)
+    return val, rest
+
+
+def direction_hits(scores: np.ndarray, relevant: np.ndarray) -> np.ndarray:
+    """(n_queries, 3) hits at 1/5/10 with the shared metric code (pessimistic ties)."""
+    from rsrt_utils.metrics import hits_at_k, rank_of_best_relevant
+    return hits_at_k(rank_of_best_relevant(scores, relevant))
+
+
+def pooled_scores(query_vectors: np.ndarray, caption_vectors: np.ndarray, chosen: list[list[int]], n: int) -> np.ndarray:
+    """(n_queries, n_images) max similarity over each image's first n chosen captions."""
+    from rsrt_utils.retrieval import VariantGallery, pooled_similarity
+    picks = [row[:n] for row in chosen]
+    flat = np.concatenate([np.asarray(p, dtype=np.int64) for p in picks])
+    owner = np.repeat(np.arange(len(picks)), [len(p) for p in picks])
+    return pooled_similarity(query_vectors, VariantGallery.from_groups(caption_vectors[flat], owner, len(picks)), "max")
+
+
+def evaluate_grid_point(query_features, bank, bank_vectors, val_vectors, relevant, point: dict) -> list[dict]:
+    """Every (n_variants, n_query_captions) pair for one consensus setting; mR per pair."""
+    from rsrt_utils.captioning.neighbour import consensus_captions
+    chosen = consensus_captions(query_features, bank, bank_vectors, point["k"], point["tau"], max(N_VARIANTS + N_QUERY_CAPTIONS),
+                                point["weight_candidates"])
+    t2i = {n: direction_hits(pooled_scores(val_vectors, bank_vectors, chosen, n), relevant).mean(axis=0) for n in N_VARIANTS}
+    i2t = {n: direction_hits(np.ascontiguousarray(pooled_scores(val_vectors, bank_vectors, chosen, n).T), relevant.T).mean(axis=0)
+           for n in N_QUERY_CAPTIONS}
+    rows = []
+    for nv, nq in itertools.product(N_VARIANTS, N_QUERY_CAPTIONS):
+        m_r = (t2i[nv].sum() + i2t[nq].sum()) / 6 * 100
+        rows.append({**point, "n_variants": nv, "n_query_captions": nq, "mR": round(float(m_r), 2),
+                     "t2i": [round(float(x) * 100, 2) for x in t2i[nv]], "i2t": [round(float(x) * 100, 2) for x in i2t[nq]]})
+    return rows
+
+
+def final_validation_figure(captioner_settings: dict, query_features, bank, bank_vectors, val_vectors, val) -> dict:
+    """The chosen setting on validation through evaluate_scores (with its bootstrap interval)."""
+    from rsrt_utils.captioning.neighbour import consensus_captions
+    from rsrt_utils.metrics import evaluate_scores
+    s = captioner_settings
+    chosen = consensus_captions(query_features, bank, bank_vectors, s["k"], s["tau"], s["n_variants"], s["weight_candidates"])
+    t2i = pooled_scores(val_vectors, bank_vectors, chosen, s["n_variants"])
+    i2t = np.ascontiguousarray(pooled_scores(val_vectors, bank_vectors, chosen, s["n_query_captions"]).T)
+    result = evaluate_scores(t2i, i2t, val.caption_image_index)
+    return {key: result[key] for key in ("n_images", "n_queries", "t2i", "i2t", "mR", "ci95")}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mirror", type=Path, default=shared_mirror_dir())
+    parser.add_argument("--cache", type=Path, default=cache_dir() / "bench")
+    parser.add_argument("--val-share", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.mirror is None or not Path(args.mirror).is_dir():
+        raise SystemExit("the data mirror (../shared/data) was not found; pass --mirror DIR or set RSRT_MIRROR_DIR")
+
+    from rsrt_utils.captioning.neighbour import BASELINE_SETTINGS, TrainBank
+    from rsrt_utils.data import load_dataset
+    from rsrt_utils.encoders import CachedEncoder, make_text_encoder
+    from rsrt_utils.image_features import ImageFeatureExtractor
+    from rsrt_utils.metrics import relevance_t2i
+
+    started = time.perf_counter()
+    train = load_dataset("rsicd", split="train", root=args.mirror).with_images()
+    encoder = CachedEncoder(make_text_encoder("all-MiniLM-L6-v2"), cache_root=args.cache / "embeddings")
+    feature_root = args.cache / "image_features"
+    full_bank = TrainBank.from_dataset(train, cache_root=feature_root)
+    val_idx, rest_idx = stratified_validation_split(train.image_classes, args.val_share, args.seed)
+    bank = full_bank.subset(rest_idx, name="rsicd-train-minus-val")
+    val = train.subset(val_idx, note="validation images held out from train")
+    bank_vectors = bank.caption_vectors(encoder)
+    val_vectors = encoder.encode(list(val.captions))
+    relevant = relevance_t2i(val.caption_image_index, val.n_images)
+    features = {False: full_bank.features[val_idx],
+                True: ImageFeatureExtractor(tta=True, cache_root=feature_root).extract([im.image_path for im in val.images])}
+
+    rows = []
+    for tta, k, tau, weight_candidates in itertools.product(*GRID.values()):
+        if tau is None and weight_candidates:
+            continue  # unweighted: all weights are 1, so weighting the candidate changes nothing
+        point = {"tta": tta, "k": k, "tau": tau, "weight_candidates": weight_candidates}
+        point_rows = evaluate_grid_point(features[tta], bank, bank_vectors, val_vectors, relevant, point)
+        rows.extend(point_rows)
+        best = max(point_rows, key=lambda r: r["mR"])
+        print(f"{point} best {best['mR']} (nv={best['n_variants']}, nq={best['n_query_captions']})", flush=True)
+
+    chosen = max(rows, key=lambda r: r["mR"])
+    chosen_settings = {key: chosen[key] for key in ("k", "tau", "weight_candidates", "n_variants", "n_query_captions", "tta")}
+    baseline = next(r for r in rows if all(r[key] == BASELINE_SETTINGS[key] for key in BASELINE_SETTINGS))
+    payload = {
+        "procedure": __doc__.strip().splitlines()[0] + " " + " ".join(__doc__.strip().splitlines()[4:]),
+        "split": {"dataset": repr(train), "val_share": args.val_share, "seed": args.seed, "stratified_by": "scene class",
+                  "n_val_images": int(len(val_idx)), "n_val_captions": len(val.captions), "n_bank_images": int(len(rest_idx))},
+        "text_encoder": encoder.name,
+        "image_encoder": {"bank": full_bank.feature_identity},
+        "grid": {**{key: value for key, value in GRID.items()}, "n_variants": N_VARIANTS, "n_query_captions": N_QUERY_CAPTIONS},
+        "baseline_validation": baseline,
+        "chosen": chosen_settings,
+        "chosen_validation": final_validation_figure(chosen_settings, features[chosen["tta"]], bank, bank_vectors, val_vectors, val),
+        "baseline_validation_full": final_validation_figure(BASELINE_SETTINGS, features[False], bank, bank_vectors, val_vectors, val),
+        "ablations_from_baseline": ablations(rows, chosen_settings),
+        "top10": sorted(rows, key=lambda r: -r["mR"])[:10],
+        "all_rows": rows,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    RESULT_PATH.parent.mkdir(parents=True, exist_ok=True)
+    tmp = RESULT_PATH.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=1) + "\n")
+    tmp.replace(RESULT_PATH)
+    print("chosen", chosen_settings, payload["chosen_validation"]["mR"], payload["chosen_validation"]["ci95"]["mR"])
+    print("baseline", payload["baseline_validation_full"]["mR"])
+
+
+def ablations(rows: list[dict], chosen: dict) -> dict:
+    """Validation mR of the chosen setting with one factor reverted to the baseline at a time (what helped)."""
+    from rsrt_utils.captioning.neighbour import BASELINE_SETTINGS
+
+    def lookup(settings: dict) -> float | None:
+        for r in rows:
+            if all(r[key] == settings[key] for key in settings):
+                return r["mR"]
+        return None
+
+    out = {"chosen": lookup(chosen), "baseline": lookup(dict(BASELINE_SETTINGS))}
+    for factor in ("tta", "k", "n_variants", "n_query_captions"):
+        out[f"chosen but {factor}={BASELINE_SETTINGS[factor]}"] = lookup({**chosen, factor: BASELINE_SETTINGS[factor]})
+    out["chosen but unweighted (tau=None)"] = lookup({**chosen, "tau": None, "weight_candidates": False})
+    out["chosen but same variant count both directions (n_query_captions=n_variants)"] = (
+        lookup({**chosen, "n_query_captions": chosen["n_variants"]}) if chosen["n_variants"] in N_QUERY_CAPTIONS else None)
+    return out
+
+
+if __name__ == "__main__":
+    main()

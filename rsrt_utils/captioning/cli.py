@@ -1,0 +1,114 @@
+"""`rsrt caption` and `rsrt caption-import`: argparse subcommands, added to the main CLI by `add_caption_subcommands`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+from pathlib import Path
+
+from ..paths import cache_dir
+from .backend import MODES
+from .runner import estimate_cost
+
+# USD per million tokens; GPT-4.1 list prices when this was written: check the provider's page before a paid run.
+GPT41_PRICES = {"input_per_1m": 2.0, "output_per_1m": 8.0, "batch_discount": 0.5}
+# Per image: prompt (~250) + one high-detail tile for a small image (~255) ; five variants (~900).
+EXPECTED_TOKENS = {"input": 550, "output": 1000}
+PAID_BACKENDS = ("openai-chat", "openai-batch")
+
+
+def add_caption_subcommands(subparsers) -> None:
+    """Add `caption` and `caption-import` to an argparse subparsers object (handler in `func`)."""
+    caption = subparsers.add_parser("caption", help="describe gallery images with a VLM into an RSRT corpus (resumable)")
+    caption.add_argument("--dataset", required=True, choices=("rsitmd", "rsicd"))
+    caption.add_argument("--split", default="test", choices=("train", "test"))
+    caption.add_argument("--backend", default="openai-chat",
+                         choices=("openai-chat", "openai-batch", "transformers", "neighbour"))
+    caption.add_argument("--model", default=None, help="model id (default: the backend's; gpt-4.1 for OpenAI)")
+    caption.add_argument("--base-url", default=None, help="an OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    caption.add_argument("--mode", default="variants", choices=MODES)
+    caption.add_argument("--concurrency", type=int, default=8)
+    caption.add_argument("--out", type=Path, default=None, help="corpus JSONL (default: under the cache dir)")
+    caption.add_argument("--data-root", type=Path, default=None, help="data store or mirror holding the dataset")
+    caption.add_argument("--limit", type=int, default=None, help="caption only the first N images")
+    caption.add_argument("--dry-run", action="store_true", help="show what would run and its estimated cost, then stop")
+    caption.set_defaults(func=run_caption_command)
+
+    importer = subparsers.add_parser("caption-import", help="import an existing corpus JSONL into a corpus store")
+    importer.add_argument("--format", default="rsrt", choices=("rsrt", "plain"))
+    importer.add_argument("--in", dest="in_path", type=Path, required=True)
+    importer.add_argument("--out", type=Path, required=True)
+    importer.add_argument("--model", default=None, help="model that wrote the corpus, if its lines do not say")
+    importer.set_defaults(func=run_caption_import_command)
+
+
+def default_corpus_path(dataset: str, split: str, backend: str, model: str, mode: str) -> Path:
+    safe_model = re.sub(r"[^A-Za-z0-9._-]+", "_", model)
+    return cache_dir() / "captions" / f"{dataset}-{split}-{backend}-{safe_model}-{mode}.jsonl"
+
+
+def _backend_config(args) -> dict:
+    config = {"backend": args.backend}
+    if args.model:
+        config["model"] = args.model
+    if args.base_url:
+        config["base_url"] = args.base_url
+    if args.backend in PAID_BACKENDS:
+        config["concurrency"] = args.concurrency
+    return config
+
+
+def _requests(args):
+    from ..data import load_dataset
+    from .images import build_requests
+
+    dataset = load_dataset(args.dataset, split=args.split, root=args.data_root).with_images()
+    images = dataset.images[: args.limit] if args.limit else dataset.images
+    print(dataset.coverage_note() if hasattr(dataset, "coverage_note") else f"{len(images)} images")
+    return build_requests(images)
+
+
+def run_caption_command(args) -> int:
+    """Caption a dataset split; prints the cost estimate first (and only that with --dry-run)."""
+    from .api import make_caption_backend
+    from .corpus import CorpusStore
+    from .runner import caption_images, request_key
+
+    backend = make_caption_backend(_backend_config(args))
+    out = args.out or default_corpus_path(args.dataset, args.split, args.backend, backend.model, args.mode)
+    requests = _requests(args)
+    done = CorpusStore(out).done_keys() if out.exists() else set()
+    missing = [r for r in requests if request_key(backend, r, args.mode) not in done]
+    print(f"{len(requests)} image(s); {len(requests) - len(missing)} already in {out}; {len(missing)} to caption")
+    if args.backend in PAID_BACKENDS and not args.base_url:
+        print("estimate: " + estimate_cost(len(missing), GPT41_PRICES, EXPECTED_TOKENS,
+                                           batch=args.backend == "openai-batch")["text"])
+    if args.dry_run:
+        return 0
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    summary = caption_images(requests, backend, out, mode=args.mode, concurrency=args.concurrency)
+    print(summary.text())
+    return 0 if summary.failed == 0 else 1
+
+
+def run_caption_import_command(args) -> int:
+    """Import an existing corpus; prints the report with bad line numbers."""
+    from .importer import import_corpus
+
+    report = import_corpus(args.in_path, args.out, format=args.format, model=args.model)
+    print(report.text())
+    return 0 if not report.bad_lines else 1
+
+
+def main(argv=None) -> int:
+    """Stand-alone entry (python -m rsrt_utils.captioning.cli ...), the same subcommands as `rsrt`."""
+    parser = argparse.ArgumentParser(prog="rsrt-caption")
+    add_caption_subcommands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

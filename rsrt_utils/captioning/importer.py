@@ -1,0 +1,207 @@
+"""Import an existing corpus (the authors' RSRT JSONL, or a documented plain JSONL) into a CorpusStore.
+
+Formats
+  rsrt   the authors' layout (Jinghao-Xiao/TRSLLaVA): one JSON object per line and image,
+         {"image": "data/rsitmd/images/pond_2994.tif", "variants": [{one_sentence, feature, caption} x5],
+         "model": "gpt-4.1"}. Also accepted: the image under "image_name", "filename", "image_path" or
+         "image_id"; the answer under "variants", "response", "output" or "answer", as a list, an object
+         with "variants", or the model's raw JSON text (fences and prose tolerated); and the authors'
+         ungrouped layout, one variant per line ({"image": ..., "text": {...}} or {"image": ...,
+         "one_sentence_caption", "feature_analysis", "caption"}), grouped by image in file order.
+         The image id is the file name of "image" (the datasets' ids are file names).
+  plain  {"image_id": "pond_2994.tif", "variants": [{"one_sentence", "feature", "caption"} x5]} per line.
+Every line is validated (five distinct, complete variants); bad lines are reported with their numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from .backend import BackendAnswer, CaptionRequest
+from .corpus import CorpusStore, make_cache_key, utc_now
+from .images import file_sha256
+from .parsing import ParseError, parse_variants
+from .schema import CorpusRecord, Variant
+
+FORMATS = ("rsrt", "plain")
+IMAGE_KEYS = ("image", "image_name", "filename", "image_path", "image_id")
+ANSWER_KEYS = ("variants", "response", "output", "answer")
+IMPORT_PROMPT_VERSION = "imported"
+
+
+@dataclass
+class ImportReport:
+    source: str
+    format: str
+    imported: int = 0
+    skipped_done: int = 0
+    bad_lines: list[tuple[int, str]] = field(default_factory=list)
+
+    def text(self) -> str:
+        lines = [f"imported {self.imported} image(s) from {self.source} ({self.format}); "
+                 f"{self.skipped_done} already in the store; {len(self.bad_lines)} bad line(s)"]
+        lines += [f"  line {n}: {reason}" for n, reason in self.bad_lines[:50]]
+        if len(self.bad_lines) > 50:
+            lines.append(f"  ... and {len(self.bad_lines) - 50} more")
+        return "\n".join(lines)
+
+
+@dataclass
+class ImportedImage:
+    line_number: int
+    image_id: str
+    variants: list[Variant]
+    model: str | None
+
+
+def _check_format(format: str) -> None:
+    if format not in FORMATS:
+        raise ValueError(f"import format {format!r} is not known; choose one of {', '.join(FORMATS)}")
+
+
+def _first(obj: dict, keys: Sequence[str]):
+    for key in keys:
+        if obj.get(key) not in (None, ""):
+            return key, obj[key]
+    return None, None
+
+
+def _single_variant(obj: dict) -> dict | None:
+    """The authors' ungrouped layout: one variant per line."""
+    if isinstance(obj.get("text"), dict):
+        obj = obj["text"]
+    if not any(k in obj for k in ("one_sentence", "one_sentence_caption", "feature", "feature_analysis", "caption")):
+        return None
+    return {"one_sentence": obj.get("one_sentence") or obj.get("one_sentence_caption") or "",
+            "feature": obj.get("feature") or obj.get("feature_analysis") or "", "caption": obj.get("caption") or ""}
+
+
+def _parse_line(text: str, format: str) -> tuple[str, object, str | None]:
+    """(image id, answer or single-variant dict, model) of one line; ParseError if unusable."""
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ParseError(f"not valid JSON ({error.msg} at column {error.colno})") from None
+    if not isinstance(obj, dict):
+        raise ParseError(f"expected a JSON object, got {type(obj).__name__}")
+    if format == "plain":
+        missing = [k for k in ("image_id", "variants") if k not in obj]
+        if missing:
+            raise ParseError(f"missing key(s) {', '.join(missing)}; a plain line is {{\"image_id\": ..., \"variants\": [...]}}")
+        return str(obj["image_id"]), parse_variants(obj["variants"]), None
+    key, image = _first(obj, IMAGE_KEYS)
+    if image is None:
+        raise ParseError(f"no image name (looked for {', '.join(IMAGE_KEYS)})")
+    image_id = str(image) if key == "image_id" else Path(str(image).replace("\\", "/")).name
+    model = obj.get("model") if isinstance(obj.get("model"), str) else None
+    _, answer = _first(obj, ANSWER_KEYS)
+    if answer is not None:
+        return image_id, parse_variants(answer), model
+    variant = _single_variant(obj)
+    if variant is None:
+        raise ParseError(f"no variants (looked for {', '.join(ANSWER_KEYS)}, or one variant's fields)")
+    return image_id, variant, model
+
+
+def read_import_file(path: Path | str, format: str = "rsrt") -> tuple[list[ImportedImage], list[tuple[int, str]]]:
+    """The valid images of an import file and the bad lines as (line number, reason)."""
+    _check_format(format)
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"import file {str(path)!r} does not exist; pass the corpus JSONL with --in")
+    images: dict[str, ImportedImage] = {}
+    singles: dict[str, list[tuple[int, dict]]] = {}
+    bad: list[tuple[int, str]] = []
+    with path.open(encoding="utf-8") as handle:
+        for number, text in enumerate(handle, start=1):
+            if not text.strip():
+                continue
+            try:
+                image_id, answer, model = _parse_line(text, format)
+            except ParseError as error:
+                bad.append((number, error.reason))
+                continue
+            if isinstance(answer, dict):
+                singles.setdefault(image_id, []).append((number, answer))
+            elif image_id in images:
+                bad.append((number, f"image {image_id!r} appears again (first on line {images[image_id].line_number})"))
+            else:
+                images[image_id] = ImportedImage(number, image_id, answer.variants, model)
+    _group_singles(singles, images, bad)
+    bad.sort()
+    return list(images.values()), bad
+
+
+def _group_singles(singles, images, bad) -> None:
+    for image_id, rows in singles.items():
+        first_line = rows[0][0]
+        if image_id in images:
+            bad.append((first_line, f"image {image_id!r} has both a grouped line and single-variant lines"))
+            continue
+        try:
+            variant_set = parse_variants([variant for _, variant in rows])
+        except ParseError as error:
+            bad.append((first_line, f"image {image_id!r} (single-variant lines {', '.join(str(n) for n, _ in rows)}): "
+                                    f"{error.reason}"))
+            continue
+        images[image_id] = ImportedImage(first_line, image_id, variant_set.variants, None)
+
+
+def _key_settings(format: str) -> dict:
+    return {"format": format}
+
+
+def import_corpus(in_path: Path | str, store_path: Path | str, format: str = "rsrt", model: str | None = None,
+                  known_image_ids: Iterable[str] | None = None) -> ImportReport:
+    """Validate an existing corpus file and write its images into the store (backend "import")."""
+    images, bad = read_import_file(in_path, format)
+    known = set(known_image_ids) if known_image_ids is not None else None
+    report = ImportReport(str(in_path), format, bad_lines=bad)
+    store = CorpusStore(store_path)
+    source = {"source_file": Path(in_path).name, "source_sha256": file_sha256(in_path)}
+    for image in images:
+        if known is not None and image.image_id not in known:
+            report.bad_lines.append((image.line_number, f"image {image.image_id!r} is not in the dataset's image ids"))
+            continue
+        record_model = image.model or model or "unknown"
+        key = make_cache_key("import", record_model, IMPORT_PROMPT_VERSION, _key_settings(format), "variants",
+                             None, image.image_id)
+        record = CorpusRecord(image_id=image.image_id, cache_key=key, status="ok", variants=image.variants,
+                              backend="import", model=record_model, prompt_version=IMPORT_PROMPT_VERSION,
+                              settings={**_key_settings(format), **source}, created_at=utc_now())
+        if store.append(record):
+            report.imported += 1
+        else:
+            report.skipped_done += 1
+    report.bad_lines.sort()
+    return report
+
+
+class ImportedCorpusBackend:
+    """A caption backend that answers from an existing corpus file (no model call, no pixels needed)."""
+
+    name = "import"
+    batch_size = 256
+    needs_pixels = False
+    label = "imported corpus: captions were written elsewhere"
+
+    def __init__(self, path: Path | str, format: str = "rsrt", model: str | None = None):
+        images, bad = read_import_file(path, format)
+        if bad:
+            details = "; ".join(f"line {n}: {reason}" for n, reason in bad[:5])
+            raise ValueError(f"{path} has {len(bad)} bad line(s) ({details}); fix them or use import_corpus, "
+                             f"which reports and skips them")
+        self._variants = {image.image_id: image.variants for image in images}
+        models = {image.model for image in images if image.model}
+        self.model = model or (models.pop() if len(models) == 1 else "unknown")
+        self.prompt_version = IMPORT_PROMPT_VERSION
+        self.settings = {**_key_settings(format), "source_sha256": file_sha256(path)}
+
+    def answer_batch(self, requests: Sequence[CaptionRequest], mode: str, strict: bool = False) -> list[BackendAnswer]:
+        if mode != "variants":
+            raise ValueError(f"an imported corpus only has variants, not mode {mode!r}")
+        return [BackendAnswer(variants=self._variants[r.image_id]) if r.image_id in self._variants
+                else BackendAnswer(error=f"image {r.image_id!r} is not in the imported corpus") for r in requests]

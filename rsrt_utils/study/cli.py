@@ -1,0 +1,64 @@
+"""`rsrt run`, `rsrt sweep`, `rsrt report`: the study's command-line entry points."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def _parse_override(text: str) -> tuple[str, object]:
+    import yaml
+
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--set {text!r}: use dotted.key=value, e.g. retrieval.pooling=mean")
+    return key, yaml.safe_load(value)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .runner import run_study
+
+    run_dir = run_study(args.params, dict(args.set or []), args.notebooks, args.run_dir, progress=not args.quiet)
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file():
+        m = json.loads(metrics.read_text())
+        print(f"{m['run_name']}: mR {m['mR']} (95% CI {m['ci95']['mR']}) t2i {m['t2i']} i2t {m['i2t']} [{m['coverage']}]")
+    print(f"outputs in {run_dir}")
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .runner import run_sweep
+
+    results = run_sweep(args.sweep, progress=not args.quiet)
+    for item in results:
+        print(f"{item['status']:>22}  {item['run']}")
+    return 1 if any(r["status"].startswith("failed") for r in results) else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    report = build_report(args.outputs)
+    print(report["table"].drop(columns=["path"]).to_string(index=False))
+    print(f"wrote {report['summary_csv']} and {report['figure']}")
+    return 0
+
+
+def add_study_subcommands(sub: argparse._SubParsersAction) -> None:
+    from pathlib import Path
+
+    run = sub.add_parser("run", help="execute the numbered notebooks with papermill into outputs/<run_name>/")
+    run.add_argument("params", help="a params YAML file, e.g. params/default.yaml")
+    run.add_argument("--set", action="append", type=_parse_override, metavar="KEY=VALUE", help="override a parameter (repeatable)")
+    run.add_argument("--notebooks", nargs="+", default=None, help="notebook prefixes to run, e.g. 00 01 04 (default: all)")
+    run.add_argument("--run-dir", type=Path, default=None, help="output folder (default outputs/<run_name>)")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=_run)
+    sweep = sub.add_parser("sweep", help="run a grid of parameter values, skipping runs already complete")
+    sweep.add_argument("sweep", help="a sweep YAML (base: params file; grid: dotted key -> values)")
+    sweep.add_argument("--quiet", action="store_true")
+    sweep.set_defaults(func=_sweep)
+    report = sub.add_parser("report", help="aggregate every outputs/*/metrics.json into one CSV and one comparison figure")
+    report.add_argument("--outputs", type=Path, default=None, help="outputs folder (default outputs/)")
+    report.set_defaults(func=_report)

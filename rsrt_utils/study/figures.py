@@ -1,0 +1,475 @@
+"""Every figure of the study: functions that take plain data, return a matplotlib Figure and (given `path`) save a PNG.
+
+Figures are built with `matplotlib.figure.Figure` directly (no pyplot state, no GUI backend): nothing is
+shown, nothing leaks between calls, and a notebook displays the returned Figure once. Callers that make
+many figures can drop them when done; saving never closes them.
+Every figure that shows images or results states its image coverage (e.g. `Dataset.coverage_note()`).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from ..data.dataset import Dataset
+from ..metrics import rank_of_best_relevant, relevance_t2i
+from ..retrieval import top_k
+
+DPI = 120
+HIT_COLOUR = "#1a9850"
+MISS_COLOUR = "#d73027"
+TRUTH_COLOUR = "#4575b4"
+QUOTED_COLOUR = "#bdbdbd"
+NOTE_COLOUR = "#555555"
+PROJECTIONS = ("tsne", "pca")
+_THUMBNAIL_PX = 300
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def save_figure(fig: Figure, path: Path | str | None) -> Figure:
+    """Save `fig` as a PNG at `path` (parent folders created) and return it; no-op without a path."""
+    if path is not None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=DPI, format="png", bbox_inches="tight", facecolor="white")
+    return fig
+
+
+def add_title(fig: Figure, title: str, coverage: str | None = None) -> None:
+    """Figure title on top, image coverage as a footnote at the bottom (both kept clear by constrained layout)."""
+    fig.suptitle(title, fontsize=13, fontweight="bold")
+    if coverage:
+        fig.supxlabel(f"Coverage: {coverage}", fontsize=9, color=NOTE_COLOUR, style="italic")
+
+
+def wrap(text: str, width: int, max_lines: int | None = None) -> str:
+    """Wrap text to `width` characters; cut to `max_lines` lines with an ellipsis."""
+    lines = textwrap.wrap(" ".join(str(text).split()), width=width) or [""]
+    if max_lines is not None and len(lines) > max_lines:
+        lines = lines[:max_lines]
+        lines[-1] = lines[-1][: max(width - 1, 1)].rstrip() + "…"
+    return "\n".join(lines)
+
+
+def class_palette(classes: Sequence[str]) -> dict[str, tuple]:
+    """A stable colour per class; up to 30 well-separated colours (tab20 + the dark half of tab20b)."""
+    names = sorted(set(classes))
+    colours = list(colormaps["tab20"].colors) + list(colormaps["tab20b"].colors)[0::2]
+    if len(names) > len(colours):
+        extra = colormaps["hsv"](np.linspace(0, 1, len(names) - len(colours), endpoint=False))
+        colours += [tuple(c) for c in extra]
+    return {name: colours[i] for i, name in enumerate(names)}
+
+
+def load_thumbnail(path: Path | str | None, size: int = _THUMBNAIL_PX) -> np.ndarray | None:
+    """RGB pixels of an image file (at most `size` px a side), or None when there is no readable file."""
+    if path is None:
+        return None
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            image.thumbnail((size, size))
+            return np.asarray(image)
+    except (FileNotFoundError, UnidentifiedImageError, OSError):
+        return None
+
+
+def _require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lacks column(s) {missing}; it has {list(frame.columns)}")
+
+
+def _bare_axes(ax, frame_colour: str | None = None, frame_width: float = 4.0) -> None:
+    """No ticks; a coloured frame when asked (the spines stay visible), otherwise a thin grey one."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_edgecolor(frame_colour or "#cccccc")
+        spine.set_linewidth(frame_width if frame_colour else 0.8)
+
+
+def _text_tile(ax, text: str, fontsize: float = 9, facecolor: str = "#f2f2f2") -> None:
+    """A grey tile with centred text, standing in for missing pixels."""
+    ax.set_facecolor(facecolor)
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=fontsize, transform=ax.transAxes, wrap=False)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+
+
+def _show_image_or_tile(ax, path: Path | str | None, fallback_text: str) -> None:
+    pixels = load_thumbnail(path)
+    if pixels is None:
+        _text_tile(ax, fallback_text)
+    else:
+        ax.imshow(pixels)
+
+
+# --------------------------------------------------------------------------------------------- class samples
+def _pick_class_samples(dataset: Dataset, n_classes: int, per_class: int, seed: int) -> list[tuple[str, list[int]]]:
+    """Deterministic choice of classes and of images per class; images with pixels come first."""
+    rng = np.random.default_rng(seed)
+    by_class: dict[str, list[int]] = {}
+    for i, image in enumerate(dataset.images):
+        by_class.setdefault(image.scene_class, []).append(i)
+    classes = sorted(by_class)
+    if n_classes < len(classes):
+        classes = sorted(rng.choice(classes, size=n_classes, replace=False).tolist())
+    picked = []
+    for name in classes:
+        members = np.array(by_class[name])
+        with_px = np.array([dataset.images[i].image_path is not None for i in members])
+        order = np.concatenate([rng.permutation(members[with_px]), rng.permutation(members[~with_px])])
+        picked.append((name, order[:per_class].astype(int).tolist()))
+    return picked
+
+
+def plot_class_samples(dataset: Dataset, n_classes: int = 12, per_class: int = 3, seed: int = 0,
+                       path: Path | str | None = None) -> Figure:
+    """Sample images of each scene class with their first human caption underneath.
+
+    Images without pixels (e.g. RSITMD, or RSICD scenes missing from AID-150) are drawn as a grey panel
+    saying so, and their caption is still shown.
+    """
+    if n_classes < 1 or per_class < 1:
+        raise ValueError(f"n_classes and per_class must be >= 1, got {n_classes} and {per_class}")
+    if not dataset.images:
+        raise ValueError(f"dataset {dataset.name!r} has no images to plot")
+    samples = _pick_class_samples(dataset, n_classes, per_class, seed)
+    captions = dataset.captions_by_image()
+    blocks_per_row = max(1, 6 // per_class)
+    n_rows = -(-len(samples) // blocks_per_row)
+    n_cols = blocks_per_row * per_class
+    fig = Figure(figsize=(2.35 * n_cols, 3.05 * n_rows + 0.9), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
+    for ax in axes.flat:
+        ax.set_visible(False)
+    for block, (scene_class, indices) in enumerate(samples):
+        row, first_col = divmod(block, blocks_per_row)
+        for slot, image_index in enumerate(indices):
+            ax = axes[row, first_col * per_class + slot]
+            ax.set_visible(True)
+            image = dataset.images[image_index]
+            _show_image_or_tile(ax, image.image_path, "no pixels\nfor this image\n(captions only)")
+            _bare_axes(ax)
+            ax.set_title(scene_class if slot == 0 else f"{scene_class} ({slot + 1})", fontsize=10,
+                         fontweight="bold" if slot == 0 else "normal")
+            first_caption = captions[image_index][0] if captions[image_index] else "(no caption)"
+            ax.set_xlabel(wrap(f"“{first_caption}”", 30, max_lines=3), fontsize=8)
+    add_title(fig, f"{dataset.name.upper()} {dataset.split}: sample images per scene class with their first human caption",
+              dataset.coverage_note())
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------------------------- embeddings
+def project_2d(vectors: np.ndarray, method: str = "tsne", seed: int = 0) -> tuple[np.ndarray, tuple[str, str]]:
+    """2-D coordinates of the rows of `vectors` by t-SNE (after PCA to 50-D) or PCA, and the axis labels."""
+    if method not in PROJECTIONS:
+        raise ValueError(f"projection method {method!r} is not known; choose one of {', '.join(PROJECTIONS)}")
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if vectors.ndim != 2 or vectors.shape[0] < 3:
+        raise ValueError(f"need a 2-D array with at least 3 rows to project, got shape {vectors.shape}")
+    from sklearn.decomposition import PCA
+
+    if method == "pca":
+        pca = PCA(n_components=2, random_state=seed).fit(vectors)
+        share = pca.explained_variance_ratio_ * 100
+        return pca.transform(vectors), (f"PC 1 ({share[0]:.1f} % of variance)", f"PC 2 ({share[1]:.1f} % of variance)")
+    from sklearn.manifold import TSNE
+
+    n_dims = min(50, vectors.shape[1], vectors.shape[0])
+    reduced = PCA(n_components=n_dims, random_state=seed).fit_transform(vectors) if vectors.shape[1] > n_dims else vectors
+    perplexity = float(min(30.0, max(2.0, (vectors.shape[0] - 1) / 3)))
+    coords = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(reduced)
+    return coords, ("t-SNE 1", "t-SNE 2")
+
+
+def plot_embedding_projection(vectors: np.ndarray, labels: Sequence[str], title: str, coverage: str,
+                              method: str = "tsne", seed: int = 0, path: Path | str | None = None) -> Figure:
+    """2-D projection (t-SNE or PCA) of embeddings, one colour per scene class, legend outside the axes."""
+    labels = [str(label) for label in labels]
+    if len(labels) != len(vectors):
+        raise ValueError(f"{len(vectors)} vectors but {len(labels)} labels; give one scene class per vector")
+    coords, (xlabel, ylabel) = project_2d(vectors, method, seed)
+    palette = class_palette(labels)
+    markers = ("o", "s", "^")
+    n_classes = len(palette)
+    legend_cols = 1 if n_classes <= 15 else 2
+    fig = Figure(figsize=(9.5 + 1.6 * legend_cols, 7.5), layout="constrained")
+    ax = fig.subplots()
+    label_array = np.asarray(labels)
+    point_size = float(np.clip(4000 / len(labels), 4, 40))
+    for i, (name, colour) in enumerate(palette.items()):
+        mask = label_array == name
+        ax.scatter(coords[mask, 0], coords[mask, 1], s=point_size, color=colour, marker=markers[(i // 10) % 3],
+                   alpha=0.75, linewidths=0, label=f"{name} ({mask.sum()})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{'t-SNE' if method == 'tsne' else 'PCA'} of {len(labels)} vectors, {n_classes} scene classes", fontsize=10)
+    ax.legend(title="scene class (n)", loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=legend_cols, fontsize=8,
+              title_fontsize=9, markerscale=max(1.0, 30 / point_size) ** 0.5, frameon=False)
+    add_title(fig, title, coverage)
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------------------------- example queries
+def ground_truth_ranks(t2i_scores: np.ndarray, caption_image_index: Sequence[int]) -> np.ndarray:
+    """0-based rank of each caption's ground-truth image (ties counted against it, as in the metrics)."""
+    t2i_scores = np.asarray(t2i_scores)
+    relevant = relevance_t2i(np.asarray(caption_image_index), t2i_scores.shape[1])
+    return rank_of_best_relevant(t2i_scores, relevant)
+
+
+def choose_example_queries(t2i_scores: np.ndarray, caption_image_index: Sequence[int], n_success: int = 3,
+                           n_failure: int = 3, seed: int = 0) -> list[int]:
+    """Caption indices to show: successes (ground truth ranked first) then failures (ground truth not in the top 5).
+
+    Chosen at random (given seed) within each group; fewer are returned when a group is smaller.
+    """
+    ranks = ground_truth_ranks(t2i_scores, caption_image_index)
+    rng = np.random.default_rng(seed)
+    successes = np.flatnonzero(ranks == 0)
+    failures = np.flatnonzero(ranks >= 5)
+    chosen_successes = rng.choice(successes, size=min(n_success, successes.size), replace=False)
+    chosen_failures = rng.choice(failures, size=min(n_failure, failures.size), replace=False)
+    return [int(q) for q in np.sort(chosen_successes)] + [int(q) for q in np.sort(chosen_failures)]
+
+
+def _retrieved_tile(ax, dataset: Dataset, image_index: int, frame: str, heading: str) -> None:
+    image = dataset.images[image_index]
+    _show_image_or_tile(ax, image.image_path, wrap(f"{image.image_id}\n[{image.scene_class}]", 18))
+    _bare_axes(ax, frame)
+    ax.set_title(heading, fontsize=8.5)
+    ax.set_xlabel(wrap(image.image_id, 24, max_lines=2), fontsize=7.5)
+
+
+def plot_example_queries(dataset: Dataset, t2i_scores: np.ndarray, query_indices: Sequence[int], k: int = 5,
+                         path: Path | str | None = None, title: str | None = None,
+                         show_ground_truth: bool = True) -> Figure:
+    """One row per caption query: the query text, its top-k images (green frame = ground truth, red = wrong),
+    and, when the ground truth is outside the top k, the ground-truth image with its rank (blue frame).
+    Works without pixels: images are then text tiles with their id and scene class.
+    """
+    t2i_scores = np.asarray(t2i_scores)
+    if t2i_scores.shape != (len(dataset.captions), dataset.n_images):
+        raise ValueError(f"t2i_scores has shape {t2i_scores.shape}; expected (n_captions, n_images) = "
+                         f"{(len(dataset.captions), dataset.n_images)} for {dataset!r}")
+    query_indices = [int(q) for q in query_indices]
+    if not query_indices:
+        raise ValueError("query_indices is empty; pick some with choose_example_queries(...)")
+    bad = [q for q in query_indices if not 0 <= q < len(dataset.captions)]
+    if bad:
+        raise ValueError(f"query indices {bad} are outside 0..{len(dataset.captions) - 1}")
+    ranks = ground_truth_ranks(t2i_scores[query_indices], dataset.caption_image_index[query_indices])
+    retrieved = top_k(t2i_scores[query_indices], k)
+    n_cols = 1 + k + int(show_ground_truth)
+    fig = Figure(figsize=(2.3 * n_cols + 1.6, 2.75 * len(query_indices) + 1.0), layout="constrained")
+    grid = fig.add_gridspec(len(query_indices), n_cols, width_ratios=[1.9] + [1] * (n_cols - 1))
+    for row, q in enumerate(query_indices):
+        truth = int(dataset.caption_image_index[q])
+        _draw_query_text(fig.add_subplot(grid[row, 0]), dataset, q, truth, int(ranks[row]))
+        for col, image_index in enumerate(retrieved[row]):
+            hit = int(image_index) == truth
+            heading = f"#{col + 1} {dataset.images[image_index].scene_class}" + (" ✓" if hit else "")
+            _retrieved_tile(fig.add_subplot(grid[row, 1 + col]), dataset, int(image_index),
+                            HIT_COLOUR if hit else MISS_COLOUR, heading)
+        if show_ground_truth:
+            ax = fig.add_subplot(grid[row, n_cols - 1])
+            if ranks[row] >= k:
+                _retrieved_tile(ax, dataset, truth, TRUTH_COLOUR, f"ground truth: rank {int(ranks[row]) + 1}")
+            else:
+                ax.set_axis_off()
+    _add_query_legend(fig, show_ground_truth)
+    add_title(fig, title or f"{dataset.name.upper()} {dataset.split}: example text→image queries, top {k}",
+              dataset.coverage_note())
+    return save_figure(fig, path)
+
+
+def _draw_query_text(ax, dataset: Dataset, q: int, truth: int, rank: int) -> None:
+    ax.set_axis_off()
+    outcome = "success (R@1)" if rank == 0 else ("failure (not in top 5)" if rank >= 5 else f"ground truth at rank {rank + 1}")
+    colour = HIT_COLOUR if rank == 0 else (MISS_COLOUR if rank >= 5 else "#fc8d59")
+    ax.text(0.0, 0.98, f"query {q}: {outcome}", fontsize=9, fontweight="bold", color=colour, va="top",
+            transform=ax.transAxes)
+    ax.text(0.0, 0.80, wrap(f"“{dataset.captions[q]}”", 30, max_lines=6), fontsize=9, va="top",
+            transform=ax.transAxes)
+    ax.text(0.0, 0.02, wrap(f"true image: {dataset.images[truth].image_id} [{dataset.images[truth].scene_class}]", 34,
+                            max_lines=2), fontsize=7.5, color=NOTE_COLOUR, va="bottom", transform=ax.transAxes)
+
+
+def _add_query_legend(fig: Figure, show_ground_truth: bool) -> None:
+    handles = [Patch(facecolor="white", edgecolor=HIT_COLOUR, linewidth=3, label="ground-truth image"),
+               Patch(facecolor="white", edgecolor=MISS_COLOUR, linewidth=3, label="other image")]
+    if show_ground_truth:
+        handles.append(Patch(facecolor="white", edgecolor=TRUTH_COLOUR, linewidth=3,
+                             label="ground truth outside the top k"))
+    fig.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=9, frameon=False)
+
+
+# --------------------------------------------------------------------------------------------- per-class recall
+def plot_per_class_recall(per_class_records: Sequence[Mapping] | pd.DataFrame, title: str, coverage: str,
+                          path: Path | str | None = None) -> Figure:
+    """Horizontal bars of mR per scene class (sorted), with text→image and image→text R@1 as markers."""
+    frame = pd.DataFrame(per_class_records)
+    _require_columns(frame, ["scene_class", "mR", "t2i R@1", "i2t R@1"], "per_class_records (from evaluate_scores(...)['per_class'])")
+    frame = frame.sort_values("mR", ascending=True).reset_index(drop=True)
+    counts = frame["n_images"] if "n_images" in frame else pd.Series([np.nan] * len(frame))
+    labels = [f"{c}  (n={int(n)})" if pd.notna(n) else str(c) for c, n in zip(frame["scene_class"], counts)]
+    y = np.arange(len(frame))
+    fig = Figure(figsize=(9.0, 0.32 * len(frame) + 2.2), layout="constrained")
+    ax = fig.subplots()
+    ax.barh(y, frame["mR"], color="#9ecae1", edgecolor="#3182bd", height=0.7, label="mR (mean of six recalls)")
+    ax.scatter(frame["t2i R@1"], y, marker="D", s=28, color="#e6550d", zorder=3, label="text→image R@1")
+    ax.scatter(frame["i2t R@1"], y, marker="^", s=36, color="#31a354", zorder=3, label="image→text R@1")
+    ax.axvline(frame["mR"].mean(), color="#3182bd", linestyle="--", linewidth=1,
+               label=f"mean over classes: {frame['mR'].mean():.1f}")
+    ax.set_yticks(y, labels, fontsize=8.5)
+    ax.set_ylim(-0.6, len(frame) - 0.4)
+    upper = float(np.nanmax(frame[["mR", "t2i R@1", "i2t R@1"]].to_numpy())) if len(frame) else 100.0
+    ax.set_xlim(0, min(100.0, max(10.0, upper * 1.1)))
+    ax.set_xlabel("recall (%)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.legend(loc="outside upper center", ncol=2, fontsize=8.5, frameon=False)
+    add_title(fig, title, coverage)
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------------------------- comparison
+def plot_comparison(rows: pd.DataFrame, path: Path | str | None = None, title: str = "mR by system",
+                    coverage: str | None = None) -> Figure:
+    """mR per system, one panel per dataset: measured bars with 95 % intervals, quoted figures grey and hatched."""
+    _require_columns(rows, ["system", "dataset", "mR", "ci_low", "ci_high", "kind", "setting"], "comparison rows")
+    bad_kind = sorted(set(rows["kind"]) - {"measured", "quoted"})
+    if bad_kind:
+        raise ValueError(f"comparison rows: kind must be 'measured' or 'quoted', got {bad_kind}")
+    rows = rows.dropna(subset=["mR"])
+    if rows.empty:
+        raise ValueError("comparison rows have no mR values to plot")
+    datasets = list(dict.fromkeys(rows["dataset"]))
+    settings = list(dict.fromkeys(rows.loc[rows["kind"] == "measured", "setting"]))
+    setting_colours = {s: colormaps["tab10"].colors[i % 10] for i, s in enumerate(settings)}
+    sizes = [int((rows["dataset"] == d).sum()) for d in datasets]
+    fig = Figure(figsize=(10.0, 0.42 * sum(sizes) + 1.3 * len(datasets) + 1.2), layout="constrained")
+    axes = fig.subplots(len(datasets), 1, squeeze=False, gridspec_kw={"height_ratios": [max(s, 1) for s in sizes]})[:, 0]
+    for ax, name in zip(axes, datasets):
+        _comparison_panel(ax, rows[rows["dataset"] == name], name, setting_colours)
+    upper = float(np.nanmax(rows[["mR", "ci_high"]].to_numpy(dtype=float)))
+    for ax in axes:
+        ax.set_xlim(0, upper * 1.15 + 2)
+    handles = [Patch(facecolor=c, label=f"measured: {s}") for s, c in setting_colours.items()]
+    handles.append(Patch(facecolor=QUOTED_COLOUR, hatch="///", edgecolor="#777777", label="quoted from papers (not re-run)"))
+    handles.append(Line2D([], [], color="black", marker="|", linestyle="-", label="95 % bootstrap interval"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(3, len(handles)), fontsize=8.5, frameon=False)
+    add_title(fig, title, coverage)
+    return save_figure(fig, path)
+
+
+def _comparison_panel(ax, panel: pd.DataFrame, dataset_name: str, setting_colours: dict) -> None:
+    panel = panel.sort_values("mR").reset_index(drop=True)
+    y = np.arange(len(panel))
+    for i, row in panel.iterrows():
+        quoted = row["kind"] == "quoted"
+        colour = QUOTED_COLOUR if quoted else setting_colours.get(row["setting"], "#3182bd")
+        ax.barh(i, row["mR"], height=0.7, color=colour, hatch="///" if quoted else None,
+                edgecolor="#777777" if quoted else "none")
+        has_ci = not quoted and pd.notna(row["ci_low"]) and pd.notna(row["ci_high"])
+        if has_ci:
+            ax.errorbar(row["mR"], i, xerr=[[row["mR"] - row["ci_low"]], [row["ci_high"] - row["mR"]]], fmt="none",
+                        ecolor="black", capsize=3, linewidth=1)
+        end = row["ci_high"] if has_ci else row["mR"]
+        ax.text(end + 0.6, i, f"{row['mR']:.2f}" + (" (quoted)" if quoted else ""), va="center", fontsize=8,
+                color=NOTE_COLOUR if quoted else "black")
+    labels = [f"{s}\n[{st}]" for s, st in zip(panel["system"], panel["setting"])]
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.set_ylim(-0.6, len(panel) - 0.4)
+    ax.set_title(str(dataset_name), fontsize=11, loc="left", fontweight="bold")
+    ax.set_xlabel("mR (%), mean of R@1/5/10 in both directions")
+    ax.grid(axis="x", alpha=0.3)
+
+
+# --------------------------------------------------------------------------------------------- ablation
+def plot_ablation(frame: pd.DataFrame, title: str, xlabel: str, coverage: str, path: Path | str | None = None) -> Figure:
+    """mR per setting value (in the frame's order) with 95 % intervals; t2i/i2t R@1 as extra lines when present."""
+    _require_columns(frame, ["setting", "mR", "ci_low", "ci_high"], "ablation frame")
+    if frame.empty:
+        raise ValueError("ablation frame has no rows")
+    x = np.arange(len(frame))
+    mr = frame["mR"].to_numpy(dtype=float)
+    low = np.nan_to_num(mr - frame["ci_low"].to_numpy(dtype=float))
+    high = np.nan_to_num(frame["ci_high"].to_numpy(dtype=float) - mr)
+    fig = Figure(figsize=(max(6.5, 1.25 * len(frame) + 3.0), 5.0), layout="constrained")
+    ax = fig.subplots()
+    ax.errorbar(x, mr, yerr=[low, high], fmt="o-", color="#08519c", capsize=4, linewidth=1.8, markersize=7,
+                label="mR with 95 % interval")
+    for xi, value, top in zip(x, mr, mr + high):
+        ax.annotate(f"{value:.2f}", (xi, top), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=8.5)
+    for column, style, colour in (("t2i_R@1", "D--", "#e6550d"), ("i2t_R@1", "^--", "#31a354")):
+        if column in frame:
+            label = column.replace("_", " ").replace("t2i", "text→image").replace("i2t", "image→text")
+            ax.plot(x, frame[column].to_numpy(dtype=float), style, color=colour, markersize=6, linewidth=1, label=label)
+    ax.set_xticks(x, [wrap(str(s), 14, max_lines=3) for s in frame["setting"]], fontsize=9)
+    ax.set_xlim(-0.5, len(frame) - 0.5)
+    ax.set_ylim(bottom=0, top=float(np.nanmax(np.r_[mr + high, frame.get("t2i_R@1", pd.Series([0])).max(),
+                                                    frame.get("i2t_R@1", pd.Series([0])).max()])) * 1.15 + 1)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("recall (%)")
+    ax.grid(axis="y", alpha=0.3)
+    fig.legend(loc="outside upper center", ncol=3, fontsize=8.5, frameon=False)
+    add_title(fig, title, coverage)
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------------------------- audit summary
+AUDIT_COUNT_COLUMNS = ("correct_objects", "hallucinated_objects", "direction_errors")
+AUDIT_SCORE_COLUMN = "completeness_1to5"
+
+
+def plot_audit_summary(summary: pd.DataFrame, path: Path | str | None = None, title: str = "Hand audit of caption variants",
+                       coverage: str | None = None) -> Figure:
+    """Mean audit scores per group (the first non-score column: e.g. scene_class or variant).
+
+    Left: mean counts of correct objects, hallucinated objects, direction errors; right: mean completeness (1-5).
+    """
+    _require_columns(summary, list(AUDIT_COUNT_COLUMNS) + [AUDIT_SCORE_COLUMN], "audit summary")
+    group_column = next((c for c in summary.columns if c not in AUDIT_COUNT_COLUMNS + (AUDIT_SCORE_COLUMN, "n_rows")), None)
+    frame = summary.reset_index() if group_column is None else summary
+    group_column = group_column or frame.columns[0]
+    frame = frame.sort_values(AUDIT_SCORE_COLUMN).reset_index(drop=True)
+    labels = [f"{g}  (n={int(n)})" for g, n in zip(frame[group_column], frame["n_rows"])] if "n_rows" in frame \
+        else [str(g) for g in frame[group_column]]
+    y = np.arange(len(frame))
+    fig = Figure(figsize=(11.0, 0.36 * len(frame) + 2.4), layout="constrained")
+    left, right = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [1.6, 1]})
+    height = 0.8 / len(AUDIT_COUNT_COLUMNS)
+    for j, (column, colour) in enumerate(zip(AUDIT_COUNT_COLUMNS, ("#31a354", "#de2d26", "#fd8d3c"))):
+        left.barh(y + (j - 1) * height, frame[column], height=height, color=colour, label=column.replace("_", " "))
+    left.set_yticks(y, labels, fontsize=8.5)
+    left.set_xlabel("mean count per variant")
+    left.set_title("objects and direction errors", fontsize=10)
+    left.grid(axis="x", alpha=0.3)
+    left.legend(loc="lower right", fontsize=8)
+    right.barh(y, frame[AUDIT_SCORE_COLUMN], height=0.6, color="#6baed6")
+    for yi, value in zip(y, frame[AUDIT_SCORE_COLUMN]):
+        right.text(value + 0.05, yi, f"{value:.2f}", va="center", fontsize=8)
+    right.set_xlim(1, 5.5)
+    right.set_xlabel("mean completeness (1 = poor, 5 = complete)")
+    right.set_title("completeness", fontsize=10)
+    right.grid(axis="x", alpha=0.3)
+    add_title(fig, f"{title} — by {group_column}", coverage)
+    return save_figure(fig, path)
+
+
+__all__ = ["save_figure", "add_title", "wrap", "class_palette", "load_thumbnail", "project_2d", "ground_truth_ranks",
+           "plot_class_samples", "plot_embedding_projection", "choose_example_queries", "plot_example_queries",
+           "plot_per_class_recall", "plot_comparison", "plot_ablation", "plot_audit_summary"]
+

@@ -1,0 +1,181 @@
+"""Run parameters: YAML files in params/, validated by a pydantic schema.
+
+A typo in a key or a bad value is an error that names it (and suggests the closest valid key).
+The resolved parameters (defaults filled in) are written next to every run's outputs.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ..paths import PROJECT_ROOT
+
+POOLINGS = Literal["max", "mean", "top2-mean"]
+FIELDS = Literal["one_sentence", "feature", "caption", "all"]
+BACKENDS = Literal["openai-chat", "openai-batch", "transformers", "neighbour", "import", "oracle"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class DatasetParams(_Section):
+    name: str = Field("rsicd", description="rsitmd | rsicd | smoke (generated) | any name with `annotations`")
+    split: Literal["test", "train"] = "test"
+    root: str | None = Field(None, description="store or mirror folder; null = the project store (data/)")
+    source: str | None = Field(None, description="annotation source inside root: amfmn (default) or json (RSITMD)")
+    annotations: str | None = Field(None, description="your own annotation file/folder (any supported format)")
+    images_dir: str | None = None
+    require_images: bool = Field(True, description="keep only images with pixels (RSICD: the AID-150 scenes)")
+    limit_images: int | None = Field(None, ge=1, description="first N images per class order, for quick looks")
+
+
+class CaptionerParams(_Section):
+    backend: BACKENDS = "neighbour"
+    model: str | None = None
+    options: dict = Field(default_factory=dict, description="backend options (base_url, k, temperature, ...)")
+    concurrency: int = Field(8, ge=1, le=256)
+    image_query: Literal["variants", "backend"] = Field(
+        "variants", description="image->text query text: the image's own variants, or the backend's image-query prompt")
+    corpus_path: str | None = Field(None, description="for backend 'import': the corpus JSONL to import")
+    import_format: Literal["rsrt", "plain"] = "plain"
+    prices: dict = Field(default_factory=lambda: {"input_per_1m": 2.0, "output_per_1m": 8.0, "batch_discount": 0.5},
+                         description="USD per million tokens (GPT-4.1 list prices; check yours)")
+    expected_tokens: dict = Field(default_factory=lambda: {"input": 1100, "output": 900},
+                                  description="tokens per image, for the cost estimate shown before a paid run")
+
+
+class EncoderParams(_Section):
+    spec: str = "all-MiniLM-L6-v2"
+    cache_policy: Literal["only-missing", "always", "never"] = "only-missing"
+    options: dict = Field(default_factory=dict)
+
+
+class RetrievalParams(_Section):
+    pooling: POOLINGS = "max"
+    field: FIELDS = "all"
+    n_variants: int = Field(5, ge=1, le=50, description="variants per image in the gallery (text->image)")
+    n_query_variants: int | None = Field(None, ge=1, le=50,
+                                         description="variants that stand for a query image (image->text); null = n_variants")
+
+
+class EvaluationParams(_Section):
+    ties: Literal["pessimistic", "optimistic"] = "pessimistic"
+    n_boot: int = Field(1000, ge=1)
+    seed: int = 0
+
+
+class AuditParams(_Section):
+    n_images: int = Field(30, ge=1)
+    seed: int = 0
+    filled_sheets: list[str] = Field(default_factory=list, description="filled scoring sheets (CSV) to summarise")
+
+
+class AblationParams(_Section):
+    enabled: bool = True
+    n_variants: list[int] = Field(default_factory=lambda: [1, 3, 5])
+    poolings: list[POOLINGS] = Field(default_factory=lambda: ["max", "mean", "top2-mean"])
+    fields: list[FIELDS] = Field(default_factory=lambda: ["one_sentence", "feature", "caption", "all"])
+    encoders: list[str] | Literal["offline"] = "offline"
+    corpora: list[str] = Field(default_factory=list, description="extra corpus JSONL files to compare as captioners")
+    include_oracle: bool = True
+
+
+class ClipParams(_Section):
+    enabled: bool = True
+    backend: Literal["transformers", "open_clip"] = "transformers"
+    model: str = "openai/clip-vit-base-patch32"
+    pretrained: str | None = None
+    batch_size: int = Field(64, ge=1)
+    device: str = "cpu"
+    fusion: bool = True
+
+
+class RunParams(_Section):
+    run_name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._=,+-]*$")
+    description: str = ""
+    dataset: DatasetParams = Field(default_factory=DatasetParams)
+    captioner: CaptionerParams = Field(default_factory=CaptionerParams)
+    encoder: EncoderParams = Field(default_factory=EncoderParams)
+    retrieval: RetrievalParams = Field(default_factory=RetrievalParams)
+    evaluation: EvaluationParams = Field(default_factory=EvaluationParams)
+    audit: AuditParams = Field(default_factory=AuditParams)
+    ablations: AblationParams = Field(default_factory=AblationParams)
+    clip: ClipParams = Field(default_factory=ClipParams)
+    notebooks: list[str] | None = Field(None, description="notebook name prefixes to run (default: all)")
+
+    def digest(self) -> str:
+        """Short hash of the resolved parameters (a run is complete only for the same digest)."""
+        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
+
+
+class ParamsError(ValueError):
+    """A params file that does not validate; the message names every bad key or value."""
+
+
+def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        if field is None or not isinstance(field.annotation, type) or not issubclass(field.annotation, BaseModel):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def _describe(error: dict, source: str) -> str:
+    loc = tuple(error["loc"])
+    where = ".".join(str(p) for p in loc)
+    if error["type"] == "extra_forbidden":
+        known = _known_keys(RunParams, loc)
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+        return f"{source}: {where}: unknown key{hint}"
+    return f"{source}: {where}: {error['msg']} (got {error.get('input')!r})"
+
+
+def parse_params(data: dict, source: str = "params") -> RunParams:
+    try:
+        return RunParams.model_validate(data)
+    except ValidationError as exc:
+        raise ParamsError("\n".join(_describe(e, source) for e in exc.errors())) from None
+
+
+def load_params(path: str | Path, overrides: dict | None = None) -> RunParams:
+    """Read and validate a params YAML; `overrides` are dotted keys ('retrieval.pooling': 'mean')."""
+    path = Path(path)
+    if not path.is_absolute() and not path.exists():
+        path = PROJECT_ROOT / path
+    if not path.is_file():
+        raise ParamsError(f"params file {path} does not exist; see params/ for examples")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML ({exc}); quote values that contain ': '") from None
+    if not isinstance(data, dict):
+        raise ParamsError(f"{path}: the top level must be a mapping of keys, got {type(data).__name__}")
+    for dotted, value in (overrides or {}).items():
+        set_dotted(data, dotted, value)
+    return parse_params(data, source=str(path))
+
+
+def set_dotted(data: dict, dotted: str, value) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ParamsError(f"override {dotted!r}: {key!r} is not a section")
+    node[keys[-1]] = value
+
+
+def dump_params(params: RunParams, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    return path

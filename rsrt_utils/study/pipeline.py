@@ -1,0 +1,377 @@
+"""The study's steps as functions, one per notebook stage; notebooks stay thin and call these.
+
+A run lives in `outputs/<run_name>/`: the resolved params, artifacts each stage hands to the next
+(`artifacts.json`), score matrices, figures and `metrics.json`. Expensive work (captions, image
+features, embeddings) is cached under `cache/`, keyed by everything that changes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data import Dataset, load_dataset, validation_report
+from ..data.store import import_from_folder, is_complete
+from ..encoders import CachedEncoder, make_text_encoder
+from ..evaluation import (ORACLE_CAPTIONER, embed_grouped_texts, human_caption_oracle, metrics_record,
+                          write_json_atomic)
+from ..metrics import evaluate_scores
+from ..paths import cache_dir, data_dir, outputs_dir, shared_mirror_dir
+from ..retrieval import text_to_text_scores
+from .params import RunParams, dump_params, load_params
+from .smoke import make_smoke_dataset
+
+STORE_NEEDS = {"rsitmd": ["rsitmd"], "rsicd": ["rsicd", "aid150"]}
+
+
+@dataclass
+class StudyRun:
+    """One run: its validated parameters and its output folder."""
+
+    params: RunParams
+    run_dir: Path
+
+    def path(self, *parts: str) -> Path:
+        target = self.run_dir.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def figure_path(self, name: str) -> Path:
+        return self.path("figures", f"{name}.png")
+
+    def artifacts(self) -> dict:
+        path = self.run_dir / "artifacts.json"
+        return json.loads(path.read_text()) if path.is_file() else {}
+
+    def save_artifact(self, key: str, value) -> None:
+        data = self.artifacts()
+        data[key] = value
+        write_json_atomic(data, self.run_dir / "artifacts.json")
+
+    @property
+    def is_oracle(self) -> bool:
+        return self.params.captioner.backend == "oracle"
+
+
+def open_run(params_path: str, run_dir: str = "", overrides: dict | None = None) -> StudyRun:
+    """Load and validate the params, create the run folder and write the resolved params there."""
+    params = load_params(params_path, overrides)
+    folder = Path(run_dir) if run_dir else outputs_dir() / params.run_name
+    folder.mkdir(parents=True, exist_ok=True)
+    dump_params(params, folder / "params.resolved.yaml")
+    return StudyRun(params, folder)
+
+
+# ---------------------------------------------------------------- 00 data
+def ensure_store(name: str) -> Path:
+    """The project store, importing from the ../shared/data mirror when a dataset is missing."""
+    missing = [d for d in STORE_NEEDS.get(name, []) if not is_complete(d)]
+    if missing:
+        mirror = shared_mirror_dir()
+        if mirror is None:
+            raise FileNotFoundError(f"datasets {missing} are not in the store {data_dir()} and no mirror was found; "
+                                    "run `rsrt data import --from DIR` or `rsrt data download`")
+        print(f"importing {missing} from the mirror {mirror} into {data_dir()} ...")
+        import_from_folder(mirror, missing)
+    return data_dir()
+
+
+def load_split(run: StudyRun, split: str | None = None) -> Dataset:
+    """Load the configured dataset split (the smoke benchmark is generated on first use)."""
+    p = run.params.dataset
+    split = split or p.split
+    if p.name == "smoke":
+        root = make_smoke_dataset(data_dir() / "smoke")
+        return load_dataset("smoke", split, annotations=root, images_dir=root / "images")
+    if p.annotations:
+        return load_dataset(p.name, split, annotations=p.annotations, images_dir=p.images_dir)
+    root = Path(p.root) if p.root else ensure_store(p.name)
+    return load_dataset(p.name, split, root=root, source=p.source, images_dir=p.images_dir)
+
+
+def prepare_dataset(run: StudyRun) -> Dataset:
+    """The evaluation split as configured: restricted to images with pixels and/or limited if asked."""
+    dataset = load_split(run)
+    p = run.params.dataset
+    if p.require_images:
+        if not any(im.image_path for im in dataset.images):
+            raise ValueError(f"dataset.require_images is true but {dataset.name} {dataset.split} has no image pixels; "
+                             "set dataset.images_dir, or require_images: false for annotation-only runs (oracle)")
+        dataset = dataset.with_images()
+    if p.limit_images and p.limit_images < dataset.n_images:
+        dataset = dataset.subset(range(p.limit_images), note=f"limited to the first {p.limit_images} images")
+    return dataset
+
+
+def shared_captions(dataset: Dataset, top: int = 10):
+    """Caption strings that describe more than one image (they cap text->image R@1 below 100 %)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"caption": [c.strip().lower() for c in dataset.captions],
+                          "image_id": [dataset.images[i].image_id for i in dataset.caption_image_index]})
+    grouped = frame.groupby("caption")["image_id"].agg(n_images="nunique", n_instances="size")
+    return grouped[grouped["n_images"] > 1].sort_values("n_images", ascending=False).head(top).reset_index()
+
+
+def data_report(run: StudyRun, dataset: Dataset) -> dict:
+    full = load_split(run)
+    report = {"evaluated": validation_report(dataset), "full_split": validation_report(full)}
+    write_json_atomic(report, run.path("data_report.json"))
+    return report
+
+
+# ---------------------------------------------------------------- 01 captioning
+def _backend_digest(backend) -> str:
+    blob = json.dumps([backend.name, backend.model, backend.prompt_version, backend.settings], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def make_backend(run: StudyRun):
+    """The configured captioning backend (the neighbour captioner gets a train bank of the same dataset)."""
+    c = run.params.captioner
+    if c.backend == "neighbour":
+        from ..captioning.neighbour import NeighbourCaptioner, TrainBank
+
+        train = load_split(run, "train").with_images()
+        encoder = CachedEncoder(make_text_encoder(run.params.encoder.spec), progress=False)
+        bank = TrainBank.from_dataset(train)
+        return NeighbourCaptioner(bank, text_encoder=encoder, **c.options)
+    from ..captioning.api import make_caption_backend
+
+    config = {"backend": c.backend, **({"model": c.model} if c.model else {}), **c.options}
+    return make_caption_backend(config)
+
+
+PAID_BACKENDS = ("openai-chat", "openai-batch")
+
+
+def cost_estimate(run: StudyRun, dataset: Dataset) -> dict:
+    """Cost shown before a paid captioning run starts (local backends cost nothing)."""
+    from ..captioning.runner import estimate_cost
+
+    c = run.params.captioner
+    if c.backend not in PAID_BACKENDS:
+        return {"usd": 0.0, "text": f"backend {c.backend!r} runs locally: no API cost"}
+    calls = 2 if c.image_query == "backend" else 1
+    return estimate_cost(dataset.n_images * calls, c.prices, c.expected_tokens, batch=c.backend == "openai-batch")
+
+
+def corpus_path_for(run: StudyRun, backend, dataset: Dataset) -> Path:
+    return cache_dir() / "corpora" / f"{dataset.name}-{dataset.split}-{backend.name}-{_backend_digest(backend)}.jsonl"
+
+
+def build_corpus(run: StudyRun, dataset: Dataset, progress: bool = True) -> dict:
+    """Caption (or resume captioning) every image; returns and records the corpus artifact."""
+    from ..captioning.runner import caption_images
+
+    c = run.params.captioner
+    if c.backend == "oracle":
+        info = {"captioner": ORACLE_CAPTIONER, "corpus": None, "label": "ceiling: human captions, leave-one-out"}
+        run.save_artifact("corpus", info)
+        return info
+    if c.backend == "import":
+        return _import_corpus(run, dataset)
+    backend = make_backend(run)
+    path = corpus_path_for(run, backend, dataset)
+    summary = caption_images(dataset.images, backend, path, mode="variants", concurrency=c.concurrency, progress=progress)
+    info = {"captioner": f"{backend.name}:{backend.model}", "corpus": str(path), "label": backend.label,
+            "settings": backend.settings, "summary": summary.to_dict(), "summary_text": summary.text()}
+    if c.image_query == "backend":
+        query_summary = caption_images(dataset.images, backend, path, mode="image_query", concurrency=c.concurrency, progress=progress)
+        info["image_query_summary"] = query_summary.to_dict()
+    run.save_artifact("corpus", info)
+    return info
+
+
+def _import_corpus(run: StudyRun, dataset: Dataset) -> dict:
+    from ..captioning.importer import import_corpus
+
+    c = run.params.captioner
+    if not c.corpus_path:
+        raise ValueError("captioner.backend is 'import' but captioner.corpus_path is empty; give the corpus JSONL to import")
+    source = Path(c.corpus_path)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:10]
+    path = cache_dir() / "corpora" / f"{dataset.name}-{dataset.split}-import-{digest}.jsonl"
+    report = import_corpus(source, path, fmt=c.import_format)
+    info = {"captioner": f"import:{source.name}", "corpus": str(path), "label": c.options.get("label"),
+            "summary": report if isinstance(report, dict) else getattr(report, "__dict__", str(report))}
+    run.save_artifact("corpus", info)
+    return info
+
+
+def corpus_variants(run: StudyRun, dataset: Dataset, corpus_path: str | None = None):
+    """image_id -> list of Variant from the run's corpus (ok records only)."""
+    from ..captioning.corpus import load_variants
+
+    path = corpus_path or run.artifacts().get("corpus", {}).get("corpus")
+    if not path and not run.is_oracle:
+        path = build_corpus(run, dataset, progress=False)["corpus"]  # resumes from the cache when already done
+    if not path:
+        raise ValueError("the oracle run has no corpus: its gallery is the human captions")
+    return load_variants(path)
+
+
+def gallery_texts(run: StudyRun, dataset: Dataset, field: str | None = None, n_variants: int | None = None,
+                  corpus_path: str | None = None) -> tuple[list[list[str]], list[str]]:
+    """Each image's variant texts (field, first n); images with no successful caption get one empty text
+    and are listed, so failures count against recall instead of vanishing."""
+    r = run.params.retrieval
+    field, n_variants = field or r.field, n_variants or r.n_variants
+    variants = corpus_variants(run, dataset, corpus_path)
+    texts, missing = [], []
+    for image in dataset.images:
+        chosen = variants.get(image.image_id, [])[:n_variants]
+        if not chosen:
+            missing.append(image.image_id)
+        texts.append([v.text(field) for v in chosen] or [""])
+    return texts, missing
+
+
+def image_query_texts(run: StudyRun, dataset: Dataset, field: str | None = None) -> list[list[str]] | None:
+    """Texts standing for each query image (image->text); None = the gallery variants themselves."""
+    from ..captioning.corpus import load_query_texts
+
+    r = run.params.retrieval
+    if run.params.captioner.image_query == "backend":
+        queries = load_query_texts(run.artifacts()["corpus"]["corpus"])
+        return [[queries.get(im.image_id, "")] for im in dataset.images]
+    if r.n_query_variants and r.n_query_variants != r.n_variants:
+        return gallery_texts(run, dataset, field, r.n_query_variants)[0]
+    return None
+
+
+# ---------------------------------------------------------------- 02 embedding / 03 retrieval
+def text_encoder(run: StudyRun, spec: str | None = None) -> CachedEncoder:
+    e = run.params.encoder
+    return CachedEncoder(make_text_encoder(spec or e.spec, **e.options), policy=e.cache_policy)
+
+
+def score_run(run: StudyRun, dataset: Dataset, encoder: CachedEncoder | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Embed (cached) and score both directions; saves scores.npz in the run folder."""
+    encoder = encoder or text_encoder(run)
+    r = run.params.retrieval
+    texts, missing = gallery_texts(run, dataset)
+    gallery = embed_grouped_texts(texts, encoder)
+    queries = image_query_texts(run, dataset)
+    image_queries = embed_grouped_texts(queries, encoder) if queries is not None else None
+    t2i, i2t = text_to_text_scores(encoder.encode(dataset.captions), gallery, image_queries, r.pooling)
+    np.savez_compressed(run.path("scores.npz"), t2i=t2i, i2t=i2t, caption_image_index=dataset.caption_image_index)
+    run.save_artifact("retrieval", {"missing_captions": missing, "encoder": encoder.name, "pooling": r.pooling, "field": r.field})
+    return t2i, i2t
+
+
+def load_scores(run: StudyRun) -> tuple[np.ndarray, np.ndarray]:
+    path = run.run_dir / "scores.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; run the retrieval notebook (03) first")
+    data = np.load(path)
+    return data["t2i"], data["i2t"]
+
+
+def caption_vectors_by_image(run: StudyRun, dataset: Dataset, encoder: CachedEncoder | None = None) -> np.ndarray:
+    """Mean gallery-text vector per image (for the embedding-space figure)."""
+    encoder = encoder or text_encoder(run)
+    if run.is_oracle:
+        texts = dataset.captions_by_image()
+    else:
+        texts, _ = gallery_texts(run, dataset)
+    gallery = embed_grouped_texts(texts, encoder)
+    summed = (gallery.embeddings * gallery.mask[..., None]).sum(axis=1)
+    return summed / np.linalg.norm(summed, axis=1, keepdims=True).clip(1e-12)
+
+
+# ---------------------------------------------------------------- 04 evaluation
+def evaluate_run(run: StudyRun, dataset: Dataset) -> dict:
+    """The standard protocol on this run; writes metrics.json and returns its content."""
+    e, r = run.params.evaluation, run.params.retrieval
+    encoder = text_encoder(run)
+    if run.is_oracle:
+        result = human_caption_oracle(dataset, encoder, r.pooling, e.ties, e.n_boot, e.seed)
+        captioner, label = ORACLE_CAPTIONER, "ceiling: human captions, leave-one-out"
+    else:
+        t2i, i2t = load_scores(run) if (run.run_dir / "scores.npz").is_file() else score_run(run, dataset, encoder)
+        result = evaluate_scores(t2i, i2t, dataset.caption_image_index, dataset.image_classes, ties=e.ties, n_boot=e.n_boot, seed=e.seed)
+        other = "optimistic" if e.ties == "pessimistic" else "pessimistic"
+        result[f"mR_ties_{other}"] = evaluate_scores(t2i, i2t, dataset.caption_image_index, ties=other, n_boot=1)["mR"]
+        corpus = run.artifacts().get("corpus", {})
+        captioner, label = corpus.get("captioner", run.params.captioner.backend), corpus.get("label")
+        result["missing_captions"] = len(run.artifacts().get("retrieval", {}).get("missing_captions", []))
+    record = metrics_record(result, dataset, captioner, encoder.name, r.pooling, run.params.model_dump(mode="json"), label)
+    record.update({"run_name": run.params.run_name, "params_digest": run.params.digest(), "field": r.field})
+    write_json_atomic(record, run.path("metrics.json"))
+    return record
+
+
+def oracle_scores(run: StudyRun, dataset: Dataset, k: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Score matrices of the oracle's k-th leave-one-out round (caption k as query), for figures."""
+    groups = dataset.captions_by_image()
+    rest = [[c for j, c in enumerate(g) if j != k] for g in groups]
+    encoder = text_encoder(run)
+    gallery = embed_grouped_texts(rest, encoder)
+    return text_to_text_scores(encoder.encode([g[k] for g in groups]), gallery, pooling=run.params.retrieval.pooling)
+
+
+def corpus_sample(run: StudyRun, dataset: Dataset, n: int = 3):
+    """A few corpus records as a table (image, class, variant fields) for a first look."""
+    import pandas as pd
+
+    if run.is_oracle:
+        return pd.DataFrame({"image_id": dataset.image_ids[:n], "human captions": dataset.captions_by_image()[:n]})
+    variants = corpus_variants(run, dataset)
+    rows = []
+    for image in dataset.images[:n]:
+        for i, v in enumerate(variants.get(image.image_id, [])):
+            rows.append({"image_id": image.image_id, "class": image.scene_class, "variant": i + 1,
+                         "one_sentence": v.one_sentence, "feature": v.feature, "caption": v.caption})
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- 07 CLIP baseline
+def clip_baseline(run: StudyRun, dataset: Dataset) -> dict:
+    """Zero-shot CLIP through the shared metrics (and RRF fusion with text-to-text) when weights load;
+    otherwise the published figures, marked quoted."""
+    import pandas as pd
+
+    from ..baselines.clip import make_clip_backend, published_clip_figures, run_clip_baseline
+    from ..baselines.fusion import evaluate_fused
+
+    c, e = run.params.clip, run.params.evaluation
+    quoted = published_clip_figures()
+    if not c.enabled:
+        return {"message": "CLIP baseline disabled (clip.enabled: false); published figures below are quoted, not measured.",
+                "table": quoted, "metrics": None}
+    if not any(im.image_path for im in dataset.images):
+        return {"message": f"{dataset.coverage_note()}: CLIP needs pixels; published figures below are quoted, not measured.",
+                "table": quoted, "metrics": None}
+    spec = f"open_clip:{c.model}@{c.pretrained}" if c.backend == "open_clip" else c.model
+    try:
+        backend = make_clip_backend(spec, device=c.device, batch_size=c.batch_size)
+    except Exception as exc:  # noqa: BLE001 - reported to the reader, not hidden
+        return {"message": f"No CLIP weights could be loaded for {spec!r}, so nothing is measured here.\n{exc}\n"
+                           "The published figures below are quoted, not measured.", "table": quoted, "metrics": None}
+    result = run_clip_baseline(dataset, backend, ties=e.ties, n_boot=e.n_boot, seed=e.seed)
+    rows = [_save_baseline(run, dataset, result["metrics"], f"zero-shot CLIP {backend.name}", "metrics_clip.json", "zero-shot")]
+    if c.fusion and not run.is_oracle:
+        t2t = load_scores(run) if (run.run_dir / "scores.npz").is_file() else score_run(run, dataset)
+        fused = evaluate_fused([(result["t2i_scores"], result["i2t_scores"]), t2t], dataset.caption_image_index,
+                               dataset.image_classes, ties=e.ties, n_boot=e.n_boot, seed=e.seed)
+        corpus = run.artifacts().get("corpus", {})
+        rows.append(_save_baseline(run, dataset, fused, f"RRF(CLIP {backend.name}, text-to-text)", "metrics_fusion.json",
+                                   corpus.get("label") or "training-free"))
+    table = pd.concat([pd.DataFrame(rows), quoted.assign(kind="quoted")], ignore_index=True)
+    return {"message": f"measured zero-shot CLIP {backend.name} on {dataset.coverage_note()}", "table": table,
+            "metrics": rows}
+
+
+def _save_baseline(run: StudyRun, dataset: Dataset, result: dict, system: str, filename: str, label: str) -> dict:
+    record = metrics_record(result, dataset, system, system, "none", run.params.model_dump(mode="json"), label)
+    record.update({"run_name": f"{run.params.run_name}:{filename.removesuffix('.json').removeprefix('metrics_')}",
+                   "params_digest": run.params.digest(), "field": None})
+    write_json_atomic(record, run.path(filename))
+    lo, hi = result["ci95"]["mR"]
+    return {"system": system, "dataset": dataset.name, "mR": result["mR"], "ci_low": lo, "ci_high": hi, "kind": "measured",
+            **{f"t2i {k}": v for k, v in result["t2i"].items()}, **{f"i2t {k}": v for k, v in result["i2t"].items()}}

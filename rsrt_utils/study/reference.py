@@ -1,0 +1,48 @@
+"""Published figures from STUDY.md (quoted, never measured here) and the side-by-side comparison table."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+# system, setting, RSITMD mR, RSICD mR, source
+PUBLISHED = [
+    ("TRSLLaVA (GPT-4.1 captions, T2T)", "training-free", 42.62, 31.33, "paper abstract; paper digest"),
+    ("zero-shot CLIP (paper's baseline)", "zero-shot", 23.86, None, "paper abstract"),
+    ("CLIP ViT-B/32", "zero-shot", 24.19, 15.74, "RS5M paper, Table II"),
+    ("GeoRSCLIP ViT-B/32", "zero-shot", 35.68, 26.18, "RS5M paper"),
+    ("GeoRSCLIP ViT-H/14", "zero-shot", 40.38, 28.48, "RS5M README"),
+    ("AMFMN", "supervised", 29.72, 16.42, "RemoteCLIP paper, Table II"),
+    ("GaLR", "supervised", 31.41, 18.96, "RemoteCLIP paper, Table II"),
+    ("PIR", "supervised", 38.24, 24.46, "RemoteCLIP paper, Table II"),
+    ("RemoteCLIP ViT-B/32", "trained on RSITMD+RSICD train", 49.38, 35.26, "RemoteCLIP paper, Table II"),
+    ("GeoRSCLIP-FT", "fine-tuned", 51.81, 38.87, "RS5M paper, Table II"),
+]
+
+
+def published_table() -> pd.DataFrame:
+    """One row per (system, dataset) with kind = 'quoted'."""
+    rows = []
+    for system, setting, rsitmd, rsicd, source in PUBLISHED:
+        for dataset, value in (("rsitmd", rsitmd), ("rsicd", rsicd)):
+            if value is not None:
+                rows.append({"system": system, "setting": setting, "dataset": dataset, "mR": value, "ci_low": None,
+                             "ci_high": None, "kind": "quoted", "source": source})
+    return pd.DataFrame(rows)
+
+
+def measured_row(metrics: dict, system: str | None = None) -> dict:
+    """A comparison row from a metrics.json record."""
+    lo, hi = metrics["ci95"]["mR"]
+    label = metrics.get("label")
+    return {"system": system or f"this study: {metrics['captioner']} + {metrics['encoder']}",
+            "setting": label or "training-free", "dataset": metrics["dataset"], "mR": metrics["mR"], "ci_low": lo,
+            "ci_high": hi, "kind": "measured", "source": metrics.get("coverage", "")}
+
+
+def comparison_table(measured: list[dict], dataset: str | None = None) -> pd.DataFrame:
+    """Our measured rows beside the quoted ones, for one dataset (or all), sorted by mR."""
+    table = pd.concat([pd.DataFrame([measured_row(m) if "captioner" in m else m for m in measured]), published_table()],
+                      ignore_index=True)
+    if dataset:
+        table = table[table["dataset"] == dataset]
+    return table.sort_values("mR", ascending=False).reset_index(drop=True)

@@ -1,0 +1,52 @@
+"""Aggregate every run's metrics.json under outputs/ into one CSV and one comparison figure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from ..paths import outputs_dir
+from .reference import measured_row, published_table
+
+SUMMARY_COLUMNS = ["run_name", "dataset", "split", "n_images", "captioner", "label", "encoder", "pooling", "field",
+                   "t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "i2t_R@5", "i2t_R@10", "mR", "ci_low", "ci_high",
+                   "coverage", "params_digest", "path"]
+
+
+def flatten_metrics(metrics: dict, path: Path) -> dict:
+    row = {k: metrics.get(k) for k in ("run_name", "dataset", "split", "n_images", "captioner", "label", "encoder",
+                                       "pooling", "field", "mR", "coverage", "params_digest")}
+    for direction in ("t2i", "i2t"):
+        for k, v in metrics[direction].items():
+            row[f"{direction}_{k}"] = v
+    row["ci_low"], row["ci_high"] = metrics["ci95"]["mR"]
+    row["path"] = str(path)
+    row["run_name"] = row["run_name"] or path.parent.name
+    return row
+
+
+def collect_metrics(root: Path | None = None) -> pd.DataFrame:
+    """One row per outputs/<run>/metrics*.json (the run, and its CLIP / fusion baselines when measured)."""
+    root = root or outputs_dir()
+    rows = [flatten_metrics(json.loads(p.read_text()), p) for p in sorted(root.glob("*/metrics*.json"))]
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def build_report(root: Path | None = None) -> dict:
+    """Write outputs/report/summary.csv and comparison.png; return their paths and the table."""
+    from .figures import plot_comparison
+
+    root = root or outputs_dir()
+    summary = collect_metrics(root)
+    target = root / "report"
+    target.mkdir(parents=True, exist_ok=True)
+    summary.to_csv(target / "summary.csv", index=False)
+    measured = [measured_row(json.loads(Path(p).read_text()), system=f"{r} (measured)") for p, r in zip(summary["path"], summary["run_name"])]
+    rows = pd.concat([pd.DataFrame(measured), published_table()], ignore_index=True) if measured else published_table()
+    figure = plot_comparison(rows, path=target / "comparison.png")
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)
+    return {"summary_csv": target / "summary.csv", "figure": target / "comparison.png", "table": summary}

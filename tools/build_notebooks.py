@@ -1,0 +1,151 @@
+"""Maintainers: regenerate notebooks/*.ipynb (without outputs) from the cell lists below.
+
+The notebooks are the study's user interface; keep each code cell a call or two into rsrt_utils.
+Run `python tools/build_notebooks.py` after editing, and commit the notebooks.
+"""
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+PARAMETERS = '''# Parameters (papermill injects new values below this cell). PARAMS_PATH: a file in params/.
+PARAMS_PATH = "params/smoke.yaml"
+RUN_DIR = ""  # empty: outputs/<run_name>/'''
+
+SETUP = '''import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Image, display
+
+from rsrt_utils.study import pipeline as rs
+from rsrt_utils.study import figures
+
+run = rs.open_run(PARAMS_PATH, RUN_DIR)
+dataset = rs.prepare_dataset(run)
+print(run.params.description or run.params.run_name)
+print(dataset.coverage_note())'''
+
+SHOW = "display(Image(filename=str({path})))"
+
+
+def md(text: str):
+    return new_markdown_cell(text.strip())
+
+
+def code(text: str):
+    return new_code_cell(text.strip())
+
+
+def notebook(title: str, intro: str, cells: list) -> nbformat.NotebookNode:
+    parameters = new_code_cell(PARAMETERS)
+    parameters.metadata["tags"] = ["parameters"]
+    nb = new_notebook(cells=[md(f"# {title}\n\n{intro}"), parameters, code(SETUP), *cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    return nb
+
+
+BOOKS = {
+    "00_data": ("Data: import, validate, look",
+                "Loads the configured split from the data store (importing from a local mirror when needed), checks it "
+                "against the standard test splits, analyses duplicate captions and shows sample images per scene class.",
+                [md("## Counts against the standard split, blanks and duplicates"),
+                 code("report = rs.data_report(run, dataset)\npd.DataFrame(report).drop(index=['notes', 'captions_per_image'], errors='ignore')"),
+                 md("Caption strings shared by several images cap text→image R@1 below 100 %: a query that describes "
+                    "17 images can only rank one of them first."),
+                 code("rs.shared_captions(dataset, top=10)"),
+                 md("## Sample images per scene class, with a human caption each"),
+                 code("fig = figures.plot_class_samples(dataset, path=run.figure_path('00_class_samples'))\nplt.close(fig)\n"
+                      + SHOW.format(path="run.figure_path('00_class_samples')"))]),
+    "01_captioning": ("Captioning: the RSRT corpus",
+                      "Builds (or resumes) the corpus of five structured variants per image with the configured backend. "
+                      "The cost estimate comes first for paid backends; failures are summarised, never hidden.",
+                      [md("## Cost estimate (before anything is sent)"),
+                       code("print(rs.cost_estimate(run, dataset)['text'])"),
+                       md("## Build or resume the corpus"),
+                       code("corpus = rs.build_corpus(run, dataset)\nprint(corpus.get('summary_text', corpus['captioner']))\n"
+                            "if corpus.get('label'):\n    print('NOTE:', corpus['label'])"),
+                       md("## Three sample records"),
+                       code("rs.corpus_sample(run, dataset, n=3)")]),
+    "02_embedding": ("Embedding: variants and queries",
+                     "Embeds every gallery text and query with the frozen text encoder (cached on disk, keyed by model and "
+                     "exact text) and projects the images' mean text vectors to 2-D, coloured by scene class.",
+                     [code("encoder = rs.text_encoder(run)\nvectors = rs.caption_vectors_by_image(run, dataset, encoder)\n"
+                           "print(encoder.name, vectors.shape, 'cache:', encoder.last_stats)"),
+                      code("fig = figures.plot_embedding_projection(vectors, dataset.image_classes, "
+                           "title=f'Gallery text embeddings ({encoder.name})', coverage=dataset.coverage_note(), "
+                           "path=run.figure_path('02_embedding_projection'))\nplt.close(fig)\n"
+                           + SHOW.format(path="run.figure_path('02_embedding_projection')"))]),
+    "03_retrieval": ("Retrieval: rank images by their caption variants",
+                     "Scores every caption query against every image (cosine, pooled over the image's variants) in both "
+                     "directions and shows example queries with their top-5 images, successes and failures.",
+                     [code("t2i, i2t = rs.score_run(run, dataset) if not run.is_oracle else rs.oracle_scores(run, dataset)\n"
+                           "print('text->image scores', t2i.shape, '| image->text scores', i2t.shape)"),
+                      code("examples = figures.choose_example_queries(t2i, dataset.caption_image_index, n_success=3, n_failure=3)\n"
+                           "fig = figures.plot_example_queries(dataset, t2i, examples, k=5, path=run.figure_path('03_example_queries'))\n"
+                           "plt.close(fig)\n" + SHOW.format(path="run.figure_path('03_example_queries')"))]),
+    "04_evaluation": ("Evaluation: the standard protocol",
+                      "R@1/5/10 in both directions and mR (mean of the six), with 95 % bootstrap intervals over queries; "
+                      "side by side with the paper and its peers (measured here vs quoted); recall per scene class.",
+                      [code("metrics = rs.evaluate_run(run, dataset)\n"
+                            "pd.DataFrame({'text→image': metrics['t2i'], 'image→text': metrics['i2t']}).T"),
+                       code("print(f\"mR {metrics['mR']} (95% CI {metrics['ci95']['mR']}), ties {metrics['ties']}; \"\n"
+                            "      f\"captioner {metrics['captioner']}; {metrics['coverage']}\")\nif metrics.get('label'):\n    print('NOTE:', metrics['label'])"),
+                       md("## Beside the paper and its peers\nRows marked *quoted* come from the papers (STUDY.md); only "
+                          "*measured* rows were computed here, on the images stated in `source`."),
+                       code("from rsrt_utils.study.reference import comparison_table\n"
+                            "table = comparison_table([metrics], dataset=metrics['dataset'] if metrics['dataset'] in ('rsitmd', 'rsicd') else None)\ntable"),
+                       code("fig = figures.plot_comparison(table, path=run.figure_path('04_comparison'))\nplt.close(fig)\n"
+                            + SHOW.format(path="run.figure_path('04_comparison')")),
+                       code("fig = figures.plot_per_class_recall(metrics['per_class'], title='Recall per scene class', "
+                            "coverage=metrics['coverage'], path=run.figure_path('04_per_class'))\nplt.close(fig)\n"
+                            + SHOW.format(path="run.figure_path('04_per_class')"))]),
+    "05_caption_audit": ("Caption audit: by hand and automatically",
+                         "Samples images reproducibly (stratified by class), renders an audit sheet (HTML and figures) of "
+                         "each image beside its five variants and its human captions, and writes a scoring sheet to fill "
+                         "in. Filled sheets listed in `audit.filled_sheets` are summarised (two sheets: agreement).",
+                         [code("audit = rs.prepare_audit(run, dataset)\nprint('audit sheet:', audit['html'])\n"
+                               "print('scoring sheet to fill:', audit['scoring_sheet'])"),
+                          code("for page in audit['pages'][:2]:\n    display(Image(filename=str(page)))"),
+                          md("## Filled scoring sheets (if any)"),
+                          code("summary = rs.summarise_audit(run)\nsummary if summary is not None else print('no filled sheets given (audit.filled_sheets)')"),
+                          md("## Automatic checks: length, diversity between variants, words no human caption uses"),
+                          code("checks = rs.automatic_audit(run, dataset)\nchecks['summary']"),
+                          code("checks['per_image'].head(10)")]),
+    "06_ablations": ("Ablations",
+                     "Number of variants, pooling, embedded field, text encoder and captioner (with the human-caption "
+                     "oracle as a ceiling), each with 95 % intervals. Embeddings come from the cache.",
+                     [code("from rsrt_utils.study import ablations\naxes = ablations.ablation_axes(run) if run.params.ablations.enabled else []\nprint('axes:', axes)"),
+                      code("tables = {}\nfor axis in axes:\n    tables[axis] = ablations.run_ablation(run, dataset, axis)\n"
+                           "    fig = figures.plot_ablation(tables[axis], title=f'Ablation: {axis}', xlabel=axis, "
+                           "coverage=dataset.coverage_note(), path=run.figure_path(f'06_ablation_{axis}'))\n    plt.close(fig)\n"
+                           "pd.concat(tables.values(), ignore_index=True) if tables else None"),
+                      code("for axis in axes:\n    " + SHOW.format(path="run.figure_path(f'06_ablation_{axis}')"))]),
+    "07_clip_baseline": ("Baseline: zero-shot CLIP, and rank fusion with text-to-text",
+                         "Runs a dual-encoder CLIP baseline through the same evaluation code wherever weights can be loaded "
+                         "(a hub id with network access, or a local path), and fuses its ranking with the text-to-text one "
+                         "by reciprocal rank fusion. Without weights the notebook says so and shows the published figures, "
+                         "marked quoted.",
+                         [code("clip = rs.clip_baseline(run, dataset)\nprint(clip['message'])"),
+                          code("clip['table']")]),
+    "08_report": ("Report: every run side by side",
+                  "Aggregates every `outputs/*/metrics.json` into one CSV and one comparison figure (also `rsrt report`).",
+                  [code("from rsrt_utils.study.report import build_report\nreport = build_report()\n"
+                        "report['table'].drop(columns=['path'])"),
+                   code(SHOW.format(path="report['figure']"))]),
+}
+
+
+def main() -> None:
+    NOTEBOOKS.mkdir(exist_ok=True)
+    for name, (title, intro, cells) in BOOKS.items():
+        nbformat.write(notebook(title, intro, cells), NOTEBOOKS / f"{name}.ipynb")
+        print("wrote", NOTEBOOKS / f"{name}.ipynb")
+
+
+if __name__ == "__main__":
+    main()
