@@ -93,6 +93,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     device = resolve_device(args.device)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="bench-clip-") as tmp:
         scratch = Path(tmp)
         paths, image_source = benchmark_images(args.n_images, scratch)
@@ -103,6 +104,7 @@ def main() -> None:
             runs.append(dict(time_model(make_clip_backend(spec, device, args.batch_size), paths, scratch, args.repeats), note=spec))
     report = {"device": device, "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
               "cpu_count": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+              "load_average_1_5_15_min": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
               "n_images": len(paths), "images": image_source, "runs": runs,
               "real_clip_models": real_specs or "none loadable offline here (no ViT-B/32 figure measured)"}
     args.out.parent.mkdir(parents=True, exist_ok=True)

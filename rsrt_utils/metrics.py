@@ -53,14 +53,20 @@ def relevance_t2i(caption_image_index: np.ndarray, n_images: int) -> np.ndarray:
 
 
 def bootstrap_means(hits: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, n_cols) means of hits over queries resampled with replacement."""
+    """(n_boot, n_cols) means of hits over queries resampled with replacement.
+
+    Each resample's draw counts times the hits give exact integer sums (as hits[idx].mean would), faster.
+    """
     n = hits.shape[0]
+    values = np.asarray(hits, dtype=np.float64)
     out = np.empty((n_boot, hits.shape[1]))
     step = max(1, 2_000_000 // max(n, 1))
     for start in range(0, n_boot, step):
         stop = min(n_boot, start + step)
         idx = rng.integers(0, n, size=(stop - start, n))
-        out[start:stop] = hits[idx].mean(axis=1)
+        idx += (np.arange(stop - start) * n)[:, None]
+        counts = np.bincount(idx.ravel(), minlength=(stop - start) * n).reshape(stop - start, n)
+        out[start:stop] = (counts @ values) / n
     return out
 
 
@@ -83,6 +89,8 @@ def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_imag
     Returns t2i/i2t recalls and mR in percent, 95 % bootstrap intervals over queries
     (each direction resampled over its own queries), and, given classes, a per-class table.
     """
+    if n_boot < 1:
+        raise ValueError(f"n_boot must be >= 1 (got {n_boot}); use n_boot=1 for a negligible bootstrap cost")
     caption_image_index = np.asarray(caption_image_index, dtype=np.int64)
     n_captions, n_images = t2i_scores.shape
     if i2t_scores.shape != (n_images, n_captions):

@@ -85,6 +85,25 @@ def pool(similarities: np.ndarray, mask: np.ndarray, pooling: str) -> np.ndarray
     return (top2[..., 0] + second) / 2.0
 
 
+def _pool_by_slices(sims: np.ndarray, mask: np.ndarray, pooling: str) -> np.ndarray:
+    """Same result as `pool` for max and top2-mean, but elementwise over the variant slices, which is
+    several times faster than reducing a length-5 last axis. Overwrites masked-out slots of `sims`."""
+    if not mask.all():
+        sims[:, ~mask] = -np.inf
+    cols = [sims[..., v] for v in range(sims.shape[-1])]
+    if pooling == "max" or len(cols) == 1:
+        best = cols[0].copy()
+        for col in cols[1:]:
+            np.maximum(best, col, out=best)
+        return best
+    first, second = np.maximum(cols[0], cols[1]), np.minimum(cols[0], cols[1])
+    for col in cols[2:]:
+        np.maximum(second, np.minimum(first, col), out=second)
+        np.maximum(first, col, out=first)
+    second = np.where(np.isfinite(second), second, first)
+    return (first + second) / 2.0
+
+
 def pooled_similarity(queries: np.ndarray, gallery: VariantGallery, pooling: str = "max", chunk_size: int = 2048) -> np.ndarray:
     """Score every query against every gallery image: (n_queries, n_images) float32.
 
@@ -97,9 +116,12 @@ def pooled_similarity(queries: np.ndarray, gallery: VariantGallery, pooling: str
     n_img, n_var, dim = gallery.embeddings.shape
     flat = gallery.embeddings.reshape(n_img * n_var, dim)
     out = np.empty((queries.shape[0], n_img), dtype=np.float32)
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling {pooling!r} is not known; choose one of {', '.join(POOLINGS)}")
+    pool_block = pool if pooling == "mean" else _pool_by_slices  # mean keeps `pool`'s summation order
     for start in range(0, queries.shape[0], chunk_size):
         block = queries[start:start + chunk_size] @ flat.T
-        out[start:start + chunk_size] = pool(block.reshape(-1, n_img, n_var), gallery.mask, pooling)
+        out[start:start + chunk_size] = pool_block(block.reshape(-1, n_img, n_var), gallery.mask, pooling)
     return out
 
 

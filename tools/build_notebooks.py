@@ -108,13 +108,14 @@ BOOKS = {
                          "Samples images reproducibly (stratified by class), renders an audit sheet (HTML and figures) of "
                          "each image beside its five variants and its human captions, and writes a scoring sheet to fill "
                          "in. Filled sheets listed in `audit.filled_sheets` are summarised (two sheets: agreement).",
-                         [code("audit = rs.prepare_audit(run, dataset)\nprint('audit sheet:', audit['html'])\n"
+                         [code("audit = rs.prepare_audit(run, dataset)\nprint(audit.get('message') or f\"audit sheet: {audit['html']}\")\n"
                                "print('scoring sheet to fill:', audit['scoring_sheet'])"),
                           code("for page in audit['pages'][:2]:\n    display(Image(filename=str(page)))"),
                           md("## Filled scoring sheets (if any)"),
                           code("summary = rs.summarise_audit(run)\nsummary if summary is not None else print('no filled sheets given (audit.filled_sheets)')"),
                           md("## Automatic checks: length, diversity between variants, words no human caption uses"),
                           code("checks = rs.automatic_audit(run, dataset)\nchecks['summary']"),
+                          code("checks.get('top_unsupported_words')"),
                           code("checks['per_image'].head(10)")]),
     "06_ablations": ("Ablations",
                      "Number of variants, pooling, embedded field, text encoder and captioner (with the human-caption "

@@ -80,7 +80,8 @@ def _interpret(answer: BackendAnswer, mode: str) -> tuple[dict, str | None, bool
         text = answer.query_text if answer.query_text is not None else answer.raw_text
         return {"query_text": parse_query_text(text or "")}, None, False
     except ParseError as error:
-        return {}, f"bad answer: {error.reason}", answer.variants is None
+        truncated = " (the answer was cut off at max_tokens)" if answer.usage.get("finish_reason") == "length" else ""
+        return {}, f"bad answer: {error.reason}{truncated}", answer.variants is None
 
 
 def _call_backend(backend: CaptionBackend, chunk: Sequence[CaptionRequest], mode: str, strict: bool) -> list[BackendAnswer]:

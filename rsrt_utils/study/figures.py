@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
 
+import matplotlib.colors
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
@@ -50,6 +51,11 @@ def add_title(fig: Figure, title: str, coverage: str | None = None) -> None:
         fig.supxlabel(f"Coverage: {coverage}", fontsize=9, color=NOTE_COLOUR, style="italic")
 
 
+def dataset_coverage(dataset: Dataset) -> str:
+    """The dataset's coverage note plus how it was restricted (e.g. to the images that have pixels)."""
+    return "; ".join([dataset.coverage_note(), *dataset.notes])
+
+
 def wrap(text: str, width: int, max_lines: int | None = None) -> str:
     """Wrap text to `width` characters; cut to `max_lines` lines with an ellipsis."""
     lines = textwrap.wrap(" ".join(str(text).split()), width=width) or [""]
@@ -59,13 +65,21 @@ def wrap(text: str, width: int, max_lines: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def class_palette(classes: Sequence[str]) -> dict[str, tuple]:
-    """A stable colour per class; up to 30 well-separated colours (tab20 + the dark half of tab20b)."""
+# Kelly's colours of maximum contrast (white dropped) followed by nine more well-separated ones: 30 in all.
+DISTINCT_COLOURS = (
+    "#222222", "#F3C300", "#875692", "#F38400", "#A1CAF1", "#BE0032", "#C2B280", "#848482", "#008856", "#E68FAC",
+    "#0067A5", "#F99379", "#604E97", "#F6A600", "#B3446C", "#DCD300", "#882D17", "#8DB600", "#654522", "#E25822",
+    "#2B3D26", "#00A6A6", "#1F3A93", "#FF69B4", "#00BFFF", "#808000", "#32CD32", "#800000", "#9400D3", "#7B68EE",
+)
+
+
+def class_palette(classes: Sequence[str]) -> dict[str, str]:
+    """A stable, well-separated colour per class (sorted by name); 30 distinct colours, then an hsv wheel."""
     names = sorted(set(classes))
-    colours = list(colormaps["tab20"].colors) + list(colormaps["tab20b"].colors)[0::2]
+    colours = list(DISTINCT_COLOURS)
     if len(names) > len(colours):
         extra = colormaps["hsv"](np.linspace(0, 1, len(names) - len(colours), endpoint=False))
-        colours += [tuple(c) for c in extra]
+        colours += [matplotlib.colors.to_hex(c) for c in extra]
     return {name: colours[i] for i, name in enumerate(names)}
 
 
@@ -99,7 +113,18 @@ def _bare_axes(ax, frame_colour: str | None = None, frame_width: float = 4.0) ->
         spine.set_linewidth(frame_width if frame_colour else 0.8)
 
 
-def _text_tile(ax, text: str, fontsize: float = 9, facecolor: str = "#f2f2f2") -> None:
+def legend_above(ax, ncol: int, **options) -> None:
+    """Legend centred just above the axes; constrained layout keeps it clear of the figure title."""
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.01), ncol=ncol, fontsize=8.5, frameon=False, **options)
+
+
+def legend_row(ax, handles: list, ncol: int) -> None:
+    """Use an empty axes (a grid row of its own) as a legend box, so nothing can overlap it."""
+    ax.set_axis_off()
+    ax.legend(handles=handles, loc="center", ncol=ncol, fontsize=9, frameon=False)
+
+
+def _text_tile(ax, text: str, fontsize: float = 8.5, facecolor: str = "#f2f2f2") -> None:
     """A grey tile with centred text, standing in for missing pixels."""
     ax.set_facecolor(facecolor)
     ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=fontsize, transform=ax.transAxes, wrap=False)
@@ -149,16 +174,15 @@ def plot_class_samples(dataset: Dataset, n_classes: int = 12, per_class: int = 3
     captions = dataset.captions_by_image()
     blocks_per_row = max(1, 6 // per_class)
     n_rows = -(-len(samples) // blocks_per_row)
-    n_cols = blocks_per_row * per_class
-    fig = Figure(figsize=(2.35 * n_cols, 3.05 * n_rows + 0.9), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
-    for ax in axes.flat:
-        ax.set_visible(False)
+    n_cols = blocks_per_row * (per_class + 1) - 1  # a narrow spacer column between class blocks
+    widths = ([1.0] * per_class + [0.12]) * blocks_per_row
+    fig = Figure(figsize=(2.35 * blocks_per_row * per_class + 0.3 * blocks_per_row, 3.05 * n_rows + 0.9),
+                 layout="constrained")
+    grid = fig.add_gridspec(n_rows, n_cols, width_ratios=widths[:n_cols])
     for block, (scene_class, indices) in enumerate(samples):
-        row, first_col = divmod(block, blocks_per_row)
+        row, block_col = divmod(block, blocks_per_row)
         for slot, image_index in enumerate(indices):
-            ax = axes[row, first_col * per_class + slot]
-            ax.set_visible(True)
+            ax = fig.add_subplot(grid[row, block_col * (per_class + 1) + slot])
             image = dataset.images[image_index]
             _show_image_or_tile(ax, image.image_path, "no pixels\nfor this image\n(captions only)")
             _bare_axes(ax)
@@ -167,7 +191,7 @@ def plot_class_samples(dataset: Dataset, n_classes: int = 12, per_class: int = 3
             first_caption = captions[image_index][0] if captions[image_index] else "(no caption)"
             ax.set_xlabel(wrap(f"“{first_caption}”", 30, max_lines=3), fontsize=8)
     add_title(fig, f"{dataset.name.upper()} {dataset.split}: sample images per scene class with their first human caption",
-              dataset.coverage_note())
+              dataset_coverage(dataset))
     return save_figure(fig, path)
 
 
@@ -208,16 +232,16 @@ def plot_embedding_projection(vectors: np.ndarray, labels: Sequence[str], title:
     fig = Figure(figsize=(9.5 + 1.6 * legend_cols, 7.5), layout="constrained")
     ax = fig.subplots()
     label_array = np.asarray(labels)
-    point_size = float(np.clip(4000 / len(labels), 4, 40))
+    point_size = float(np.clip(6000 / len(labels), 8, 40))
     for i, (name, colour) in enumerate(palette.items()):
         mask = label_array == name
         ax.scatter(coords[mask, 0], coords[mask, 1], s=point_size, color=colour, marker=markers[(i // 10) % 3],
-                   alpha=0.75, linewidths=0, label=f"{name} ({mask.sum()})")
+                   alpha=0.8, linewidths=0, label=f"{name} ({mask.sum()})")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title(f"{'t-SNE' if method == 'tsne' else 'PCA'} of {len(labels)} vectors, {n_classes} scene classes", fontsize=10)
     ax.legend(title="scene class (n)", loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=legend_cols, fontsize=8,
-              title_fontsize=9, markerscale=max(1.0, 30 / point_size) ** 0.5, frameon=False)
+              title_fontsize=9, markerscale=max(1.0, 40 / point_size) ** 0.5, frameon=False)
     add_title(fig, title, coverage)
     return save_figure(fig, path)
 
@@ -247,10 +271,10 @@ def choose_example_queries(t2i_scores: np.ndarray, caption_image_index: Sequence
 
 def _retrieved_tile(ax, dataset: Dataset, image_index: int, frame: str, heading: str) -> None:
     image = dataset.images[image_index]
-    _show_image_or_tile(ax, image.image_path, wrap(f"{image.image_id}\n[{image.scene_class}]", 18))
+    _show_image_or_tile(ax, image.image_path, f"{image.image_id}\n[{image.scene_class}]\n(no pixels)")
     _bare_axes(ax, frame)
     ax.set_title(heading, fontsize=8.5)
-    ax.set_xlabel(wrap(image.image_id, 24, max_lines=2), fontsize=7.5)
+    ax.set_xlabel(image.image_id, fontsize=7.5)
 
 
 def plot_example_queries(dataset: Dataset, t2i_scores: np.ndarray, query_indices: Sequence[int], k: int = 5,
@@ -273,25 +297,27 @@ def plot_example_queries(dataset: Dataset, t2i_scores: np.ndarray, query_indices
     ranks = ground_truth_ranks(t2i_scores[query_indices], dataset.caption_image_index[query_indices])
     retrieved = top_k(t2i_scores[query_indices], k)
     n_cols = 1 + k + int(show_ground_truth)
-    fig = Figure(figsize=(2.3 * n_cols + 1.6, 2.75 * len(query_indices) + 1.0), layout="constrained")
-    grid = fig.add_gridspec(len(query_indices), n_cols, width_ratios=[1.9] + [1] * (n_cols - 1))
-    for row, q in enumerate(query_indices):
+    fig = Figure(figsize=(2.3 * n_cols + 1.6, 2.75 * len(query_indices) + 1.4), layout="constrained")
+    grid = fig.add_gridspec(len(query_indices) + 1, n_cols, width_ratios=[1.9] + [1] * (n_cols - 1),
+                            height_ratios=[0.15] + [1] * len(query_indices))
+    _add_query_legend(fig.add_subplot(grid[0, :]), show_ground_truth)
+    for row, q in enumerate(query_indices, start=1):
         truth = int(dataset.caption_image_index[q])
-        _draw_query_text(fig.add_subplot(grid[row, 0]), dataset, q, truth, int(ranks[row]))
-        for col, image_index in enumerate(retrieved[row]):
+        rank = int(ranks[row - 1])
+        _draw_query_text(fig.add_subplot(grid[row, 0]), dataset, q, truth, rank)
+        for col, image_index in enumerate(retrieved[row - 1]):
             hit = int(image_index) == truth
             heading = f"#{col + 1} {dataset.images[image_index].scene_class}" + (" ✓" if hit else "")
             _retrieved_tile(fig.add_subplot(grid[row, 1 + col]), dataset, int(image_index),
                             HIT_COLOUR if hit else MISS_COLOUR, heading)
         if show_ground_truth:
             ax = fig.add_subplot(grid[row, n_cols - 1])
-            if ranks[row] >= k:
-                _retrieved_tile(ax, dataset, truth, TRUTH_COLOUR, f"ground truth: rank {int(ranks[row]) + 1}")
+            if rank >= k:
+                _retrieved_tile(ax, dataset, truth, TRUTH_COLOUR, f"ground truth: rank {rank + 1}")
             else:
                 ax.set_axis_off()
-    _add_query_legend(fig, show_ground_truth)
     add_title(fig, title or f"{dataset.name.upper()} {dataset.split}: example text→image queries, top {k}",
-              dataset.coverage_note())
+              dataset_coverage(dataset))
     return save_figure(fig, path)
 
 
@@ -301,19 +327,19 @@ def _draw_query_text(ax, dataset: Dataset, q: int, truth: int, rank: int) -> Non
     colour = HIT_COLOUR if rank == 0 else (MISS_COLOUR if rank >= 5 else "#fc8d59")
     ax.text(0.0, 0.98, f"query {q}: {outcome}", fontsize=9, fontweight="bold", color=colour, va="top",
             transform=ax.transAxes)
-    ax.text(0.0, 0.80, wrap(f"“{dataset.captions[q]}”", 30, max_lines=6), fontsize=9, va="top",
+    ax.text(0.0, 0.80, wrap(f"“{dataset.captions[q]}”", 38, max_lines=7), fontsize=9, va="top",
             transform=ax.transAxes)
     ax.text(0.0, 0.02, wrap(f"true image: {dataset.images[truth].image_id} [{dataset.images[truth].scene_class}]", 34,
-                            max_lines=2), fontsize=7.5, color=NOTE_COLOUR, va="bottom", transform=ax.transAxes)
+                            max_lines=3), fontsize=7.5, color=NOTE_COLOUR, va="bottom", transform=ax.transAxes)
 
 
-def _add_query_legend(fig: Figure, show_ground_truth: bool) -> None:
+def _add_query_legend(ax, show_ground_truth: bool) -> None:
     handles = [Patch(facecolor="white", edgecolor=HIT_COLOUR, linewidth=3, label="ground-truth image"),
                Patch(facecolor="white", edgecolor=MISS_COLOUR, linewidth=3, label="other image")]
     if show_ground_truth:
         handles.append(Patch(facecolor="white", edgecolor=TRUTH_COLOUR, linewidth=3,
                              label="ground truth outside the top k"))
-    fig.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=9, frameon=False)
+    legend_row(ax, handles, ncol=len(handles))
 
 
 # --------------------------------------------------------------------------------------------- per-class recall
@@ -336,10 +362,10 @@ def plot_per_class_recall(per_class_records: Sequence[Mapping] | pd.DataFrame, t
     ax.set_yticks(y, labels, fontsize=8.5)
     ax.set_ylim(-0.6, len(frame) - 0.4)
     upper = float(np.nanmax(frame[["mR", "t2i R@1", "i2t R@1"]].to_numpy())) if len(frame) else 100.0
-    ax.set_xlim(0, min(100.0, max(10.0, upper * 1.1)))
+    ax.set_xlim(0, min(100.0, max(10.0, upper * 1.1)) + 2)
     ax.set_xlabel("recall (%)")
     ax.grid(axis="x", alpha=0.3)
-    fig.legend(loc="outside upper center", ncol=2, fontsize=8.5, frameon=False)
+    legend_above(ax, ncol=2)
     add_title(fig, title, coverage)
     return save_figure(fig, path)
 
@@ -359,8 +385,9 @@ def plot_comparison(rows: pd.DataFrame, path: Path | str | None = None, title: s
     settings = list(dict.fromkeys(rows.loc[rows["kind"] == "measured", "setting"]))
     setting_colours = {s: colormaps["tab10"].colors[i % 10] for i, s in enumerate(settings)}
     sizes = [int((rows["dataset"] == d).sum()) for d in datasets]
-    fig = Figure(figsize=(10.0, 0.42 * sum(sizes) + 1.3 * len(datasets) + 1.2), layout="constrained")
-    axes = fig.subplots(len(datasets), 1, squeeze=False, gridspec_kw={"height_ratios": [max(s, 1) for s in sizes]})[:, 0]
+    fig = Figure(figsize=(10.0, 0.42 * sum(sizes) + 1.3 * len(datasets) + 1.6), layout="constrained")
+    grid = fig.add_gridspec(len(datasets) + 1, 1, height_ratios=[max(s, 1) for s in sizes] + [1.2])
+    axes = [fig.add_subplot(grid[i, 0]) for i in range(len(datasets))]
     for ax, name in zip(axes, datasets):
         _comparison_panel(ax, rows[rows["dataset"] == name], name, setting_colours)
     upper = float(np.nanmax(rows[["mR", "ci_high"]].to_numpy(dtype=float)))
@@ -369,7 +396,7 @@ def plot_comparison(rows: pd.DataFrame, path: Path | str | None = None, title: s
     handles = [Patch(facecolor=c, label=f"measured: {s}") for s, c in setting_colours.items()]
     handles.append(Patch(facecolor=QUOTED_COLOUR, hatch="///", edgecolor="#777777", label="quoted from papers (not re-run)"))
     handles.append(Line2D([], [], color="black", marker="|", linestyle="-", label="95 % bootstrap interval"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(3, len(handles)), fontsize=8.5, frameon=False)
+    legend_row(fig.add_subplot(grid[-1, 0]), handles, ncol=min(3, len(handles)))
     add_title(fig, title, coverage)
     return save_figure(fig, path)
 
@@ -424,7 +451,7 @@ def plot_ablation(frame: pd.DataFrame, title: str, xlabel: str, coverage: str, p
     ax.set_xlabel(xlabel)
     ax.set_ylabel("recall (%)")
     ax.grid(axis="y", alpha=0.3)
-    fig.legend(loc="outside upper center", ncol=3, fontsize=8.5, frameon=False)
+    legend_above(ax, ncol=3)
     add_title(fig, title, coverage)
     return save_figure(fig, path)
 
@@ -469,7 +496,7 @@ def plot_audit_summary(summary: pd.DataFrame, path: Path | str | None = None, ti
     return save_figure(fig, path)
 
 
-__all__ = ["save_figure", "add_title", "wrap", "class_palette", "load_thumbnail", "project_2d", "ground_truth_ranks",
+__all__ = ["save_figure", "add_title", "dataset_coverage", "wrap", "class_palette", "load_thumbnail", "project_2d", "ground_truth_ranks",
            "plot_class_samples", "plot_embedding_projection", "choose_example_queries", "plot_example_queries",
            "plot_per_class_recall", "plot_comparison", "plot_ablation", "plot_audit_summary"]
 

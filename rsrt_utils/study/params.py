@@ -48,7 +48,7 @@ class CaptionerParams(_Section):
     import_format: Literal["rsrt", "plain"] = "plain"
     prices: dict = Field(default_factory=lambda: {"input_per_1m": 2.0, "output_per_1m": 8.0, "batch_discount": 0.5},
                          description="USD per million tokens (GPT-4.1 list prices; check yours)")
-    expected_tokens: dict = Field(default_factory=lambda: {"input": 1100, "output": 900},
+    expected_tokens: dict = Field(default_factory=lambda: {"input": 550, "output": 1000},
                                   description="tokens per image, for the cost estimate shown before a paid run")
 
 

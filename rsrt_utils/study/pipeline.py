@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Dataset, load_dataset, validation_report
-from ..data.store import import_from_folder, is_complete
+from ..data.store import download, import_from_folder, is_complete
 from ..encoders import CachedEncoder, make_text_encoder
 from ..evaluation import (ORACLE_CAPTIONER, embed_grouped_texts, human_caption_oracle, metrics_record,
                           write_json_atomic)
@@ -68,15 +68,17 @@ def open_run(params_path: str, run_dir: str = "", overrides: dict | None = None)
 
 # ---------------------------------------------------------------- 00 data
 def ensure_store(name: str) -> Path:
-    """The project store, importing from the ../shared/data mirror when a dataset is missing."""
+    """The project store; missing datasets are imported from a local mirror (../shared/data or
+    RSRT_MIRROR_DIR) when there is one, else downloaded from their public sources."""
     missing = [d for d in STORE_NEEDS.get(name, []) if not is_complete(d)]
     if missing:
         mirror = shared_mirror_dir()
-        if mirror is None:
-            raise FileNotFoundError(f"datasets {missing} are not in the store {data_dir()} and no mirror was found; "
-                                    "run `rsrt data import --from DIR` or `rsrt data download`")
-        print(f"importing {missing} from the mirror {mirror} into {data_dir()} ...")
-        import_from_folder(mirror, missing)
+        if mirror is not None:
+            print(f"importing {missing} from the mirror {mirror} into {data_dir()} ...")
+            import_from_folder(mirror, missing)
+        else:
+            print(f"downloading {missing} from their public sources into {data_dir()} ...")
+            download(missing)
     return data_dir()
 
 
@@ -375,3 +377,56 @@ def _save_baseline(run: StudyRun, dataset: Dataset, result: dict, system: str, f
     lo, hi = result["ci95"]["mR"]
     return {"system": system, "dataset": dataset.name, "mR": result["mR"], "ci_low": lo, "ci_high": hi, "kind": "measured",
             **{f"t2i {k}": v for k, v in result["t2i"].items()}, **{f"i2t {k}": v for k, v in result["i2t"].items()}}
+
+
+# ---------------------------------------------------------------- 05 caption audit
+def prepare_audit(run: StudyRun, dataset: Dataset) -> dict:
+    """Sample images (stratified by class, seeded) and write the audit sheet (HTML + PNG pages) and the
+    scoring sheet to fill in, under <run>/audit/."""
+    from . import audit
+
+    a = run.params.audit
+    if run.is_oracle:
+        return {"html": None, "scoring_sheet": None, "pages": [], "message": "the oracle run has no generated captions to audit"}
+    corpus = corpus_variants(run, dataset)
+    indices = audit.sample_for_audit(dataset, min(a.n_images, dataset.n_images), a.seed,
+                                     only_with_pixels=any(im.image_path for im in dataset.images))
+    items = audit.build_audit_items(dataset, corpus, indices)
+    folder = run.run_dir / "audit"
+    label = run.artifacts().get("corpus", {}).get("label")
+    title = f"Caption audit: {run.params.run_name}" + (f" ({label})" if label else "")
+    html = audit.write_audit_sheet_html(items, folder / "audit_sheet.html", title, dataset.coverage_note())
+    pages = audit.plot_audit_sheet(items, folder / "audit_sheet.png")
+    sheet = audit.write_scoring_sheet(items, folder / "scoring_sheet.csv")
+    info = {"html": str(html), "scoring_sheet": str(sheet), "pages": [str(p) for p in pages], "image_ids": [dataset.image_ids[i] for i in indices]}
+    run.save_artifact("audit", info)
+    return info
+
+
+def summarise_audit(run: StudyRun) -> dict | None:
+    """Summary of the filled scoring sheets named in audit.filled_sheets (None when there are none)."""
+    from . import audit
+
+    sheets = run.params.audit.filled_sheets
+    if not sheets:
+        return None
+    summary = audit.summarise_scoring_sheets(sheets)
+    for name, table in summary.items():
+        table.to_csv(run.path("audit", f"summary_{name}.csv"), index=False)
+    return summary
+
+
+def automatic_audit(run: StudyRun, dataset: Dataset) -> dict:
+    """Automatic caption checks for every captioned image: length, diversity, unsupported words."""
+    from . import audit
+
+    if run.is_oracle:
+        import pandas as pd
+
+        empty = pd.DataFrame()
+        return {"per_image": empty, "summary": "the oracle run has no generated captions to check"}
+    checks = audit.automatic_caption_checks(dataset, corpus_variants(run, dataset))
+    summary = audit.summarise_caption_checks(checks)
+    checks.to_csv(run.path("audit", "automatic_checks.csv"), index=False)
+    summary["top_unsupported_words"].to_csv(run.path("audit", "top_unsupported_words.csv"), index=False)
+    return {"per_image": checks, "summary": summary["means"], "top_unsupported_words": summary["top_unsupported_words"]}

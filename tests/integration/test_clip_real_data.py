@@ -49,8 +49,8 @@ def test_tiny_random_clip_runs_the_whole_path_at_chance_level(rsicd_with_images,
     assert result["t2i_scores"].shape == (5135, 1027) and result["i2t_scores"].shape == (1027, 5135)
     assert result["cache"]["images"]["computed"] == 1027
     assert any("AID-150" in note for note in result["notes"])
-    # random weights: t2i R@10 near 10/1027 ~ 1 %, i2t R@10 near 1 - (1 - 10/5135)^5 ~ 5 %
-    assert result["metrics"]["mR"] < 6.0, result["metrics"]
+    # random weights: t2i R@10 near 10/1027 ~ 1 %, i2t R@10 near 1 - (1 - 10/5135)^5 ~ 1 %: chance mR ~ 0.5
+    assert result["metrics"]["mR"] < 3.0, result["metrics"]
     assert {row["scene_class"] for row in result["metrics"]["per_class"]} == set(rsicd_with_images.image_classes)
     again = run_clip_baseline(rsicd_with_images, backend, cache_root=tmp_path / "cache", n_boot=100, progress=False)
     assert again["cache"]["images"]["computed"] == 0

@@ -157,3 +157,19 @@ def test_mean_over_runs():
     assert out["ci95"]["mR"] == [35.0, 55.0]
     with pytest.raises(ValueError):
         mean_over_runs([])
+
+
+def test_n_boot_zero_is_a_clear_error():
+    with pytest.raises(ValueError, match="n_boot must be >= 1"):
+        evaluate_scores(T2I, I2T, INDEX, n_boot=0)
+
+
+@pytest.mark.parametrize("n", [1, 7, 5465])
+def test_bootstrap_means_equals_resampled_means(n):
+    """Same draws as the direct definition hits[idx].mean(axis=1), bit for bit."""
+    hits = np.random.default_rng(n).random((n, 3)) < 0.4
+    fast = bootstrap_means(hits, 700, np.random.default_rng(9))
+    rng, step = np.random.default_rng(9), max(1, 2_000_000 // n)
+    direct = np.concatenate([hits[rng.integers(0, n, size=(min(700, s + step) - s, n))].mean(axis=1)
+                             for s in range(0, 700, step)])
+    np.testing.assert_array_equal(fast, direct)

@@ -174,3 +174,27 @@ def test_factory_builds_the_chat_backend_for_any_compatible_server(fake_openai):
         make_caption_backend({"backend": "openai-chta"})
     with pytest.raises(ValueError, match="did you mean 'temperature'"):
         make_caption_backend({"backend": "openai-chat", "temprature": 0.1})
+
+
+def test_cli_caption_dry_run_shows_the_cost_then_runs(fake_openai, tmp_path, monkeypatch, capsys):
+    import argparse
+
+    import rsrt_utils.data as data
+    from rsrt_utils.captioning.cli import add_caption_subcommands
+    from rsrt_utils.data.dataset import Dataset, ImageRecord
+
+    pairs = make_images(tmp_path / "img", 3)
+    images = [ImageRecord(i, "scene", "test", p) for i, p in pairs] + [ImageRecord("nopx.png", "scene", "test", None)]
+    dataset = Dataset("rsitmd", "test", images, ["c1", "c2", "c3", "c4"], [0, 1, 2, 3])
+    monkeypatch.setattr(data, "load_dataset", lambda name, split, root=None: dataset)
+    parser = argparse.ArgumentParser()
+    add_caption_subcommands(parser.add_subparsers(dest="command"))
+    out = tmp_path / "c.jsonl"
+    args = parser.parse_args(["caption", "--dataset", "rsitmd", "--out", str(out), "--dry-run"])
+    assert args.func(args) == 0
+    printed = capsys.readouterr().out
+    assert "3 to caption" in printed and "estimated cost $" in printed and not out.exists()
+    args = parser.parse_args(["caption", "--dataset", "rsitmd", "--out", str(out), "--base-url", fake_openai.base_url,
+                              "--limit", "2", "--concurrency", "2"])
+    assert args.func(args) == 0
+    assert len(load_variants(out)) == 2 and "captioned 2 image(s)" in capsys.readouterr().out

@@ -125,3 +125,17 @@ def test_l2_normalise_keeps_zero_rows():
     out = l2_normalise(np.array([[3.0, 4.0], [0.0, 0.0]]))
     np.testing.assert_allclose(out, [[0.6, 0.8], [0.0, 0.0]])
     assert out.dtype == np.float32
+
+
+@pytest.mark.parametrize("pooling", ["max", "mean", "top2-mean"])
+@pytest.mark.parametrize("max_variants", [1, 2, 5, 9])
+def test_fast_pooling_is_identical_to_the_reference(pooling, max_variants):
+    """pooled_similarity (slice-wise pooling) gives exactly what `pool` gives on the full similarity tensor."""
+    rng = np.random.default_rng(max_variants)
+    n_img, dim = 30, 24
+    groups = np.r_[np.arange(n_img), rng.integers(0, n_img, size=n_img * (max_variants - 1))]
+    g = VariantGallery.from_groups(l2_normalise(rng.normal(size=(len(groups), dim))), groups)
+    queries = l2_normalise(rng.normal(size=(17, dim)))
+    sims = (queries @ g.embeddings.reshape(-1, dim).T).reshape(17, *g.mask.shape)
+    reference = pool(sims, g.mask, pooling).astype(np.float32)  # mean divides by int counts -> float64
+    np.testing.assert_array_equal(pooled_similarity(queries, g, pooling, chunk_size=10_000), reference)

@@ -1,0 +1,87 @@
+"""SIGKILL a captioning run at several moments, rerun it, and check nothing is lost, duplicated or recomputed."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rsrt_utils.captioning.images import jpeg_data_url
+from tests.fakes.openai_server import FakeOpenAIServer
+from tests.fakes.synthetic import make_images
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+FAKE_KEY = "sk-test-KILLRESUME-9f8e7d6c5b4a"
+N_IMAGES, CONCURRENCY, LATENCY = 24, 3, 0.15
+
+
+def ok_image_ids(store: Path) -> set[str]:
+    if not store.exists():
+        return set()
+    ids = set()
+    for line in store.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn line: the next run cuts it
+        if record["status"] == "ok":
+            ids.add(record["image_id"])
+    return ids
+
+
+def start_worker(server, image_dir, store, log_dir, run):
+    env = {**os.environ, "OPENAI_API_KEY": FAKE_KEY, "PYTHONPATH": str(PROJECT_ROOT)}
+    out = open(log_dir / f"run{run}.out", "w")
+    err = open(log_dir / f"run{run}.err", "w")
+    process = subprocess.Popen([sys.executable, "-m", "tests.fakes.caption_worker", server.base_url, str(image_dir),
+                                str(store), str(CONCURRENCY)], env=env, stdout=out, stderr=err, cwd=PROJECT_ROOT)
+    return process, out, err
+
+
+def wait_until(condition, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the worker"
+        time.sleep(0.01)
+
+
+def test_kill_and_resume_loses_and_repeats_nothing(tmp_path):
+    pairs = make_images(tmp_path / "img", N_IMAGES)
+    digest_of = {image_id: hashlib.sha256(jpeg_data_url(path).encode()).hexdigest()[:16] for image_id, path in pairs}
+    store, logs = tmp_path / "corpus.jsonl", tmp_path / "logs"
+    logs.mkdir()
+    done_at: dict[str, float] = {}  # image -> time by which its record was known to be on disk
+    kill_after = [lambda s: len(s.chat_requests()) >= 1,            # before any record
+                  lambda s: len(ok_image_ids(store)) >= 5,
+                  lambda s: len(ok_image_ids(store)) >= 12]
+    with FakeOpenAIServer(latency=LATENCY) as server:
+        for run, condition in enumerate(kill_after):
+            process, out, err = start_worker(server, tmp_path / "img", store, logs, run)
+            wait_until(lambda: condition(server) or process.poll() is not None)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            out.close(), err.close()
+            now = time.time()
+            for image_id in ok_image_ids(store):
+                done_at.setdefault(image_id, now)
+        process, out, err = start_worker(server, tmp_path / "img", store, logs, "final")
+        assert process.wait(timeout=60) == 0
+        out.close(), err.close()
+        requests = server.chat_requests()
+
+    records = [json.loads(line) for line in store.read_text().splitlines()]
+    keys = [r["cache_key"] for r in records if r["status"] == "ok"]
+    assert len(keys) == len(set(keys)) == N_IMAGES, "every image exactly once"
+    assert {r["image_id"] for r in records} == set(digest_of)
+    assert len(done_at) >= 12, "the kills happened mid-run"
+    for image_id, when in done_at.items():
+        late = [r for r in requests if r.image_digest == digest_of[image_id] and r.at > when]
+        assert not late, f"{image_id} was recomputed after its record was written"
+    # each kill can waste at most the requests in flight
+    assert N_IMAGES <= len(requests) <= N_IMAGES + len(kill_after) * CONCURRENCY
+    for path in [store, *logs.iterdir()]:
+        assert FAKE_KEY not in path.read_text(), f"the API key leaked into {path.name}"
+    assert "captioned" in (logs / "runfinal.out").read_text()
