@@ -72,14 +72,24 @@ def pooled_scores(query_vectors: np.ndarray, caption_vectors: np.ndarray, chosen
     return pooled_similarity(query_vectors, VariantGallery.from_groups(caption_vectors[flat], owner, len(picks)), "max")
 
 
+def variant_similarities(query_vectors: np.ndarray, caption_vectors: np.ndarray, chosen: list[list[int]], width: int) -> np.ndarray:
+    """(n_queries, n_images, width) similarity to each image's ranked captions; -inf where an image has fewer."""
+    index = np.full((len(chosen), width), -1, dtype=np.int64)
+    for row, picks in enumerate(chosen):
+        index[row, :min(width, len(picks))] = picks[:width]
+    sims = np.einsum("qd,ivd->qiv", query_vectors, caption_vectors[np.maximum(index, 0)], optimize=True)
+    return np.where(index[None] >= 0, sims, -np.inf).astype(np.float32)
+
+
 def evaluate_grid_point(query_features, bank, bank_vectors, val_vectors, relevant, point: dict) -> list[dict]:
-    """Every (n_variants, n_query_captions) pair for one consensus setting; mR per pair."""
+    """Every (n_variants, n_query_captions) pair for one consensus setting; mR per pair (max over each prefix)."""
     from rsrt_utils.captioning.neighbour import consensus_captions
-    chosen = consensus_captions(query_features, bank, bank_vectors, point["k"], point["tau"], max(N_VARIANTS + N_QUERY_CAPTIONS),
-                                point["weight_candidates"])
-    t2i = {n: direction_hits(pooled_scores(val_vectors, bank_vectors, chosen, n), relevant).mean(axis=0) for n in N_VARIANTS}
-    i2t = {n: direction_hits(np.ascontiguousarray(pooled_scores(val_vectors, bank_vectors, chosen, n).T), relevant.T).mean(axis=0)
-           for n in N_QUERY_CAPTIONS}
+    width = max(N_VARIANTS + N_QUERY_CAPTIONS)
+    chosen = consensus_captions(query_features, bank, bank_vectors, point["k"], point["tau"], width, point["weight_candidates"])
+    sims = variant_similarities(val_vectors, bank_vectors, chosen, width)
+    prefix_max = np.maximum.accumulate(sims, axis=2)
+    t2i = {n: direction_hits(prefix_max[:, :, n - 1], relevant).mean(axis=0) for n in N_VARIANTS}
+    i2t = {n: direction_hits(np.ascontiguousarray(prefix_max[:, :, n - 1].T), relevant.T).mean(axis=0) for n in N_QUERY_CAPTIONS}
     rows = []
     for nv, nq in itertools.product(N_VARIANTS, N_QUERY_CAPTIONS):
         m_r = (t2i[nv].sum() + i2t[nq].sum()) / 6 * 100
