@@ -52,6 +52,16 @@ def relevance_t2i(caption_image_index: np.ndarray, n_images: int) -> np.ndarray:
     return caption_image_index[:, None] == np.arange(n_images)[None, :]
 
 
+def duplicate_aware_relevance(captions: Sequence[str], caption_image_index: Sequence[int], n_images: int) -> np.ndarray:
+    """(n_captions, n_images): caption q is relevant to every image that has a caption with the same text
+    (case- and space-insensitive). Shows how much duplicate captions (RSICD) cost under the protocol."""
+    keys = [" ".join(c.lower().split()) for c in captions]
+    _, text_id = np.unique(np.asarray(keys, dtype=object).astype(str), return_inverse=True)
+    has_text = np.zeros((int(text_id.max()) + 1, n_images), dtype=bool)
+    has_text[text_id, np.asarray(caption_image_index)] = True
+    return has_text[text_id]
+
+
 def bootstrap_means(hits: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """(n_boot, n_cols) means of hits over queries resampled with replacement.
 
@@ -81,11 +91,12 @@ def _recall_dict(means: Iterable[float], ks: Sequence[int]) -> dict[str, float]:
 
 def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_image_index: Sequence[int],
                     image_classes: Sequence[str] | None = None, ks: Sequence[int] = KS, ties: str = "pessimistic",
-                    n_boot: int = 1000, seed: int = 0) -> dict:
+                    n_boot: int = 1000, seed: int = 0, relevant: np.ndarray | None = None) -> dict:
     """Standard protocol on precomputed score matrices.
 
     t2i_scores: (n_captions, n_images); i2t_scores: (n_images, n_captions);
-    caption_image_index[q] is the image that caption q describes.
+    caption_image_index[q] is the image that caption q describes. `relevant` (n_captions, n_images)
+    replaces that one-image relevance (e.g. duplicate_aware_relevance: a diagnostic, not the protocol).
     Returns t2i/i2t recalls and mR in percent, 95 % bootstrap intervals over queries
     (each direction resampled over its own queries), and, given classes, a per-class table.
     """
@@ -97,7 +108,10 @@ def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_imag
         raise ValueError(f"i2t_scores has shape {i2t_scores.shape}; expected (n_images, n_captions) = {(n_images, n_captions)}")
     if caption_image_index.shape != (n_captions,):
         raise ValueError(f"caption_image_index has {caption_image_index.shape[0]} entries for {n_captions} captions")
-    relevant = relevance_t2i(caption_image_index, n_images)
+    if relevant is None:
+        relevant = relevance_t2i(caption_image_index, n_images)
+    elif relevant.shape != (n_captions, n_images):
+        raise ValueError(f"relevant has shape {relevant.shape}; expected (n_captions, n_images) = {(n_captions, n_images)}")
     t2i_hits = hits_at_k(rank_of_best_relevant(t2i_scores, relevant, ties), ks)
     i2t_hits = hits_at_k(rank_of_best_relevant(i2t_scores, relevant.T, ties), ks)
     t2i_mean, i2t_mean = t2i_hits.mean(axis=0), i2t_hits.mean(axis=0)

@@ -95,6 +95,9 @@ BOOKS = {
                             "pd.DataFrame({'text→image': metrics['t2i'], 'image→text': metrics['i2t']}).T"),
                        code("print(f\"mR {metrics['mR']} (95% CI {metrics['ci95']['mR']}), ties {metrics['ties']}; \"\n"
                             "      f\"captioner {metrics['captioner']}; {metrics['coverage']}\")\nif metrics.get('label'):\n    print('NOTE:', metrics['label'])"),
+                       md("How much do ties and duplicate captions move the figure? (Diagnostics, not the protocol: "
+                          "the protocol figure above counts only an image's own captions as relevant.)"),
+                       code("pd.Series({k: v for k, v in metrics.items() if k.startswith('mR_')}, name='mR', dtype=object)"),
                        md("## Beside the paper and its peers\nRows marked *quoted* come from the papers (STUDY.md); only "
                           "*measured* rows were computed here, on the images stated in `source`."),
                        code("from rsrt_utils.study.reference import comparison_table\n"

@@ -19,7 +19,7 @@ from ..data.store import download, import_from_folder, is_complete
 from ..encoders import CachedEncoder, make_text_encoder
 from ..evaluation import (ORACLE_CAPTIONER, embed_grouped_texts, human_caption_oracle, metrics_record,
                           write_json_atomic)
-from ..metrics import evaluate_scores
+from ..metrics import duplicate_aware_relevance, evaluate_scores
 from ..paths import cache_dir, data_dir, outputs_dir, shared_mirror_dir
 from ..retrieval import text_to_text_scores
 from .params import RunParams, dump_params, load_params
@@ -299,6 +299,9 @@ def evaluate_run(run: StudyRun, dataset: Dataset) -> dict:
         result = evaluate_scores(t2i, i2t, dataset.caption_image_index, dataset.image_classes, ties=e.ties, n_boot=e.n_boot, seed=e.seed)
         other = "optimistic" if e.ties == "pessimistic" else "pessimistic"
         result[f"mR_ties_{other}"] = evaluate_scores(t2i, i2t, dataset.caption_image_index, ties=other, n_boot=1)["mR"]
+        result["mR_duplicates_relevant"] = evaluate_scores(
+            t2i, i2t, dataset.caption_image_index, ties=e.ties, n_boot=1,
+            relevant=duplicate_aware_relevance(dataset.captions, dataset.caption_image_index, dataset.n_images))["mR"]
         corpus = run.artifacts().get("corpus", {})
         captioner, label = corpus.get("captioner", run.params.captioner.backend), corpus.get("label")
         result["missing_captions"] = len(run.artifacts().get("retrieval", {}).get("missing_captions", []))

@@ -173,3 +173,28 @@ def test_bootstrap_means_equals_resampled_means(n):
     direct = np.concatenate([hits[rng.integers(0, n, size=(min(700, s + step) - s, n))].mean(axis=1)
                              for s in range(0, 700, step)])
     np.testing.assert_array_equal(fast, direct)
+
+
+def test_duplicate_aware_relevance_marks_every_image_sharing_the_text():
+    from rsrt_utils.metrics import duplicate_aware_relevance
+
+    captions = ["A river", "a  river", "a bridge", "a farm"]
+    relevant = duplicate_aware_relevance(captions, [0, 1, 1, 2], 3)
+    expected = np.array([[True, True, False], [True, True, False], [False, True, False], [False, False, True]])
+    assert (relevant == expected).all()
+
+
+def test_duplicate_aware_relevance_can_only_raise_recall():
+    from rsrt_utils.metrics import duplicate_aware_relevance
+
+    # caption 0 and 1 are the same text for images 0 and 1; image 1 scores higher for both
+    t2i = np.array([[0.2, 0.9], [0.2, 0.9], [0.1, 0.8]])
+    index = np.array([0, 1, 1])
+    standard = evaluate_scores(t2i, t2i.T.copy(), index, ks=(1,), n_boot=1)
+    aware = evaluate_scores(t2i, t2i.T.copy(), index, ks=(1,), n_boot=1,
+                            relevant=duplicate_aware_relevance(["x", "x", "y"], index, 2))
+    assert standard["t2i"]["R@1"] == round(200 / 3, 2)
+    assert aware["t2i"]["R@1"] == 100.0
+    # i2t: each image's best own caption ties with the other image's identical caption ("x"), and ties count
+    # against (pessimistic), so both miss; with duplicates relevant the tied caption is relevant too
+    assert standard["i2t"]["R@1"] == 0.0 and aware["i2t"]["R@1"] == 100.0
