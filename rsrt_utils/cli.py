@@ -41,7 +41,8 @@ def _add_oracle_command(sub: argparse._SubParsersAction) -> None:
     _add_dataset_args(oracle)
     oracle.add_argument("--encoder", default="all-MiniLM-L6-v2", help="text encoder spec (see rsrt_utils.encoders)")
     oracle.add_argument("--pooling", default="max", choices=["max", "mean", "top2-mean"])
-    oracle.add_argument("--ties", default="pessimistic", choices=["pessimistic", "optimistic"])
+    oracle.add_argument("--ties", default="random", choices=["random", "pessimistic", "optimistic"],
+                        help="how exact score ties are ordered (default: expected value under a random order)")
     oracle.add_argument("--n-boot", type=int, default=1000)
     oracle.add_argument("--out", type=Path, default=None, help="metrics.json path (default outputs/oracle-<dataset>-<split>/)")
 

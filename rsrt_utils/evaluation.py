@@ -12,7 +12,7 @@ import numpy as np
 
 from .data import Dataset
 from .encoders import TextEncoder
-from .metrics import evaluate_scores, mean_over_runs
+from .metrics import DEFAULT_TIES, evaluate_scores, mean_over_runs, mr_under_other_tie_policies
 from .retrieval import VariantGallery, text_to_text_scores
 
 ORACLE_CAPTIONER = "human-caption oracle (leave-one-out)"
@@ -27,7 +27,7 @@ def embed_grouped_texts(groups: Sequence[Sequence[str]], encoder: TextEncoder) -
 
 def evaluate_text_to_text(dataset: Dataset, gallery_texts: Sequence[Sequence[str]], encoder: TextEncoder,
                           pooling: str = "max", image_query_texts: Sequence[Sequence[str]] | None = None,
-                          ties: str = "pessimistic", n_boot: int = 1000, seed: int = 0) -> dict:
+                          ties: str = DEFAULT_TIES, n_boot: int = 1000, seed: int = 0) -> dict:
     """Standard protocol: captions of the split are the queries; each image is ranked by its texts.
 
     gallery_texts[i] are image i's caption variants; image_query_texts[i] (optional) the texts that
@@ -40,12 +40,11 @@ def evaluate_text_to_text(dataset: Dataset, gallery_texts: Sequence[Sequence[str
     captions = encoder.encode(dataset.captions)
     t2i, i2t = text_to_text_scores(captions, gallery, queries, pooling)
     result = evaluate_scores(t2i, i2t, dataset.caption_image_index, dataset.image_classes, ties=ties, n_boot=n_boot, seed=seed)
-    other = "optimistic" if ties == "pessimistic" else "pessimistic"
-    result[f"mR_ties_{other}"] = evaluate_scores(t2i, i2t, dataset.caption_image_index, ties=other, n_boot=1)["mR"]
+    result.update(mr_under_other_tie_policies(t2i, i2t, dataset.caption_image_index, ties))
     return result
 
 
-def human_caption_oracle(dataset: Dataset, encoder: TextEncoder, pooling: str = "max", ties: str = "pessimistic",
+def human_caption_oracle(dataset: Dataset, encoder: TextEncoder, pooling: str = "max", ties: str = DEFAULT_TIES,
                          n_boot: int = 1000, seed: int = 0) -> dict:
     """Ceiling for perfect captions: for k = 1..5, gallery = an image's other four human captions,
     queries = caption k of every image (both directions); reports the mean over k and each k."""

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +30,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .paths import cache_dir
+from .vector_store import SQLiteVectorStore
 from .retrieval import l2_normalise
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SUPPORTED_MODELS = ("efficientnet-lite0",)
 DTYPES = ("float32", "bfloat16")
-_SQL_CHUNK = 900
 
 
 def file_sha256(path: Path | str) -> str:
@@ -128,45 +127,17 @@ def load_efficientnet_lite0(weights_path: Path | str | None = None):
     return model.eval(), Path(weights_path)
 
 
-class FeatureCache:
-    """Pooled feature vectors of one encoder identity, stored by image sha256 in SQLite."""
+class FeatureCache(SQLiteVectorStore):
+    """Pooled feature vectors of one encoder identity, stored by image sha256 (with the identity as metadata)."""
 
     def __init__(self, identity: str, root: Path | None = None):
         self.identity = identity
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", identity)[:80].strip("_")
         digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
-        self.path = Path(root or cache_dir() / "image_features") / f"{slug}-{digest}.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS features (sha256 TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
-        self._db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
-        with self._db:
-            self._db.execute("INSERT OR REPLACE INTO meta VALUES ('identity', ?)", (identity,))
-
-    def get_many(self, hashes: Sequence[str]) -> dict[str, np.ndarray]:
-        """Cached vectors for the hashes present; rows with a truncated or oversized blob are skipped."""
-        found: dict[str, np.ndarray] = {}
-        hashes = list(hashes)
-        for start in range(0, len(hashes), _SQL_CHUNK):
-            chunk = hashes[start:start + _SQL_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            for key, dim, blob in self._db.execute(f"SELECT sha256, dim, vec FROM features WHERE sha256 IN ({marks})", chunk):
-                if dim and blob is not None and len(blob) == 4 * dim:
-                    found[key] = np.frombuffer(blob, dtype=np.float32)
-        return found
-
-    def put_many(self, hashes: Sequence[str], vectors: np.ndarray) -> None:
-        """Store rows in one transaction: all of them or none."""
-        rows = [(h, int(v.shape[0]), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for h, v in zip(hashes, vectors)]
-        with self._db:
-            self._db.executemany("INSERT OR REPLACE INTO features (sha256, dim, vec) VALUES (?, ?, ?)", rows)
-
-    def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM features").fetchone()[0])
-
-    def close(self) -> None:
-        self._db.close()
+        super().__init__(Path(root or cache_dir() / "image_features") / f"{slug}-{digest}.sqlite", table="features",
+                         key_column="sha256")
+        self.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT)")
+        self.execute("INSERT OR REPLACE INTO meta VALUES ('identity', ?)", (identity,))
 
 
 class ImageFeatureExtractor:

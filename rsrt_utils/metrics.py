@@ -6,9 +6,14 @@ several relevant captions (usually 5) and counts as a hit if ANY is in the top K
 mR is the mean of the six recalls (R@1/5/10 in both directions), in percent.
 
 Ties: a query's rank is the number of *irrelevant* candidates scoring above its best relevant
-candidate. With ties="pessimistic" (default) irrelevant candidates with an equal score count
-as above it; with "optimistic" they do not. Exact ties arise from identical texts (RSICD has
-many duplicate captions), so both figures are reported.
+candidate. Exact ties arise from identical texts (RSICD has many duplicate captions; caption
+transfer gives many images the same variants), and how they are broken can move mR by several
+points, so every evaluation names its policy and metrics.json reports all three:
+  "random"       (default) the expected hit rate when tied candidates are put in a uniformly random
+                 order: unbiased, and independent of the order images happen to be stored in
+  "pessimistic"  irrelevant candidates with an equal score count as above the relevant one
+  "optimistic"   they count as below it
+Papers' code usually breaks ties by array position (argsort), which is none of these.
 """
 
 from __future__ import annotations
@@ -19,26 +24,67 @@ import numpy as np
 import pandas as pd
 
 KS = (1, 5, 10)
-TIE_POLICIES = ("pessimistic", "optimistic")
+TIE_POLICIES = ("random", "pessimistic", "optimistic")
+DEFAULT_TIES = "random"
 
 
 def rank_of_best_relevant(scores: np.ndarray, relevant: np.ndarray, ties: str = "pessimistic") -> np.ndarray:
     """0-based rank of each query's best relevant candidate among the irrelevant ones.
 
     scores, relevant: (n_queries, n_candidates); every query needs at least one relevant candidate.
+    ties: "pessimistic" or "optimistic" (a "random" order has no single rank; see hit_rates).
     """
-    if ties not in TIE_POLICIES:
-        raise ValueError(f"ties={ties!r} is not known; choose one of {TIE_POLICIES}")
+    if ties not in ("pessimistic", "optimistic"):
+        raise ValueError(f"ties={ties!r}: a rank needs 'pessimistic' or 'optimistic'; hit_rates handles 'random'")
     scores = np.asarray(scores)
     relevant = np.asarray(relevant, dtype=bool)
+    _check_relevance(scores, relevant)
+    best = np.where(relevant, scores, -np.inf).max(axis=1, keepdims=True)
+    above = scores >= best if ties == "pessimistic" else scores > best
+    return (above & ~relevant).sum(axis=1)
+
+
+def _check_relevance(scores: np.ndarray, relevant: np.ndarray) -> None:
     if scores.shape != relevant.shape:
         raise ValueError(f"scores {scores.shape} and relevance {relevant.shape} differ in shape")
     lonely = np.flatnonzero(~relevant.any(axis=1))
     if lonely.size:
         raise ValueError(f"{lonely.size} queries have no relevant candidate (first: query {lonely[0]})")
+
+
+def random_tie_hit_rates(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] = KS) -> np.ndarray:
+    """(n_queries, len(ks)) expected hits when tied candidates are ordered uniformly at random.
+
+    With g irrelevant candidates strictly above the best relevant score, t irrelevant and r relevant ones
+    tied with it, the number P of tied irrelevant ones drawn before the first tied relevant one satisfies
+    Pr(P >= m) = prod_{i<m} (t - i) / (t + r - i); a hit at K needs g + P < K.
+    """
+    scores = np.asarray(scores)
+    relevant = np.asarray(relevant, dtype=bool)
+    _check_relevance(scores, relevant)
     best = np.where(relevant, scores, -np.inf).max(axis=1, keepdims=True)
-    above = scores >= best if ties == "pessimistic" else scores > best
-    return (above & ~relevant).sum(axis=1)
+    greater = ((scores > best) & ~relevant).sum(axis=1).astype(np.float64)
+    tied = scores == best
+    t = (tied & ~relevant).sum(axis=1).astype(np.float64)
+    r = (tied & relevant).sum(axis=1).astype(np.float64)
+    out = np.empty((scores.shape[0], len(ks)))
+    for j, k in enumerate(ks):
+        m = k - greater  # tied irrelevant candidates that may still come first
+        survive = np.ones_like(t)  # Pr(P >= m), built factor by factor
+        for i in range(int(k)):
+            factor = np.clip(t - i, 0, None) / (t + r - i).clip(min=1)
+            survive = np.where(i < m, survive * factor, survive)
+        out[:, j] = np.where(m <= 0, 0.0, 1.0 - survive)
+    return out
+
+
+def hit_rates(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] = KS, ties: str = DEFAULT_TIES) -> np.ndarray:
+    """(n_queries, len(ks)) hits (0/1, or expected values under random tie order) at each K."""
+    if ties not in TIE_POLICIES:
+        raise ValueError(f"ties={ties!r} is not known; choose one of {', '.join(TIE_POLICIES)}")
+    if ties == "random":
+        return random_tie_hit_rates(scores, relevant, ks)
+    return hits_at_k(rank_of_best_relevant(scores, relevant, ties), ks).astype(np.float64)
 
 
 def hits_at_k(ranks: np.ndarray, ks: Sequence[int] = KS) -> np.ndarray:
@@ -90,7 +136,7 @@ def _recall_dict(means: Iterable[float], ks: Sequence[int]) -> dict[str, float]:
 
 
 def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_image_index: Sequence[int],
-                    image_classes: Sequence[str] | None = None, ks: Sequence[int] = KS, ties: str = "pessimistic",
+                    image_classes: Sequence[str] | None = None, ks: Sequence[int] = KS, ties: str = DEFAULT_TIES,
                     n_boot: int = 1000, seed: int = 0, relevant: np.ndarray | None = None) -> dict:
     """Standard protocol on precomputed score matrices.
 
@@ -112,8 +158,8 @@ def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_imag
         relevant = relevance_t2i(caption_image_index, n_images)
     elif relevant.shape != (n_captions, n_images):
         raise ValueError(f"relevant has shape {relevant.shape}; expected (n_captions, n_images) = {(n_captions, n_images)}")
-    t2i_hits = hits_at_k(rank_of_best_relevant(t2i_scores, relevant, ties), ks)
-    i2t_hits = hits_at_k(rank_of_best_relevant(i2t_scores, relevant.T, ties), ks)
+    t2i_hits = hit_rates(t2i_scores, relevant, ks, ties)
+    i2t_hits = hit_rates(i2t_scores, relevant.T, ks, ties)
     t2i_mean, i2t_mean = t2i_hits.mean(axis=0), i2t_hits.mean(axis=0)
     m_r = (t2i_mean.sum() + i2t_mean.sum()) / (2 * len(ks))
 
@@ -138,6 +184,14 @@ def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_imag
     if image_classes is not None:
         result["per_class"] = per_class_recalls(t2i_hits, i2t_hits, caption_image_index, image_classes, ks).to_dict(orient="records")
     return result
+
+
+def mr_under_other_tie_policies(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_image_index: Sequence[int],
+                                ties: str = DEFAULT_TIES, relevant: np.ndarray | None = None) -> dict[str, float]:
+    """{"mR_ties_<policy>": mR} for every tie policy other than `ties` (no bootstrap)."""
+    return {f"mR_ties_{other}": evaluate_scores(t2i_scores, i2t_scores, caption_image_index, ties=other, n_boot=1,
+                                                relevant=relevant)["mR"]
+            for other in TIE_POLICIES if other != ties}
 
 
 def per_class_recalls(t2i_hits: np.ndarray, i2t_hits: np.ndarray, caption_image_index: np.ndarray,

@@ -374,7 +374,7 @@ def _pixel_notes(dataset, paths: Sequence[Path]) -> list[str]:
 
 
 def run_clip_baseline(dataset, backend: ClipBackend, cache_root: Path | str | None = None, use_cache: bool = True,
-                      cache_policy: str = "only-missing", ties: str = "pessimistic", n_boot: int = 1000,
+                      cache_policy: str = "only-missing", ties: str = "random", n_boot: int = 1000,
                       seed: int = 0, progress: bool = True) -> dict:
     """Zero-shot CLIP retrieval on a dataset, scored by the shared metrics (`evaluate_scores`).
 

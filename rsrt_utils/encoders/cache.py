@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sqlite3
-import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -20,10 +18,10 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..paths import cache_dir
+from ..vector_store import SQLiteVectorStore
 from .base import TextEncoder
 
 OVERWRITE_POLICIES = ("only-missing", "always", "never")
-_SQL_CHUNK = 900
 
 
 def text_key(model_name: str, text: str) -> str:
@@ -34,41 +32,12 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:120] + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
 
 
-class EmbeddingCache:
+class EmbeddingCache(SQLiteVectorStore):
     """Vectors of one model, stored by text key."""
 
     def __init__(self, model_name: str, root: Path | None = None):
         self.model_name = model_name
-        self.path = Path(root or cache_dir() / "embeddings") / f"{_slug(model_name)}.sqlite"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # one connection shared by threads (captioning backends run in a pool), serialised by a lock
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
-        self._lock = threading.RLock()
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
-        self._db.commit()
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        with self._lock:
-            for start in range(0, len(keys), _SQL_CHUNK):
-                chunk = list(keys[start:start + _SQL_CHUNK])
-                marks = ",".join("?" * len(chunk))
-                for key, dim, blob in self._db.execute(f"SELECT key, dim, vec FROM vectors WHERE key IN ({marks})", chunk):
-                    found[key] = np.frombuffer(blob, dtype=np.float32, count=dim)
-        return found
-
-    def put_many(self, keys: Sequence[str], vectors: np.ndarray) -> None:
-        rows = [(k, int(v.shape[0]), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in zip(keys, vectors)]
-        with self._lock, self._db:  # one transaction: all rows or none
-            self._db.executemany("INSERT OR REPLACE INTO vectors (key, dim, vec) VALUES (?, ?, ?)", rows)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return int(self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0])
-
-    def close(self) -> None:
-        self._db.close()
+        super().__init__(Path(root or cache_dir() / "embeddings") / f"{_slug(model_name)}.sqlite")
 
 
 class CachedEncoder:

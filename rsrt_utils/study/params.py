@@ -67,7 +67,8 @@ class RetrievalParams(_Section):
 
 
 class EvaluationParams(_Section):
-    ties: Literal["pessimistic", "optimistic"] = "pessimistic"
+    ties: Literal["random", "pessimistic", "optimistic"] = Field(
+        "random", description="order of exactly tied scores: expected value under a random order (default), or worst/best case")
     n_boot: int = Field(1000, ge=1)
     seed: int = 0
 

@@ -19,7 +19,7 @@ from ..data.store import download, import_from_folder, is_complete
 from ..encoders import CachedEncoder, make_text_encoder
 from ..evaluation import (ORACLE_CAPTIONER, embed_grouped_texts, human_caption_oracle, metrics_record,
                           write_json_atomic)
-from ..metrics import duplicate_aware_relevance, evaluate_scores
+from ..metrics import duplicate_aware_relevance, evaluate_scores, mr_under_other_tie_policies
 from ..paths import cache_dir, data_dir, outputs_dir, shared_mirror_dir
 from ..retrieval import text_to_text_scores
 from .params import RunParams, dump_params, load_params
@@ -297,8 +297,7 @@ def evaluate_run(run: StudyRun, dataset: Dataset) -> dict:
     else:
         t2i, i2t = load_scores(run) if (run.run_dir / "scores.npz").is_file() else score_run(run, dataset, encoder)
         result = evaluate_scores(t2i, i2t, dataset.caption_image_index, dataset.image_classes, ties=e.ties, n_boot=e.n_boot, seed=e.seed)
-        other = "optimistic" if e.ties == "pessimistic" else "pessimistic"
-        result[f"mR_ties_{other}"] = evaluate_scores(t2i, i2t, dataset.caption_image_index, ties=other, n_boot=1)["mR"]
+        result.update(mr_under_other_tie_policies(t2i, i2t, dataset.caption_image_index, e.ties))
         result["mR_duplicates_relevant"] = evaluate_scores(
             t2i, i2t, dataset.caption_image_index, ties=e.ties, n_boot=1,
             relevant=duplicate_aware_relevance(dataset.captions, dataset.caption_image_index, dataset.n_images))["mR"]
@@ -392,8 +391,13 @@ def prepare_audit(run: StudyRun, dataset: Dataset) -> dict:
     if run.is_oracle:
         return {"html": None, "scoring_sheet": None, "pages": [], "message": "the oracle run has no generated captions to audit"}
     corpus = corpus_variants(run, dataset)
-    indices = audit.sample_for_audit(dataset, min(a.n_images, dataset.n_images), a.seed,
-                                     only_with_pixels=any(im.image_path for im in dataset.images))
+    captioned = [i for i, im in enumerate(dataset.images) if im.image_id in corpus]
+    if not captioned:
+        raise ValueError(f"no image of {dataset.coverage_note()} has variants in the corpus; see the captioning failures (01)")
+    pool = dataset.subset(captioned, note=f"{dataset.n_images - len(captioned)} image(s) without variants left out of the audit")
+    picked = audit.sample_for_audit(pool, min(a.n_images, pool.n_images), a.seed,
+                                    only_with_pixels=any(im.image_path for im in pool.images))
+    indices = [captioned[i] for i in picked]
     items = audit.build_audit_items(dataset, corpus, indices)
     folder = run.run_dir / "audit"
     label = run.artifacts().get("corpus", {}).get("label")

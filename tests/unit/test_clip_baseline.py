@@ -182,7 +182,7 @@ def test_constructed_embeddings_give_the_hand_computed_recalls(tmp_path):
     # image 0's captions point to image 1 (misses), every other caption points to its own image
     groups = [["to 1", "to 1 again"], ["to 1 a"], ["to 2 a", "to 2 b"], ["to 3"]]
     dataset = _dataset(paths, groups, ["a", "b", "b", "c"])
-    result = run_clip_baseline(dataset, ConstructedBackend(), use_cache=False, n_boot=20, progress=False)
+    result = run_clip_baseline(dataset, ConstructedBackend(), use_cache=False, n_boot=20, progress=False, ties="pessimistic")
     metrics = result["metrics"]
     # t2i: 2 of 6 captions miss at R@1 (image 0 ties with 2 others at score 0, pessimistic rank 3 -> hit at R@5)
     assert metrics["t2i"] == {"R@1": round(4 / 6 * 100, 2), "R@5": 100.0, "R@10": 100.0}
@@ -190,8 +190,13 @@ def test_constructed_embeddings_give_the_hand_computed_recalls(tmp_path):
     # image 1's caption ties with image 0's two captions at 1 -> rank 2 (miss at R@1); images 2 and 3 hit at R@1
     assert metrics["i2t"] == {"R@1": 50.0, "R@5": 100.0, "R@10": 100.0}
     assert metrics == evaluate_scores(result["t2i_scores"], result["i2t_scores"], dataset.caption_image_index,
-                                      dataset.image_classes, n_boot=20)
+                                      dataset.image_classes, n_boot=20, ties="pessimistic")
     assert {row["scene_class"] for row in metrics["per_class"]} == {"a", "b", "c"}
+    # random tie order (the default): image 0 draws one of its 2 captions first among 6 tied with prob 2/6,
+    # image 1's own caption comes first among 3 tied with prob 1/3; images 2 and 3 hit
+    default = run_clip_baseline(dataset, ConstructedBackend(), use_cache=False, n_boot=20, progress=False)["metrics"]
+    assert default["i2t"]["R@1"] == round((1 / 3 + 1 / 3 + 1 + 1) / 4 * 100, 2)
+    assert default["t2i"] == metrics["t2i"]
 
 
 def test_images_without_pixels_are_refused_with_the_fix(backend, tmp_path):

@@ -133,3 +133,25 @@ def test_bad_arguments_name_the_value(tmp_path, images):
         ImageFeatureExtractor(dtype="float64")
     with pytest.raises(FileNotFoundError, match="missing.jpg"):
         make(tmp_path).extract([tmp_path / "missing.jpg"])
+
+
+def test_feature_cache_is_usable_from_several_threads(tmp_path):
+    """Captioning backends run in a thread pool; the cache created in one thread must serve the others."""
+    import threading
+
+    cache = FeatureCache("threaded", tmp_path)
+    errors = []
+
+    def work(i):
+        try:
+            cache.put_many([f"key{i}"], np.full((1, 4), i, dtype=np.float32))
+            assert cache.get_many([f"key{i}"])[f"key{i}"][0] == i
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == [] and len(cache) == 8

@@ -190,11 +190,41 @@ def test_duplicate_aware_relevance_can_only_raise_recall():
     # caption 0 and 1 are the same text for images 0 and 1; image 1 scores higher for both
     t2i = np.array([[0.2, 0.9], [0.2, 0.9], [0.1, 0.8]])
     index = np.array([0, 1, 1])
-    standard = evaluate_scores(t2i, t2i.T.copy(), index, ks=(1,), n_boot=1)
-    aware = evaluate_scores(t2i, t2i.T.copy(), index, ks=(1,), n_boot=1,
+    standard = evaluate_scores(t2i, t2i.T.copy(), index, ks=(1,), n_boot=1, ties="pessimistic")
+    aware = evaluate_scores(t2i, t2i.T.copy(), index, ks=(1,), n_boot=1, ties="pessimistic",
                             relevant=duplicate_aware_relevance(["x", "x", "y"], index, 2))
     assert standard["t2i"]["R@1"] == round(200 / 3, 2)
     assert aware["t2i"]["R@1"] == 100.0
     # i2t: each image's best own caption ties with the other image's identical caption ("x"), and ties count
     # against (pessimistic), so both miss; with duplicates relevant the tied caption is relevant too
     assert standard["i2t"]["R@1"] == 0.0 and aware["i2t"]["R@1"] == 100.0
+
+
+def test_random_ties_are_the_expected_hit_rate_of_random_orders():
+    """Exact formula against brute force: average hits over every order of the tied candidates."""
+    from itertools import permutations
+
+    from rsrt_utils.metrics import random_tie_hit_rates
+
+    scores = np.array([[0.9, 0.5, 0.5, 0.5, 0.5, 0.1]])
+    relevant = np.array([[False, True, False, True, False, False]])  # g = 1 above, t = 2 and r = 2 tied
+    expected = []
+    for k in (1, 2, 3, 4):
+        hits = []
+        for order in permutations(range(1, 5)):  # the four tied candidates in every order
+            ranking = [0, *order, 5]
+            first_relevant = min(ranking.index(c) for c in (1, 3))
+            hits.append(first_relevant < k)
+        expected.append(np.mean(hits))
+    assert np.allclose(random_tie_hit_rates(scores, relevant, ks=(1, 2, 3, 4))[0], expected)
+    assert np.allclose(expected, [0.0, 2 / 4, 5 / 6, 1.0])
+
+
+def test_random_ties_lie_between_pessimistic_and_optimistic():
+    rng = np.random.default_rng(3)
+    scores = rng.integers(0, 4, size=(40, 12)).astype(float)  # many exact ties
+    index = rng.integers(0, 12, size=40)
+    index[:12] = np.arange(12)
+    results = {t: evaluate_scores(scores, scores.T.copy(), index, ties=t, n_boot=1)["mR"]
+               for t in ("pessimistic", "random", "optimistic")}
+    assert results["pessimistic"] < results["random"] < results["optimistic"]

@@ -51,7 +51,7 @@ def _dataset(interleaved: bool = False) -> Dataset:
 def test_oracle_by_hand_pessimistic(interleaved):
     """k=1: text->image misses image 8 (rank 1) at R@1 and 10, 11 (rank 11, ties) everywhere; image->text misses
     9 at R@1 and 10, 11. k=2 mirrors it (9 then 8). So R@1 = 9/12 = 75, R@5 = R@10 = 10/12 = 83.33 both ways."""
-    result = human_caption_oracle(_dataset(interleaved), ENCODER, n_boot=200)
+    result = human_caption_oracle(_dataset(interleaved), ENCODER, ties="pessimistic", n_boot=200)
     expected = {"R@1": 75.0, "R@5": 83.33, "R@10": 83.33}
     assert result["t2i"] == expected and result["i2t"] == expected
     assert result["mR"] == 80.56  # (75 + 83.33 + 83.33) / 3
@@ -66,6 +66,16 @@ def test_oracle_optimistic_ties_recover_the_tied_images():
     result = human_caption_oracle(_dataset(), ENCODER, ties="optimistic", n_boot=50)
     assert result["t2i"] == {"R@1": 91.67, "R@5": 100.0, "R@10": 100.0}
     assert result["i2t"] == result["t2i"]
+
+
+def test_oracle_random_ties_give_the_expected_hit_rates():
+    """Default ties: images 10 and 11 tie with all 12 candidates at 0, so their own one is first with
+    probability 1/12, in the top 5 with 5/12, in the top 10 with 10/12; the other images are as above."""
+    result = human_caption_oracle(_dataset(), ENCODER, n_boot=50)
+    expected = {"R@1": round((9 + 2 / 12) / 12 * 100, 2), "R@5": round((10 + 10 / 12) / 12 * 100, 2),
+                "R@10": round((10 + 20 / 12) / 12 * 100, 2)}
+    assert result["t2i"] == expected and result["i2t"] == expected
+    assert result["mR"] == 87.96
 
 
 def test_oracle_per_class_rows():

@@ -1,0 +1,63 @@
+"""One SQLite table of float32 vectors by key: the storage under every cache (text embeddings,
+image features, CLIP image embeddings).
+
+Each `put_many` is one transaction, so an interrupted run leaves only complete rows; rows whose blob
+does not match their dimension are treated as missing. One connection is shared by threads
+(captioning backends run in a pool) and serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+_SQL_CHUNK = 900  # SQLite's default limit on bound parameters is 999
+
+
+class SQLiteVectorStore:
+    def __init__(self, path: Path, table: str = "vectors", key_column: str = "key"):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._table, self._key = table, key_column
+        self._lock = threading.RLock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({key_column} TEXT PRIMARY KEY, dim INTEGER, vec BLOB)")
+        self._db.commit()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Stored vectors for the keys present (incomplete rows are skipped, so they get recomputed)."""
+        found: dict[str, np.ndarray] = {}
+        keys = list(keys)
+        with self._lock:
+            for start in range(0, len(keys), _SQL_CHUNK):
+                chunk = keys[start:start + _SQL_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT {self._key}, dim, vec FROM {self._table} WHERE {self._key} IN ({marks})"
+                for key, dim, blob in self._db.execute(query, chunk):
+                    if dim and blob is not None and len(blob) == 4 * dim:
+                        found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Store rows in one transaction: all of them or none."""
+        rows = [(k, int(v.shape[0]), np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in zip(keys, vectors)]
+        with self._lock, self._db:
+            self._db.executemany(f"INSERT OR REPLACE INTO {self._table} ({self._key}, dim, vec) VALUES (?, ?, ?)", rows)
+
+    def execute(self, sql: str, parameters: Sequence = ()) -> list:
+        """Run one statement in its own transaction (for small extra tables such as metadata)."""
+        with self._lock, self._db:
+            return self._db.execute(sql, parameters).fetchall()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return int(self._db.execute(f"SELECT COUNT(*) FROM {self._table}").fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
