@@ -63,7 +63,10 @@ def human_caption_oracle(dataset: Dataset, encoder: TextEncoder, pooling: str = 
         gallery = VariantGallery(by_image[:, rest], np.ones((dataset.n_images, n_caps - 1), dtype=bool))
         t2i, i2t = text_to_text_scores(by_image[:, k], gallery, pooling=pooling)
         runs.append(evaluate_scores(t2i, i2t, np.arange(dataset.n_images), dataset.image_classes, ties=ties, n_boot=n_boot, seed=seed + k))
+        runs[-1].update(mr_under_other_tie_policies(t2i, i2t, np.arange(dataset.n_images), ties))
     result = mean_over_runs(runs)
+    for key in [key for key in runs[0] if key.startswith("mR_ties_")]:
+        result[key] = round(float(np.mean([r[key] for r in runs])), 2)
     result.update({"n_images": dataset.n_images, "n_queries": {"t2i": dataset.n_images, "i2t": dataset.n_images, "per_k": True},
                    "per_k": [{"k": k + 1, "t2i": r["t2i"], "i2t": r["i2t"], "mR": r["mR"], "ci95": r["ci95"]["mR"]} for k, r in enumerate(runs)],
                    "ties": ties, "per_class": _mean_per_class(runs)})
