@@ -89,58 +89,100 @@ def direction_hits(scores: np.ndarray, relevant: np.ndarray, ties: str | None = 
     return hit_rates(scores, relevant, ties=ties or DEFAULT_TIES)
 
 
-def pooled_scores(query_vectors: np.ndarray, caption_vectors: np.ndarray, chosen: list[list[int]], n: int) -> np.ndarray:
-    """(n_queries, n_images) max similarity over each image's first n chosen captions."""
+def pooled_scores(query_vectors: np.ndarray, caption_vectors: np.ndarray, chosen: list[list[int]], n: int,
+                  exact_ties: bool = False) -> np.ndarray:
+    """(n_queries, n_images) max similarity over each image's first n chosen captions.
+
+    exact_ties=False: the shared path (retrieval.pooled_similarity), as score_gallery computes it.
+    exact_ties=True: identical texts get bit-identical scores (see tie_exact_pooled).
+    """
     from rsrt_utils.retrieval import VariantGallery, pooled_similarity
     picks = [row[:n] for row in chosen]
     flat = np.concatenate([np.asarray(p, dtype=np.int64) for p in picks])
     owner = np.repeat(np.arange(len(picks)), [len(p) for p in picks])
+    if exact_ties:
+        return tie_exact_pooled(query_vectors, caption_vectors[flat], owner, len(picks))
     return pooled_similarity(query_vectors, VariantGallery.from_groups(caption_vectors[flat], owner, len(picks)), "max")
 
 
-def variant_similarities(query_vectors: np.ndarray, caption_vectors: np.ndarray, chosen: list[list[int]], width: int) -> np.ndarray:
-    """(n_queries, n_images, width) similarity to each image's ranked captions; -inf where an image has fewer."""
-    index = np.full((len(chosen), width), -1, dtype=np.int64)
-    for row, picks in enumerate(chosen):
-        index[row, :min(width, len(picks))] = picks[:width]
-    sims = np.einsum("qd,ivd->qiv", query_vectors, caption_vectors[np.maximum(index, 0)], optimize=True)
-    return np.where(index[None] >= 0, sims, -np.inf).astype(np.float32)
+def tie_exact_pooled(queries: np.ndarray, variant_vectors: np.ndarray, owner: np.ndarray, n_images: int) -> np.ndarray:
+    """(n_queries, n_images) max cosine over each image's variants, computed once per distinct (query, variant) vector pair.
+
+    A matrix product gives the same text pair slightly different values (~1e-7) at different positions, which
+    turns exact ties (identical texts) into arbitrary orders; here identical vectors share one product, so
+    identical texts tie exactly and the tie policy decides their order, as it is meant to.
+    """
+    queries = np.asarray(queries, dtype=np.float32)
+    variant_vectors = np.asarray(variant_vectors, dtype=np.float32)
+    owner = np.asarray(owner, dtype=np.int64)
+    unique_q, q_inv = np.unique(queries, axis=0, return_inverse=True)
+    unique_v, v_inv = np.unique(variant_vectors, axis=0, return_inverse=True)
+    q_inv, v_inv = q_inv.reshape(-1), v_inv.reshape(-1)
+    sims = unique_q @ unique_v.T
+    counts = np.bincount(owner, minlength=n_images)
+    width = max(int(counts.max()), 1) if counts.size else 1
+    order = np.argsort(owner, kind="stable")
+    slot = np.arange(len(owner)) - np.concatenate([[0], np.cumsum(counts)[:-1]])[owner[order]]
+    index = np.full((n_images, width), -1, dtype=np.int64)
+    index[owner[order], slot] = v_inv[order]
+    pooled = np.full((len(unique_q), n_images), -np.inf, dtype=np.float32)
+    for j in range(width):
+        column = index[:, j]
+        valid = column >= 0
+        pooled[:, valid] = np.maximum(pooled[:, valid], sims[:, column[valid]])
+    return pooled[q_inv]
+
+
+def grid_metrics(t2i_scores: dict, i2t_scores: dict, relevant: np.ndarray) -> tuple[dict, dict]:
+    """{ties: {n: mean hits}} for both directions, for the default policy (key None) and the other two."""
+    t2i, i2t = {}, {}
+    for ties in (None,) + OTHER_TIES:
+        t2i[ties] = {n: direction_hits(scores, relevant, ties).mean(axis=0) for n, scores in t2i_scores.items()}
+        i2t[ties] = {n: direction_hits(np.ascontiguousarray(scores.T), relevant.T, ties).mean(axis=0)
+                     for n, scores in i2t_scores.items()}
+    return t2i, i2t
 
 
 def evaluate_grid_point(query_features, bank, bank_vectors, val_vectors, relevant, point: dict) -> list[dict]:
-    """Every (n_variants, n_query_captions) pair for one consensus setting; mR per pair (max over each prefix).
+    """Every (n_variants, n_query_captions) pair for one consensus setting.
 
-    "mR", "t2i", "i2t": random ties (the shared default, used for selection); "mR_ties_<policy>": the others.
+    "mR", "t2i", "i2t": random ties (the shared default, used for selection) on the shared scoring path, so a
+    row equals evaluate_scores on score_gallery-style matrices; "mR_ties_<policy>": the other policies;
+    "tie_exact": the same three mR with identical texts scored bit-identically (tie_exact_pooled).
     """
     from rsrt_utils.captioning.neighbour import consensus_captions
     width = max(N_VARIANTS + N_QUERY_CAPTIONS)
     chosen = consensus_captions(query_features, bank, bank_vectors, point["k"], point["tau"], width, point["weight_candidates"])
-    sims = variant_similarities(val_vectors, bank_vectors, chosen, width)
-    prefix_max = np.maximum.accumulate(sims, axis=2)
-    t2i, i2t = {}, {}
-    for ties in (None,) + OTHER_TIES:
-        t2i[ties] = {n: direction_hits(prefix_max[:, :, n - 1], relevant, ties).mean(axis=0) for n in N_VARIANTS}
-        i2t[ties] = {n: direction_hits(np.ascontiguousarray(prefix_max[:, :, n - 1].T), relevant.T, ties).mean(axis=0)
-                     for n in N_QUERY_CAPTIONS}
-    m_r = lambda ties, nv, nq: round(float((t2i[ties][nv].sum() + i2t[ties][nq].sum()) / 6 * 100), 2)  # noqa: E731
+    metrics = {}
+    for exact in (False, True):
+        scores = {n: pooled_scores(val_vectors, bank_vectors, chosen, n, exact) for n in set(N_VARIANTS + N_QUERY_CAPTIONS)}
+        metrics[exact] = grid_metrics({n: scores[n] for n in N_VARIANTS}, {n: scores[n] for n in N_QUERY_CAPTIONS}, relevant)
+
+    def m_r(exact, ties, nv, nq):
+        t2i, i2t = metrics[exact]
+        return round(float((t2i[ties][nv].sum() + i2t[ties][nq].sum()) / 6 * 100), 2)
+
     rows = []
     for nv, nq in itertools.product(N_VARIANTS, N_QUERY_CAPTIONS):
-        rows.append({**point, "n_variants": nv, "n_query_captions": nq, "mR": m_r(None, nv, nq),
-                     **{f"mR_ties_{ties}": m_r(ties, nv, nq) for ties in OTHER_TIES},
+        t2i, i2t = metrics[False]
+        rows.append({**point, "n_variants": nv, "n_query_captions": nq, "mR": m_r(False, None, nv, nq),
+                     **{f"mR_ties_{ties}": m_r(False, ties, nv, nq) for ties in OTHER_TIES},
                      "t2i": [round(float(x) * 100, 2) for x in t2i[None][nv]],
-                     "i2t": [round(float(x) * 100, 2) for x in i2t[None][nq]]})
+                     "i2t": [round(float(x) * 100, 2) for x in i2t[None][nq]],
+                     "tie_exact": {"mR": m_r(True, None, nv, nq),
+                                   **{f"mR_ties_{ties}": m_r(True, ties, nv, nq) for ties in OTHER_TIES}}})
     return rows
 
 
 def final_validation_figure(captioner_settings: dict, query_features, bank, bank_vectors, val_vectors, val,
-                            ties: str | None = None) -> dict:
-    """The chosen setting on validation through evaluate_scores (with its bootstrap interval)."""
+                            ties: str | None = None, exact_ties: bool = False) -> dict:
+    """A setting on validation through evaluate_scores (with its bootstrap interval); ties=None: the shared default."""
     from rsrt_utils.captioning.neighbour import consensus_captions
     from rsrt_utils.metrics import evaluate_scores
     s = captioner_settings
     chosen = consensus_captions(query_features, bank, bank_vectors, s["k"], s["tau"], s["n_variants"], s["weight_candidates"])
-    t2i = pooled_scores(val_vectors, bank_vectors, chosen, s["n_variants"])
-    i2t = np.ascontiguousarray(pooled_scores(val_vectors, bank_vectors, chosen, s["n_query_captions"]).T)
+    t2i = pooled_scores(val_vectors, bank_vectors, chosen, s["n_variants"], exact_ties)
+    i2t = np.ascontiguousarray(pooled_scores(val_vectors, bank_vectors, chosen, s["n_query_captions"], exact_ties).T)
     result = evaluate_scores(t2i, i2t, val.caption_image_index) if ties is None else \
         evaluate_scores(t2i, i2t, val.caption_image_index, ties=ties)
     return {key: result[key] for key in ("n_images", "n_queries", "t2i", "i2t", "mR", "ci95", "ties")}
@@ -200,6 +242,7 @@ def main() -> None:
     chosen = max(rows, key=lambda r: r["mR"])  # first best in grid order on an exact tie
     chosen_settings = {key: chosen[key] for key in ("k", "tau", "weight_candidates", "n_variants", "n_query_captions", "tta")}
     baseline = next(r for r in rows if all(r[key] == BASELINE_SETTINGS[key] for key in BASELINE_SETTINGS))
+    tie_best = max(rows, key=lambda r: r["tie_exact"]["mR"])
     payload = {
         "procedure": __doc__.strip().splitlines()[0] + " " + " ".join(__doc__.strip().splitlines()[4:]),
         "split": {"dataset": repr(train), "val_share": args.val_share, "seed": args.seed, "stratified_by": "scene class",
@@ -218,6 +261,17 @@ def main() -> None:
                                                                        val_vectors, val, ties=ties) for ties in OTHER_TIES},
         "ablations_from_baseline": ablations(rows, chosen_settings),
         "top10": sorted(rows, key=lambda r: -r["mR"])[:10],
+        "tie_exact_scoring": {
+            "note": ("Diagnostic: the shared scoring path (retrieval.pooled_similarity, a matrix product) gives the same "
+                     "text pair values that differ by ~1e-7 at different positions, so identical texts are not always "
+                     "exact ties; here identical vectors share one product (tie_exact_pooled). Selection uses the shared path."),
+            "chosen_by_tie_exact_mR": {key: tie_best[key] for key in chosen_settings},
+            "top10": sorted(rows, key=lambda r: -r["tie_exact"]["mR"])[:10],
+            "chosen_validation": final_validation_figure(chosen_settings, features[chosen["tta"]], bank, bank_vectors,
+                                                         val_vectors, val, exact_ties=True),
+            "baseline_validation": final_validation_figure(BASELINE_SETTINGS, features[False], bank, bank_vectors,
+                                                           val_vectors, val, exact_ties=True),
+        },
         "all_rows": rows,
         "seconds": round(time.perf_counter() - started, 1),
     }
@@ -229,6 +283,9 @@ def main() -> None:
         full = payload[f"{name}_validation" if name == "chosen" else "baseline_validation_full"]
         print(name, chosen_settings if name == "chosen" else dict(BASELINE_SETTINGS), full["ties"], full["mR"], full["ci95"]["mR"],
               *(f"{ties} {payload[f'{name}_validation_{ties}_ties']['mR']}" for ties in OTHER_TIES))
+    exact = payload["tie_exact_scoring"]
+    print("tie-exact scoring: chosen", exact["chosen_validation"]["mR"], "baseline", exact["baseline_validation"]["mR"],
+          "best setting", exact["chosen_by_tie_exact_mR"], tie_best["tie_exact"]["mR"])
 
 
 def ablations(rows: list[dict], chosen: dict) -> dict:

@@ -14,6 +14,9 @@ points, so every evaluation names its policy and metrics.json reports all three:
   "pessimistic"  irrelevant candidates with an equal score count as above the relevant one
   "optimistic"   they count as below it
 Papers' code usually breaks ties by array position (argsort), which is none of these.
+Scores are compared at a resolution of 1e-6 (SCORE_DECIMALS): the same pair of texts can get
+cosines a few float32 ulps apart depending on its position in a matrix product, and such noise
+must not decide a tie.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import pandas as pd
 KS = (1, 5, 10)
 TIE_POLICIES = ("random", "pessimistic", "optimistic")
 DEFAULT_TIES = "random"
+SCORE_DECIMALS = 6
 
 
 def rank_of_best_relevant(scores: np.ndarray, relevant: np.ndarray, ties: str = "pessimistic") -> np.ndarray:
@@ -154,6 +158,8 @@ def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_imag
         raise ValueError(f"i2t_scores has shape {i2t_scores.shape}; expected (n_images, n_captions) = {(n_images, n_captions)}")
     if caption_image_index.shape != (n_captions,):
         raise ValueError(f"caption_image_index has {caption_image_index.shape[0]} entries for {n_captions} captions")
+    t2i_scores = np.round(np.asarray(t2i_scores, dtype=np.float64), SCORE_DECIMALS)
+    i2t_scores = np.round(np.asarray(i2t_scores, dtype=np.float64), SCORE_DECIMALS)
     if relevant is None:
         relevant = relevance_t2i(caption_image_index, n_images)
     elif relevant.shape != (n_captions, n_images):

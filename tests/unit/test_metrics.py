@@ -228,3 +228,12 @@ def test_random_ties_lie_between_pessimistic_and_optimistic():
     results = {t: evaluate_scores(scores, scores.T.copy(), index, ties=t, n_boot=1)["mR"]
                for t in ("pessimistic", "random", "optimistic")}
     assert results["pessimistic"] < results["random"] < results["optimistic"]
+
+
+def test_float_noise_does_not_break_a_tie():
+    """Identical texts can score a few ulps apart; at 1e-6 resolution they still tie."""
+    t2i = np.array([[0.7, 0.7 + 3e-8], [0.2, 0.9]], dtype=np.float32)
+    result = evaluate_scores(t2i, t2i.T.copy(), np.array([0, 1]), ks=(1,), n_boot=1, ties="pessimistic")
+    assert result["t2i"]["R@1"] == 50.0  # query 0 ties with image 1: a miss when ties count against
+    optimistic = evaluate_scores(t2i, t2i.T.copy(), np.array([0, 1]), ks=(1,), n_boot=1, ties="optimistic")
+    assert optimistic["t2i"]["R@1"] == 100.0
