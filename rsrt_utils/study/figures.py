@@ -436,11 +436,12 @@ def plot_ablation(frame: pd.DataFrame, title: str, xlabel: str, coverage: str, p
     high = np.nan_to_num(frame["ci_high"].to_numpy(dtype=float) - mr)
     fig = Figure(figsize=(max(6.5, 1.25 * len(frame) + 3.0), 5.0), layout="constrained")
     ax = fig.subplots()
-    ax.errorbar(x, mr, yerr=[low, high], fmt="o-", color="#08519c", capsize=4, linewidth=1.8, markersize=7,
+    # settings are categories, so points are not joined by lines
+    ax.errorbar(x, mr, yerr=[low, high], fmt="o", color="#08519c", capsize=4, linewidth=1.8, markersize=7,
                 label="mR with 95 % interval")
     for xi, value, top in zip(x, mr, mr + high):
         ax.annotate(f"{value:.2f}", (xi, top), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=8.5)
-    for column, style, colour in (("t2i_R@1", "D--", "#e6550d"), ("i2t_R@1", "^--", "#31a354")):
+    for column, style, colour in (("t2i_R@1", "D", "#e6550d"), ("i2t_R@1", "^", "#31a354")):
         if column in frame:
             label = column.replace("_", " ").replace("t2i", "text→image").replace("i2t", "image→text")
             ax.plot(x, frame[column].to_numpy(dtype=float), style, color=colour, markersize=6, linewidth=1, label=label)
