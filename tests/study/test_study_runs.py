@@ -22,7 +22,7 @@ def subprocess_env(extra: dict | None = None) -> dict:
     env.update(extra or {})
     return env
 
-SECRET = "sk-test-NEVER-WRITE-ME-0123456789abcdef"
+SECRET = "fake-test-key-NEVER-WRITE-ME-0123456789abcdef"
 
 
 def rsrt(*args: str, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -14,7 +14,7 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.synthetic import make_images
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-FAKE_KEY = "sk-test-KILLRESUME-9f8e7d6c5b4a"
+FAKE_KEY = "fake-test-key-KILLRESUME-9f8e7d6c5b4a"
 N_IMAGES, CONCURRENCY, LATENCY = 24, 3, 0.15
 
 

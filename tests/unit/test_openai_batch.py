@@ -10,7 +10,7 @@ from rsrt_utils.captioning.openai_batch import OpenAIBatchBackend, state_path_fo
 from rsrt_utils.captioning.runner import caption_images
 from tests.fakes.synthetic import make_images
 
-FAKE_KEY = "sk-test-BATCH-abcdef0123456789"
+FAKE_KEY = "fake-test-key-BATCH-abcdef0123456789"
 
 
 @pytest.fixture(autouse=True)

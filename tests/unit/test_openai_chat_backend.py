@@ -16,7 +16,7 @@ from rsrt_utils.captioning.openai_chat import OpenAIChatBackend, parse_retry_aft
 from rsrt_utils.captioning.runner import caption_images
 from tests.fakes.synthetic import make_images
 
-FAKE_KEY = "sk-test-RECOGNISABLE-0123456789abcdef"
+FAKE_KEY = "fake-test-key-RECOGNISABLE-0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ import pytest
 
 from rsrt_utils.encoders.openai_backend import OpenAIEmbeddingEncoder
 
-FAKE_KEY = "sk-test-EMBED-0123456789"
+FAKE_KEY = "fake-test-key-EMBED-0123456789"
 
 
 @pytest.fixture(autouse=True)
