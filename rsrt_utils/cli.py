@@ -84,7 +84,8 @@ def _run_data(args: argparse.Namespace) -> int:
 def _run_oracle(args: argparse.Namespace) -> int:
     from .data import load_dataset
     from .encoders import CachedEncoder, make_text_encoder
-    from .evaluation import ORACLE_CAPTIONER, human_caption_oracle, metrics_record, write_json_atomic
+    from .evaluation import ORACLE_CAPTIONER, human_caption_oracle, metrics_record
+    from .fileutil import write_json_atomic
     from .paths import outputs_dir
 
     dataset = load_dataset(args.dataset, args.split, root=args.data_root, source=args.source, annotations=args.annotations)

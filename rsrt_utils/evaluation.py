@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -89,14 +86,3 @@ def metrics_record(result: dict, dataset: Dataset, captioner: str, encoder: str,
     record.update({k: v for k, v in result.items() if k not in ("n_images", "n_queries")})
     record["params"] = params or {}
     return record
-
-
-def write_json_atomic(payload: dict, path: Path) -> Path:
-    """Write JSON through a temporary file and rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, default=str)
-    os.replace(tmp, path)
-    return path

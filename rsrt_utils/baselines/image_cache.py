@@ -16,10 +16,10 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..fileutil import file_sha256
 from ..encoders.cache import OVERWRITE_POLICIES, EmbeddingCache
 from ..paths import cache_dir
 
-_READ_CHUNK = 1 << 20
 
 
 class ImageEncoder(Protocol):
@@ -28,15 +28,6 @@ class ImageEncoder(Protocol):
     name: str
 
     def encode_images(self, images: Sequence[Image.Image], progress: bool = False) -> np.ndarray: ...
-
-
-def file_sha256(path: Path | str) -> str:
-    """Hex sha256 of a file's bytes (the image's content identity)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(_READ_CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def image_key(model_name: str, content_sha256: str) -> str:

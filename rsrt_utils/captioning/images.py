@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
 from pathlib import Path
 from typing import Iterable
 
+from ..fileutil import file_sha256 as shared_file_sha256
 from .backend import CaptionRequest
 
 DEFAULT_JPEG_QUALITY = 90  # the authors' setting
@@ -29,13 +29,8 @@ def _check_exists(path: Path | str | None, image_id: str | None = None) -> Path:
 
 
 def file_sha256(path: Path | str) -> str:
-    """sha256 of the file's bytes (the image identity in cache keys)."""
-    path = _check_exists(path)
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """sha256 of the file's bytes (the image identity in cache keys); a clear error if it is missing."""
+    return shared_file_sha256(_check_exists(path))
 
 
 def jpeg_bytes(path: Path | str, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:

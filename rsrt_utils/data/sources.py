@@ -9,9 +9,10 @@ file name when it is absent).
 from __future__ import annotations
 
 import csv
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from ..fileutil import file_sha256
 
 CHECKSUM_DIR = Path(__file__).with_name("checksums")
 STORE_DATASETS = ("rsitmd", "rsicd", "aid150")
@@ -53,12 +54,7 @@ class SourceFile:
         return f"{base_url.rstrip('/')}/{repo}/{commit}/{path}"
 
 
-def sha256_of(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_of = file_sha256  # the name the store and its tests use
 
 
 def upstream_of(relpath: str) -> str:

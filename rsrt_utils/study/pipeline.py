@@ -17,8 +17,8 @@ import numpy as np
 from ..data import Dataset, load_dataset, validation_report
 from ..data.store import download, import_from_folder, is_complete
 from ..encoders import CachedEncoder, make_text_encoder
-from ..evaluation import (ORACLE_CAPTIONER, embed_grouped_texts, human_caption_oracle, metrics_record,
-                          write_json_atomic)
+from ..evaluation import ORACLE_CAPTIONER, embed_grouped_texts, human_caption_oracle, metrics_record
+from ..fileutil import write_json_atomic
 from ..metrics import duplicate_aware_relevance, evaluate_scores, mr_under_other_tie_policies
 from ..paths import cache_dir, data_dir, outputs_dir, shared_mirror_dir
 from ..retrieval import text_to_text_scores

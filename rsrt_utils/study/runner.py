@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from ..evaluation import write_json_atomic
+from ..fileutil import write_json_atomic
 from ..paths import PROJECT_ROOT, outputs_dir
 from .params import ParamsError, load_params
 from .pipeline import open_run
