@@ -116,8 +116,9 @@ def evaluate_captioner(captioner, test, text_encoder) -> dict:
     return result
 
 
-# The defaults before the random-tie reselection (chosen under pessimistic ties), with n_variants fixed at 5.
-PREVIOUS_DEFAULTS = {"k": 50, "tau": 0.03, "weight_candidates": True, "n_variants": 5, "n_query_captions": 2, "tta": True}
+# The defaults before the image-encoder / nearest-bonus reselection (block split, random ties; Lite0 features).
+PREVIOUS_DEFAULTS = {"k": 10, "tau": 0.03, "weight_candidates": False, "n_variants": 5, "n_query_captions": 5, "tta": False,
+                     "nearest_bonus": 0.0, "image_model": "efficientnet-lite0"}
 
 
 def run_retrieval(mirror: Path, cache_root: Path, threads: int | None = None) -> dict:
@@ -130,13 +131,19 @@ def run_retrieval(mirror: Path, cache_root: Path, threads: int | None = None) ->
     train = load_dataset("rsicd", split="train", root=mirror).with_images()
     text_encoder = CachedEncoder(make_text_encoder("all-MiniLM-L6-v2"), cache_root=cache_root / "embeddings", progress=False)
     feature_root = cache_root / "image_features"
-    bank = TrainBank.from_dataset(train, extractor=ImageFeatureExtractor(cache_root=feature_root, torch_threads=threads))
+    banks = {}
     out = {"gallery": repr(test), "train_bank": repr(train), "ties": "random (shared default); pessimistic/optimistic beside"}
     runs = [("baseline", dict(BASELINE_SETTINGS)), ("tuned_defaults", dict(DEFAULT_SETTINGS))]
     if PREVIOUS_DEFAULTS != DEFAULT_SETTINGS:
         runs.append(("previous_defaults", PREVIOUS_DEFAULTS))
     for name, settings in runs:
-        extractor = ImageFeatureExtractor(tta=settings["tta"], cache_root=feature_root, progress=False, torch_threads=threads)
+        model = settings.get("image_model", BASELINE_SETTINGS["image_model"])
+        if model not in banks:
+            banks[model] = TrainBank.from_dataset(train, extractor=ImageFeatureExtractor(
+                model=model, cache_root=feature_root, torch_threads=threads))
+        bank = banks[model]
+        extractor = ImageFeatureExtractor(model=model, tta=settings["tta"], cache_root=feature_root, progress=False,
+                                          torch_threads=threads)
         captioner = NeighbourCaptioner(bank, text_encoder=text_encoder, image_extractor=extractor, **settings)
         out[name] = evaluate_captioner(captioner, test, text_encoder)
         print(name, out[name]["ties"], out[name]["mR"], out[name]["ci95"]["mR"],

@@ -39,11 +39,15 @@ from rsrt_utils.paths import cache_dir, shared_mirror_dir  # noqa: E402
 
 RESULT_PATH = HERE / "results" / "neighbour_tuning.json"
 GRID = {
+    "image_model": ["efficientnet-lite0", "efficientnet-lite2"],
     "tta": [False, True],
     "k": [10, 30, 50],
     "tau": [None, 0.03, 0.1],
     "weight_candidates": [False, True],
+    "nearest_bonus": [0.0, 0.05, 0.1, 0.2],
 }
+# Left out of the product to keep the run short: TTA for Lite2 (its TTA features are not cached), and
+# weight_candidates together with nearest_bonus > 0 (both favour the nearest neighbour's own captions).
 N_VARIANTS = [5]  # fixed: the RSRT corpus schema requires exactly five variants per image
 N_QUERY_CAPTIONS = [1, 2, 3, 5]
 OTHER_TIES = ("pessimistic", "optimistic")
@@ -152,7 +156,8 @@ def evaluate_grid_point(query_features, bank, bank_vectors, val_vectors, relevan
     """
     from rsrt_utils.captioning.neighbour import consensus_captions
     width = max(N_VARIANTS + N_QUERY_CAPTIONS)
-    chosen = consensus_captions(query_features, bank, bank_vectors, point["k"], point["tau"], width, point["weight_candidates"])
+    chosen = consensus_captions(query_features, bank, bank_vectors, point["k"], point["tau"], width, point["weight_candidates"],
+                                point["nearest_bonus"])
     metrics = {}
     for exact in (False, True):
         scores = {n: pooled_scores(val_vectors, bank_vectors, chosen, n, exact) for n in set(N_VARIANTS + N_QUERY_CAPTIONS)}
@@ -180,7 +185,8 @@ def final_validation_figure(captioner_settings: dict, query_features, bank, bank
     from rsrt_utils.captioning.neighbour import consensus_captions
     from rsrt_utils.metrics import evaluate_scores
     s = captioner_settings
-    chosen = consensus_captions(query_features, bank, bank_vectors, s["k"], s["tau"], s["n_variants"], s["weight_candidates"])
+    chosen = consensus_captions(query_features, bank, bank_vectors, s["k"], s["tau"], s["n_variants"], s["weight_candidates"],
+                                s["nearest_bonus"])
     t2i = pooled_scores(val_vectors, bank_vectors, chosen, s["n_variants"], exact_ties)
     i2t = np.ascontiguousarray(pooled_scores(val_vectors, bank_vectors, chosen, s["n_query_captions"], exact_ties).T)
     result = evaluate_scores(t2i, i2t, val.caption_image_index) if ties is None else \
@@ -217,30 +223,39 @@ def main() -> None:
     train = load_dataset("rsicd", split="train", root=args.mirror).with_images()
     encoder = CachedEncoder(make_text_encoder("all-MiniLM-L6-v2"), cache_root=args.cache / "embeddings")
     feature_root = args.cache / "image_features"
-    full_bank = TrainBank.from_dataset(train, extractor=ImageFeatureExtractor(cache_root=feature_root, torch_threads=args.threads))
+    full_banks = {model: TrainBank.from_dataset(train, extractor=ImageFeatureExtractor(
+        model=model, cache_root=feature_root, torch_threads=args.threads)) for model in GRID["image_model"]}
     image_ids = None if args.split == "random" else [im.image_id for im in train.images]
     val_idx, rest_idx = stratified_validation_split(train.image_classes, args.val_share, args.seed, image_ids, args.block)
-    bank = full_bank.subset(rest_idx, name="rsicd-train-minus-val")
+    banks = {model: full.subset(rest_idx, name="rsicd-train-minus-val") for model, full in full_banks.items()}
+    bank = banks[BASELINE_SETTINGS["image_model"]]
     val = train.subset(val_idx, note="validation images held out from train")
     bank_vectors = bank.caption_vectors(encoder)
     val_vectors = encoder.encode(list(val.captions))
     relevant = relevance_t2i(val.caption_image_index, val.n_images)
-    features = {False: full_bank.features[val_idx],
-                True: ImageFeatureExtractor(tta=True, cache_root=feature_root, torch_threads=args.threads)
-                .extract([im.image_path for im in val.images])}
+    features = {(model, False): full.features[val_idx] for model, full in full_banks.items()}
+    features[(BASELINE_SETTINGS["image_model"], True)] = ImageFeatureExtractor(
+        model=BASELINE_SETTINGS["image_model"], tta=True, cache_root=feature_root,
+        torch_threads=args.threads).extract([im.image_path for im in val.images])
 
     rows = []
-    for tta, k, tau, weight_candidates in itertools.product(*GRID.values()):
+    for model, tta, k, tau, weight_candidates, nearest_bonus in itertools.product(*GRID.values()):
         if tau is None and weight_candidates:
             continue  # unweighted: all weights are 1, so weighting the candidate changes nothing
-        point = {"tta": tta, "k": k, "tau": tau, "weight_candidates": weight_candidates}
-        point_rows = evaluate_grid_point(features[tta], bank, bank_vectors, val_vectors, relevant, point)
+        if (model, tta) not in features or (weight_candidates and nearest_bonus > 0):
+            continue  # left out (see GRID)
+        point = {"image_model": model, "tta": tta, "k": k, "tau": tau, "weight_candidates": weight_candidates,
+                 "nearest_bonus": nearest_bonus}
+        point_rows = evaluate_grid_point(features[(model, tta)], banks[model], bank_vectors, val_vectors, relevant, point)
         rows.extend(point_rows)
         best = max(point_rows, key=lambda r: r["mR"])
         print(f"{point} best {best['mR']} (nv={best['n_variants']}, nq={best['n_query_captions']})", flush=True)
 
     chosen = max(rows, key=lambda r: r["mR"])  # first best in grid order on an exact tie
-    chosen_settings = {key: chosen[key] for key in ("k", "tau", "weight_candidates", "n_variants", "n_query_captions", "tta")}
+    chosen_settings = {key: chosen[key] for key in ("k", "tau", "weight_candidates", "n_variants", "n_query_captions", "tta",
+                                                    "nearest_bonus", "image_model")}
+    base_features = features[(BASELINE_SETTINGS["image_model"], False)]
+    chosen_features, chosen_bank = features[(chosen["image_model"], chosen["tta"])], banks[chosen["image_model"]]
     baseline = next(r for r in rows if all(r[key] == BASELINE_SETTINGS[key] for key in BASELINE_SETTINGS))
     tie_best = max(rows, key=lambda r: r["tie_exact"]["mR"])
     payload = {
@@ -249,15 +264,15 @@ def main() -> None:
                   "held_out_unit": f"blocks of {args.block} consecutively numbered scenes" if args.split == "blocks" else "single images",
                   "n_val_images": int(len(val_idx)), "n_val_captions": len(val.captions), "n_bank_images": int(len(rest_idx))},
         "text_encoder": encoder.name,
-        "image_encoder": {"bank": full_bank.feature_identity},
+        "image_encoder": {model: full.feature_identity for model, full in full_banks.items()},
         "grid": {**{key: value for key, value in GRID.items()}, "n_variants": N_VARIANTS, "n_query_captions": N_QUERY_CAPTIONS},
         "baseline_validation": baseline,
         "chosen": chosen_settings,
-        "chosen_validation": final_validation_figure(chosen_settings, features[chosen["tta"]], bank, bank_vectors, val_vectors, val),
-        **{f"chosen_validation_{ties}_ties": final_validation_figure(chosen_settings, features[chosen["tta"]], bank, bank_vectors,
+        "chosen_validation": final_validation_figure(chosen_settings, chosen_features, chosen_bank, bank_vectors, val_vectors, val),
+        **{f"chosen_validation_{ties}_ties": final_validation_figure(chosen_settings, chosen_features, chosen_bank, bank_vectors,
                                                                      val_vectors, val, ties=ties) for ties in OTHER_TIES},
-        "baseline_validation_full": final_validation_figure(BASELINE_SETTINGS, features[False], bank, bank_vectors, val_vectors, val),
-        **{f"baseline_validation_{ties}_ties": final_validation_figure(BASELINE_SETTINGS, features[False], bank, bank_vectors,
+        "baseline_validation_full": final_validation_figure(BASELINE_SETTINGS, base_features, bank, bank_vectors, val_vectors, val),
+        **{f"baseline_validation_{ties}_ties": final_validation_figure(BASELINE_SETTINGS, base_features, bank, bank_vectors,
                                                                        val_vectors, val, ties=ties) for ties in OTHER_TIES},
         "ablations_from_baseline": ablations(rows, chosen_settings),
         "top10": sorted(rows, key=lambda r: -r["mR"])[:10],
@@ -267,9 +282,9 @@ def main() -> None:
                      "exact ties; here identical vectors share one product (tie_exact_pooled). Selection uses the shared path."),
             "chosen_by_tie_exact_mR": {key: tie_best[key] for key in chosen_settings},
             "top10": sorted(rows, key=lambda r: -r["tie_exact"]["mR"])[:10],
-            "chosen_validation": final_validation_figure(chosen_settings, features[chosen["tta"]], bank, bank_vectors,
+            "chosen_validation": final_validation_figure(chosen_settings, chosen_features, chosen_bank, bank_vectors,
                                                          val_vectors, val, exact_ties=True),
-            "baseline_validation": final_validation_figure(BASELINE_SETTINGS, features[False], bank, bank_vectors,
+            "baseline_validation": final_validation_figure(BASELINE_SETTINGS, base_features, bank, bank_vectors,
                                                            val_vectors, val, exact_ties=True),
         },
         "all_rows": rows,
@@ -299,7 +314,7 @@ def ablations(rows: list[dict], chosen: dict) -> dict:
         return None
 
     out = {"chosen": lookup(chosen), "baseline": lookup(dict(BASELINE_SETTINGS))}
-    for factor in ("tta", "k", "n_variants", "n_query_captions"):
+    for factor in ("image_model", "tta", "k", "n_variants", "n_query_captions", "nearest_bonus"):
         if chosen[factor] != BASELINE_SETTINGS[factor]:
             out[f"chosen but {factor}={BASELINE_SETTINGS[factor]}"] = lookup({**chosen, factor: BASELINE_SETTINGS[factor]})
     if chosen["tau"] is not None:

