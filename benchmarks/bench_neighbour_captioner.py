@@ -48,7 +48,7 @@ def write_json_atomic(path: Path, payload: dict) -> None:
 
 def time_feature_extraction(mirror: Path, cache_root: Path, skip_cold: bool) -> dict:
     """Cold (emptied cache) and cached extraction of every AID-150 image."""
-    from rsrt_utils.image_features import ImageFeatureExtractor
+    from rsrt_utils.image_features import ImageFeatureExtractor, make_image_extractor
 
     paths = sorted((mirror / "aid150" / "images").glob("*/*.jpg"))
     root = cache_root / "image_features"
@@ -125,7 +125,7 @@ def run_retrieval(mirror: Path, cache_root: Path, threads: int | None = None) ->
     from rsrt_utils.captioning.neighbour import BASELINE_SETTINGS, DEFAULT_SETTINGS, NeighbourCaptioner, TrainBank
     from rsrt_utils.data import load_dataset
     from rsrt_utils.encoders import CachedEncoder, make_text_encoder
-    from rsrt_utils.image_features import ImageFeatureExtractor
+    from rsrt_utils.image_features import ImageFeatureExtractor, make_image_extractor
 
     test = load_dataset("rsicd", split="test", root=mirror).with_images()
     train = load_dataset("rsicd", split="train", root=mirror).with_images()
@@ -139,10 +139,10 @@ def run_retrieval(mirror: Path, cache_root: Path, threads: int | None = None) ->
     for name, settings in runs:
         model = settings.get("image_model", BASELINE_SETTINGS["image_model"])
         if model not in banks:
-            banks[model] = TrainBank.from_dataset(train, extractor=ImageFeatureExtractor(
-                model=model, cache_root=feature_root, torch_threads=threads))
+            banks[model] = TrainBank.from_dataset(train, extractor=make_image_extractor(
+                model, cache_root=feature_root, torch_threads=threads))
         bank = banks[model]
-        extractor = ImageFeatureExtractor(model=model, tta=settings["tta"], cache_root=feature_root, progress=False,
+        extractor = make_image_extractor(model, tta=settings["tta"], cache_root=feature_root, progress=False,
                                           torch_threads=threads)
         captioner = NeighbourCaptioner(bank, text_encoder=text_encoder, image_extractor=extractor, **settings)
         out[name] = evaluate_captioner(captioner, test, text_encoder)

