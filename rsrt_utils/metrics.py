@@ -40,12 +40,17 @@ def rank_of_best_relevant(scores: np.ndarray, relevant: np.ndarray, ties: str = 
     """
     if ties not in ("pessimistic", "optimistic"):
         raise ValueError(f"ties={ties!r}: a rank needs 'pessimistic' or 'optimistic'; hit_rates handles 'random'")
-    scores = np.asarray(scores)
+    scores = resolve_scores(scores)
     relevant = np.asarray(relevant, dtype=bool)
     _check_relevance(scores, relevant)
     best = np.where(relevant, scores, -np.inf).max(axis=1, keepdims=True)
     above = scores >= best if ties == "pessimistic" else scores > best
     return (above & ~relevant).sum(axis=1)
+
+
+def resolve_scores(scores: np.ndarray) -> np.ndarray:
+    """Scores at the comparison resolution (SCORE_DECIMALS), so float noise cannot decide a tie."""
+    return np.round(np.asarray(scores, dtype=np.float64), SCORE_DECIMALS)
 
 
 def _check_relevance(scores: np.ndarray, relevant: np.ndarray) -> None:
@@ -63,7 +68,7 @@ def random_tie_hit_rates(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[
     tied with it, the number P of tied irrelevant ones drawn before the first tied relevant one satisfies
     Pr(P >= m) = prod_{i<m} (t - i) / (t + r - i); a hit at K needs g + P < K.
     """
-    scores = np.asarray(scores)
+    scores = resolve_scores(scores)
     relevant = np.asarray(relevant, dtype=bool)
     _check_relevance(scores, relevant)
     best = np.where(relevant, scores, -np.inf).max(axis=1, keepdims=True)
@@ -158,8 +163,6 @@ def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_imag
         raise ValueError(f"i2t_scores has shape {i2t_scores.shape}; expected (n_images, n_captions) = {(n_images, n_captions)}")
     if caption_image_index.shape != (n_captions,):
         raise ValueError(f"caption_image_index has {caption_image_index.shape[0]} entries for {n_captions} captions")
-    t2i_scores = np.round(np.asarray(t2i_scores, dtype=np.float64), SCORE_DECIMALS)
-    i2t_scores = np.round(np.asarray(i2t_scores, dtype=np.float64), SCORE_DECIMALS)
     if relevant is None:
         relevant = relevance_t2i(caption_image_index, n_images)
     elif relevant.shape != (n_captions, n_images):
