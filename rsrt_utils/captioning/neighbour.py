@@ -32,25 +32,21 @@ exactly tied candidates). DEFAULT_SETTINGS is the best validation row among sing
 (EfficientNet-Lite0) settings, a constraint fixed so that the default study stays well under 15 minutes
 from cold caches on 2 cores (Lite2 features cost ~3.5x Lite0's); BEST_TWO_ENCODER_SETTINGS is the best
 row overall. The test split was used only for the final figures.
-Validation grid rows (872 images, 4360 captions; random ties, pessimistic / optimistic): baseline
-(Lite0, k 10, unweighted, 5/5) 15.59 (10.78 / 24.22); the previous defaults (Lite0, tau 0.03)
-16.00 (11.13 / 24.40); Lite0 + nearest_bonus 0.1: 16.31; Lite2 alone is worse (baseline recipe 14.32,
-best 15.36: upsampling 150 px tiles to 260 px does not help); Lite0+Lite2 concatenated: baseline recipe
-15.74, best without bonus 16.79 (tau 0.03, 2 query captions); chosen 17.18 = Lite0+Lite2, k 10,
-tau 0.03, nearest_bonus 0.05, 5 variants, 2 query captions, no TTA. Ablations from the chosen row:
-Lite0 instead of the concatenation 16.13, no bonus 16.79, 5 query captions 16.83, unweighted 16.34.
-Through evaluate_scores with 95 % bootstrap intervals: chosen 17.20 [16.21, 18.26] (pessimistic 11.98,
-optimistic 26.95); baseline 15.89 [15.00, 16.84] (9.96 / 27.21; evaluate_scores compares scores at a
-1e-6 tolerance, the grid rows do not, hence 15.89 vs 15.59 for the baseline's many near-tied images).
+Validation (872 images, 4360 captions; random ties, through the shared metric code): baseline (Lite0,
+k 10, unweighted, 5/5) 15.89 [15.00, 16.84] (pessimistic 9.96, optimistic 27.21); Lite0 with tau 0.03
+16.30; the defaults (Lite0, tau 0.03, nearest_bonus 0.1) 16.62; Lite2 alone is worse (baseline recipe
+14.76, best 15.47: upsampling 150 px tiles to 260 px does not help); Lite0+Lite2 concatenated: baseline
+recipe 16.18, best without bonus 16.91; best overall 17.20 [16.21, 18.26] = Lite0+Lite2, k 10, tau 0.03,
+nearest_bonus 0.05, 5 variants, 2 query captions, no TTA (BEST_TWO_ENCODER_SETTINGS). Ablations from that
+row: Lite0 instead of the concatenation 16.27, no bonus 16.90, 5 query captions 17.13, unweighted 16.37.
 L2-normalised features centred or PCA-whitened on the bank (256/512/1024 dims; exploratory run on the
-same split, k 10) were all worse than raw Lite0 (14.5-15.8 against 16.0 at tau 0.03).
+same split, k 10, scored before the shared 1e-6 tie resolution) were all worse than raw Lite0.
 An earlier selection on a random single-image split (neighbour_tuning_random_split.json, pessimistic
 ties) chose k 10, tau 0.1 (validation 12.35 -> 15.80) but gave no gain on test (11.28 -> 11.30):
 single held-out images keep their near-duplicate neighbours in the bank, which rewards strong
 weighting. That is why the block split is the procedure.
 On RSICD test / AID-150 (1027 images, 5135 queries; benchmarks/results/neighbour_captioner.json):
-see that file for the defaults (Lite0, k 10, tau 0.03, nearest_bonus 0.1, validation 16.31); the
-two-encoder row gives 14.22 [13.37, 15.15] (pessimistic 11.98, optimistic 18.54), the baseline
+the defaults give 13.17 [12.35, 14.01] (pessimistic 10.79, optimistic 17.37); the two-encoder row gives 14.22 [13.37, 15.15] (pessimistic 11.98, optimistic 18.54), the baseline
 13.63 [12.76, 14.39] (11.05 / 18.32): about half the validation gain, inside overlapping intervals,
 and short of the 16.35 target under random ties.
 """
