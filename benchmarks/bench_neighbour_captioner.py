@@ -34,16 +34,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from rsrt_utils.paths import cache_dir, shared_mirror_dir  # noqa: E402
+from neighbour_cli import add_common_arguments, apply_common_arguments  # noqa: E402
+from rsrt_utils.fileutil import write_json_atomic  # noqa: E402
 
 RESULT_PATH = HERE / "results" / "neighbour_captioner.json"
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def time_feature_extraction(mirror: Path, cache_root: Path, skip_cold: bool) -> dict:
@@ -156,18 +150,11 @@ def run_retrieval(mirror: Path, cache_root: Path, threads: int | None = None) ->
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mirror", type=Path, default=shared_mirror_dir())
-    parser.add_argument("--cache", type=Path, default=cache_dir() / "bench")
+    add_common_arguments(parser)
     parser.add_argument("--skip-cold", action="store_true", help="keep the feature cache; time only the cached rerun")
     parser.add_argument("--only", choices=("features", "retrieval"), default=None)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (encoders, if anything has to be computed)")
     args = parser.parse_args()
-    if args.threads is not None:
-        import torch
-        torch.set_num_threads(args.threads)
-    if args.mirror is None or not Path(args.mirror).is_dir():
-        raise SystemExit("the data mirror (../shared/data) was not found; pass --mirror DIR or set RSRT_MIRROR_DIR")
+    apply_common_arguments(args)
     payload = json.loads(RESULT_PATH.read_text()) if RESULT_PATH.exists() else {}
     payload["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
     payload["note"] = ("AID-150 pixels (150x150) stand in for RSICD's: a faithful proxy, not the exact benchmark. "
@@ -175,14 +162,14 @@ def main() -> None:
     if args.only in (None, "features"):
         payload["feature_extraction"] = time_feature_extraction(Path(args.mirror), args.cache, args.skip_cold)
         print(json.dumps(payload["feature_extraction"], indent=2), flush=True)
-        write_json_atomic(RESULT_PATH, payload)
+        write_json_atomic(payload, RESULT_PATH)
     elif "feature_extraction" in payload:
         payload["feature_extraction"]["note"] = (
             "not re-run with the latest retrieval figures (--only retrieval, to avoid recomputing the cache); the cold "
             "and cached figures are from the earlier run, measured while the machine was under other load")
     if args.only in (None, "retrieval"):
         payload["retrieval"] = run_retrieval(Path(args.mirror), args.cache, args.threads)
-        write_json_atomic(RESULT_PATH, payload)
+        write_json_atomic(payload, RESULT_PATH)
     print(f"wrote {RESULT_PATH}")
 
 

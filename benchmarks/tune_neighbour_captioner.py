@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 import time
 from pathlib import Path
@@ -37,7 +36,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from rsrt_utils.paths import cache_dir, shared_mirror_dir  # noqa: E402
+from neighbour_cli import add_common_arguments, apply_common_arguments  # noqa: E402
+from rsrt_utils.fileutil import write_json_atomic  # noqa: E402
 
 RESULT_PATH = HERE / "results" / "neighbour_tuning.json"
 GRID = {
@@ -198,22 +198,15 @@ def final_validation_figure(captioner_settings: dict, query_features, bank, bank
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mirror", type=Path, default=shared_mirror_dir())
-    parser.add_argument("--cache", type=Path, default=cache_dir() / "bench")
+    add_common_arguments(parser)
     parser.add_argument("--val-share", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", choices=("blocks", "random"), default="blocks",
                         help="hold out blocks of consecutively numbered scenes (default, like RSICD test) or single images")
     parser.add_argument("--block", type=int, default=8, help="scenes per held-out block")
     parser.add_argument("--out", type=Path, default=RESULT_PATH)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (text/image encoders, if anything has to be computed)")
     args = parser.parse_args()
-    if args.threads is not None:
-        import torch
-        torch.set_num_threads(args.threads)
-    if args.mirror is None or not Path(args.mirror).is_dir():
-        raise SystemExit("the data mirror (../shared/data) was not found; pass --mirror DIR or set RSRT_MIRROR_DIR")
+    apply_common_arguments(args)
 
     from rsrt_utils.captioning.neighbour import BASELINE_SETTINGS, TrainBank
     from rsrt_utils.data import load_dataset
@@ -292,10 +285,7 @@ def main() -> None:
         "all_rows": rows,
         "seconds": round(time.perf_counter() - started, 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=1) + "\n")
-    tmp.replace(args.out)
+    write_json_atomic(payload, args.out)
     for name in ("chosen", "baseline"):
         full = payload[f"{name}_validation" if name == "chosen" else "baseline_validation_full"]
         print(name, chosen_settings if name == "chosen" else dict(BASELINE_SETTINGS), full["ties"], full["mR"], full["ci95"]["mR"],
