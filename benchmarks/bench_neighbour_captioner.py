@@ -42,17 +42,19 @@ RESULT_PATH = HERE / "results" / "neighbour_captioner.json"
 
 def time_feature_extraction(mirror: Path, cache_root: Path, skip_cold: bool) -> dict:
     """Cold (emptied cache) and cached extraction of every AID-150 image."""
-    from rsrt_utils.image_features import ImageFeatureExtractor, make_image_extractor
+    from rsrt_utils.captioning.neighbour import DEFAULT_SETTINGS
+    from rsrt_utils.image_features import ImageFeatureExtractor
 
+    model = DEFAULT_SETTINGS["image_model"]
     paths = sorted((mirror / "aid150" / "images").glob("*/*.jpg"))
-    root = cache_root / "image_features"
+    root = cache_root / "image_features_timing"  # its own folder: the cold run empties it
     out = {"n_images": len(paths), "encoder": None, "batch_size": 64, "decode_workers": 2}
     if not skip_cold and root.exists():
         shutil.rmtree(root)
     for run in ("cold", "cached"):
         if run == "cold" and skip_cold:
             continue
-        extractor = ImageFeatureExtractor(cache_root=root, batch_size=64, decode_workers=2)
+        extractor = ImageFeatureExtractor(model=model, cache_root=root, batch_size=64, decode_workers=2)
         start = time.perf_counter()
         features = extractor.extract(paths)
         out[f"{run}_seconds"] = round(time.perf_counter() - start, 2)
@@ -78,7 +80,7 @@ def tie_exact_scores(captioner, test, text_encoder) -> tuple:
     answers = []
     for start in range(0, len(requests), captioner.batch_size):
         answers.extend(captioner.answer_batch(requests[start:start + captioner.batch_size], "variants"))
-    texts = [v.text("one_sentence") for a in answers for v in a.variants]
+    texts = [v.text("caption") for a in answers for v in a.variants]
     owner = np.repeat(np.arange(len(answers)), [len(a.variants) for a in answers])
     slot = np.concatenate([np.arange(len(a.variants)) for a in answers])
     vectors = l2_normalise(text_encoder.encode(texts))
@@ -110,9 +112,9 @@ def evaluate_captioner(captioner, test, text_encoder) -> dict:
     return result
 
 
-# The defaults before the image-encoder / nearest-bonus reselection (block split, random ties; Lite0 features).
+# The v1 defaults (chosen on the v1 validation split: Lite0 head features, no class vote, one caption per variant).
 PREVIOUS_DEFAULTS = {"k": 10, "tau": 0.03, "weight_candidates": False, "n_variants": 5, "n_query_captions": 5, "tta": False,
-                     "nearest_bonus": 0.0, "image_model": "efficientnet-lite0"}
+                     "nearest_bonus": 0.1, "image_model": "efficientnet-lite0", "class_vote_k": 0, "paragraph_size": 0}
 
 
 def run_retrieval(mirror: Path, cache_root: Path, threads: int | None = None) -> dict:

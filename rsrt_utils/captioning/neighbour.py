@@ -69,13 +69,17 @@ NEIGHBOUR_PROMPT_VERSION = "neighbour-consensus-v1"
 
 # Chosen on the train validation split (see module docstring and neighbour_tuning.json).
 DEFAULT_SETTINGS = {"k": 10, "tau": 0.03, "weight_candidates": False, "n_variants": 5, "n_query_captions": 5,
-                    "tta": False, "nearest_bonus": 0.1, "image_model": "efficientnet-lite0"}
+                    "tta": False, "nearest_bonus": 0.1, "image_model": "efficientnet-lite0-multilayer",
+                    "class_vote_k": 10, "paragraph_size": 8}
 # The best validation row overall, with two image encoders (about 3.5x the feature cost): an option.
 BEST_TWO_ENCODER_SETTINGS = {"k": 10, "tau": 0.03, "weight_candidates": False, "n_variants": 5, "n_query_captions": 2,
-                             "tta": False, "nearest_bonus": 0.05, "image_model": "efficientnet-lite0+efficientnet-lite2"}
+                             "tta": False, "nearest_bonus": 0.05, "image_model": "efficientnet-lite0+efficientnet-lite2",
+                             "class_vote_k": 0, "paragraph_size": 0}
 # The measured starting point: k = 10, unweighted consensus, five variants, no TTA.
 BASELINE_SETTINGS = {"k": 10, "tau": None, "weight_candidates": False, "n_variants": 5, "n_query_captions": 5,
-                     "tta": False, "nearest_bonus": 0.0, "image_model": "efficientnet-lite0"}
+                     "tta": False, "nearest_bonus": 0.0, "image_model": "efficientnet-lite0",
+                     "class_vote_k": 0, "paragraph_size": 0}
+CLASS_VOTE_TAU = 0.05  # temperature of the similarity-weighted class vote (fixed, not tuned)
 _PAIRWISE_BUDGET = 40_000_000  # floats per consensus block (batch x candidates x candidates)
 
 
@@ -88,6 +92,7 @@ class TrainBank:
     captions: list[list[str]]
     name: str = "bank"
     feature_identity: str = ""
+    classes: list[str] | None = None  # train scene labels (optional): used by the class vote
 
     def __post_init__(self) -> None:
         self.features = l2_normalise(self.features)
@@ -97,6 +102,11 @@ class TrainBank:
         empty = [self.image_ids[i] for i, caps in enumerate(self.captions) if not any(c.strip() for c in caps)]
         if empty:
             raise ValueError(f"{len(empty)} bank image(s) have no caption (first: {empty[0]}); drop them before building the bank")
+        if self.classes is not None:
+            self.classes = [str(c) if c else "" for c in self.classes]
+            if len(self.classes) != len(self.image_ids) or not all(self.classes):
+                raise ValueError(f"TrainBank classes need one non-empty label per image ({len(self.image_ids)} images, "
+                                 f"{len(self.classes)} labels, {sum(not c for c in self.classes)} empty); pass classes=None")
         flat = [(i, c) for i, caps in enumerate(self.captions) for c in caps if c.strip()]
         self.caption_owner = np.asarray([i for i, _ in flat], dtype=np.int64)
         self.caption_texts = [c for _, c in flat]
@@ -114,8 +124,23 @@ class TrainBank:
     @property
     def identity(self) -> str:
         """Short fingerprint of the bank's images and captions (part of the captioner's cache key)."""
-        digest = hashlib.sha256("\x00".join(self.image_ids + self.caption_texts).encode()).hexdigest()[:16]
-        return f"{self.name}:{self.n_images}img:{len(self.caption_texts)}cap:{digest}"
+        digest = hashlib.sha256("\x00".join(self.image_ids + self.caption_texts + (self.classes or [])).encode()).hexdigest()[:16]
+        labels = f":{len(set(self.classes))}classes" if self.classes else ""
+        return f"{self.name}:{self.n_images}img:{len(self.caption_texts)}cap{labels}:{digest}"
+
+    @property
+    def has_classes(self) -> bool:
+        return self.classes is not None
+
+    @property
+    def class_names(self) -> list[str]:
+        return sorted(set(self.classes or []))
+
+    @property
+    def class_codes(self) -> np.ndarray:
+        """Per bank image, the index of its class in class_names."""
+        lookup = {name: i for i, name in enumerate(self.class_names)}
+        return np.asarray([lookup[c] for c in self.classes or []], dtype=np.int64)
 
     @classmethod
     def from_dataset(cls, dataset, extractor=None, cache_root: Path | None = None, tta: bool = False,
@@ -134,14 +159,17 @@ class TrainBank:
             from ..image_features import make_image_extractor
             extractor = make_image_extractor(image_model or DEFAULT_SETTINGS["image_model"], tta=tta, cache_root=cache_root)
         features = extractor.extract([im.image_path for im in images])
+        classes = dataset.image_classes
         return cls([im.image_id for im in images], features, dataset.captions_by_image(),
-                   name=f"{dataset.name}-{dataset.split}", feature_identity=extractor.identity)
+                   name=f"{dataset.name}-{dataset.split}", feature_identity=extractor.identity,
+                   classes=classes if all(classes) else None)
 
     def subset(self, indices: Sequence[int], name: str | None = None) -> "TrainBank":
         """A bank of some of these images (e.g. the 90 % left after holding out validation images)."""
         indices = np.asarray(indices, dtype=np.int64)
         return TrainBank([self.image_ids[i] for i in indices], self.features[indices], [self.captions[i] for i in indices],
-                         name or f"{self.name}-subset", self.feature_identity)
+                         name or f"{self.name}-subset", self.feature_identity,
+                         None if self.classes is None else [self.classes[i] for i in indices])
 
     def caption_vectors(self, text_encoder) -> np.ndarray:
         """(n_captions, dim) L2-normalised embeddings of every bank caption (unique texts embedded once)."""
@@ -152,16 +180,45 @@ class TrainBank:
         return self._vectors[key]
 
 
-def nearest_neighbours(query_features: np.ndarray, bank_features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(indices, similarities) of the k most cosine-similar bank images per query, best first."""
+def nearest_neighbours(query_features: np.ndarray, bank_features: np.ndarray, k: int,
+                       allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, similarities) of the k most cosine-similar bank images per query, best first.
+
+    allowed: optional (n_queries, n_bank) mask; disallowed bank images come only after every allowed one
+    (they fill the k places when fewer than k are allowed) and keep their true similarity.
+    """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     k = min(k, bank_features.shape[0])
     sims = l2_normalise(query_features) @ bank_features.T
-    part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    part_sims = np.take_along_axis(sims, part, axis=1)
-    order = np.argsort(-part_sims, axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1), np.take_along_axis(part_sims, order, axis=1)
+    ranking = sims if allowed is None else np.where(allowed, sims, sims - 10.0)  # cosines lie in [-1, 1]
+    part = np.argpartition(-ranking, k - 1, axis=1)[:, :k]
+    part_rank = np.take_along_axis(ranking, part, axis=1)
+    order = np.argsort(-part_rank, axis=1, kind="stable")
+    index = np.take_along_axis(part, order, axis=1)
+    return index, np.take_along_axis(sims, index, axis=1)
+
+
+def class_vote(query_features: np.ndarray, bank: "TrainBank", vote_k: int, tau: float = CLASS_VOTE_TAU) -> np.ndarray:
+    """Each query's predicted scene class (an index into bank.class_names): the class with the largest
+    similarity-weighted vote, exp((s_j - s_max) / tau), among its vote_k nearest bank images."""
+    if not bank.has_classes:
+        raise ValueError("the class vote needs scene labels for the bank images (TrainBank(classes=...)); this bank has none: "
+                         "build it from a dataset with scene classes, or set class_vote_k=0")
+    index, sims = nearest_neighbours(query_features, bank.features, vote_k)
+    weights = neighbour_weights(sims, tau)
+    votes = np.zeros((len(index), len(bank.class_names)), dtype=np.float64)
+    np.add.at(votes, (np.repeat(np.arange(len(index)), index.shape[1]), bank.class_codes[index].ravel()), weights.ravel())
+    return votes.argmax(axis=1)
+
+
+def class_restricted_neighbours(query_features: np.ndarray, bank: "TrainBank", k: int,
+                                vote_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """k nearest bank images, restricted to each query's voted scene class (vote_k = 0: unrestricted)."""
+    if not vote_k:
+        return nearest_neighbours(query_features, bank.features, k)
+    predicted = class_vote(query_features, bank, vote_k)
+    return nearest_neighbours(query_features, bank.features, k, allowed=bank.class_codes[None, :] == predicted[:, None])
 
 
 def neighbour_weights(similarities: np.ndarray, tau: float | None) -> np.ndarray:
@@ -226,16 +283,20 @@ def nearest_own_mask(bank: TrainBank, cand: np.ndarray, neighbour_index: np.ndar
 
 def consensus_captions(query_features: np.ndarray, bank: TrainBank, caption_vectors: np.ndarray, k: int,
                        tau: float | None, n: int, weight_candidates: bool = False,
-                       nearest_bonus: float = 0.0) -> list[list[int]]:
+                       nearest_bonus: float = 0.0, class_vote_k: int = 0) -> list[list[int]]:
     """For each query image, the bank caption indices of its n consensus captions, best first (vectorised in blocks).
 
     nearest_bonus > 0 adds that amount to the consensus score of the nearest neighbour's own captions
     (consensus scores are mean cosines, so 0.1 lifts them over moderately better consensus captions;
     a large bonus puts them first): variants become less shared between gallery images.
+    class_vote_k > 0 restricts the neighbours to the scene class voted by the class_vote_k nearest bank
+    images (train labels; see class_vote).
     """
     if nearest_bonus < 0:
         raise ValueError(f"nearest_bonus must be >= 0, got {nearest_bonus}")
-    neighbour_index, neighbour_sims = nearest_neighbours(query_features, bank.features, k)
+    if class_vote_k < 0:
+        raise ValueError(f"class_vote_k must be >= 0 (0 = no class vote), got {class_vote_k}")
+    neighbour_index, neighbour_sims = class_restricted_neighbours(query_features, bank, k, class_vote_k)
     weights = neighbour_weights(neighbour_sims, tau)
     per_query = int(bank.caption_count[neighbour_index].sum(axis=1).max()) if len(neighbour_index) else 1
     block = max(1, _PAIRWISE_BUDGET // max(per_query * per_query, 1))
@@ -248,6 +309,17 @@ def consensus_captions(query_features: np.ndarray, bank: TrainBank, caption_vect
             scores = scores + nearest_bonus * nearest_own_mask(bank, cand, neighbour_index[start:stop])
         chosen.extend(rank_distinct(bank, cand, scores, n))
     return chosen
+
+
+def paragraph_variants(captions: Sequence[str], n_variants: int, paragraph_size: int = 0) -> list[Variant]:
+    """Variants from consensus captions (best first): variant i has caption i as one_sentence and feature; its
+    `caption` (the detailed paragraph) is caption i followed by the other captions among the top paragraph_size
+    (paragraph_size 0: caption i alone). Images rarely share a whole paragraph, so fewer exact score ties."""
+    variants = []
+    for i, sentence in enumerate(captions[:n_variants]):
+        others = [c for c in captions[:paragraph_size] if c != sentence]
+        variants.append(Variant(one_sentence=sentence, feature=sentence, caption=" ".join([sentence, *others])))
+    return variants
 
 
 def _default_text_encoder():
@@ -265,7 +337,8 @@ class NeighbourCaptioner:
     def __init__(self, bank: TrainBank, text_encoder=None, image_extractor=None, k: int | None = None,
                  tau: float | None | str = "default", weight_candidates: bool | None = None, n_variants: int | None = None,
                  n_query_captions: int | None = None, tta: bool | None = None, batch_size: int = 1024,
-                 cache_root: Path | None = None, nearest_bonus: float | None = None, image_model: str | None = None):
+                 cache_root: Path | None = None, nearest_bonus: float | None = None, image_model: str | None = None,
+                 class_vote_k: int | None = None, paragraph_size: int | None = None):
         pick = lambda value, key: DEFAULT_SETTINGS[key] if value is None else value  # noqa: E731
         self.bank = bank
         self.k = int(pick(k, "k"))
@@ -275,7 +348,12 @@ class NeighbourCaptioner:
         self.n_query_captions = int(pick(n_query_captions, "n_query_captions"))
         self.tta = bool(pick(tta, "tta"))
         self.nearest_bonus = float(pick(nearest_bonus, "nearest_bonus"))
+        self.class_vote_k = int(pick(class_vote_k, "class_vote_k"))
+        self.paragraph_size = int(pick(paragraph_size, "paragraph_size"))
         self._check_settings()
+        if self.class_vote_k and not bank.has_classes:
+            raise ValueError(f"class_vote_k={self.class_vote_k} needs scene labels for the bank images, and bank {bank.name!r} "
+                             "has none; build the bank from a dataset with scene classes or pass class_vote_k=0")
         self.batch_size = batch_size
         self.text_encoder = text_encoder or _default_text_encoder()
         if image_extractor is None:
@@ -290,13 +368,18 @@ class NeighbourCaptioner:
         self.model = f"caption-transfer:{self.image_extractor.model_name}+{self.text_encoder.name}"
         self.settings = {"k": self.k, "tau": self.tau, "weight_candidates": self.weight_candidates,
                          "n_variants": self.n_variants, "n_query_captions": self.n_query_captions, "tta": self.tta,
-                         "nearest_bonus": self.nearest_bonus, "image_encoder": self.image_extractor.identity, "text_encoder": self.text_encoder.name,
+                         "nearest_bonus": self.nearest_bonus, "class_vote_k": self.class_vote_k,
+                         "paragraph_size": self.paragraph_size,
+                         "image_encoder": self.image_extractor.identity, "text_encoder": self.text_encoder.name,
                          "bank": bank.identity, "bank_features": bank.feature_identity}
 
     def _check_settings(self) -> None:
         for key in ("k", "n_variants", "n_query_captions"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        for key in ("class_vote_k", "paragraph_size"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0 (0 = off), got {getattr(self, key)}")
         if self.tau is not None and not self.tau > 0:
             raise ValueError(f"tau must be > 0 or None (unweighted), got {self.tau!r}")
         if not self.nearest_bonus >= 0:
@@ -306,7 +389,7 @@ class NeighbourCaptioner:
         """The n consensus caption texts per query image (from precomputed image features)."""
         vectors = self.bank.caption_vectors(self.text_encoder)
         chosen = consensus_captions(query_features, self.bank, vectors, self.k, self.tau, n, self.weight_candidates,
-                                    self.nearest_bonus)
+                                    self.nearest_bonus, self.class_vote_k)
         return [[self.bank.caption_texts[c] for c in row] for row in chosen]
 
     def answer_batch(self, requests: Sequence[CaptionRequest], mode: Mode = "variants", strict: bool = False) -> list[BackendAnswer]:
@@ -320,11 +403,11 @@ class NeighbourCaptioner:
         if not requests:
             return []
         features = self.image_extractor.extract([r.image_path for r in requests])
-        n = self.n_variants if mode == "variants" else self.n_query_captions
+        n = max(self.n_variants, self.paragraph_size) if mode == "variants" else self.n_query_captions
         answers = []
         for captions in self.choose(features, n):
             if mode == "variants":
-                answers.append(BackendAnswer(variants=[Variant(one_sentence=c, feature=c, caption=c) for c in captions]))
+                answers.append(BackendAnswer(variants=paragraph_variants(captions, self.n_variants, self.paragraph_size)))
             else:
                 answers.append(BackendAnswer(query_text=" ".join(captions)))
         return answers
@@ -334,7 +417,7 @@ class NeighbourCaptioner:
         return list(variants[:self.n_query_captions])
 
 
-def score_gallery(captioner: NeighbourCaptioner, dataset, text_encoder=None, field: str = "one_sentence"):
+def score_gallery(captioner: NeighbourCaptioner, dataset, text_encoder=None, field: str = "caption"):
     """Caption every image of a (test) dataset and return (t2i, i2t) score matrices on its captions.
 
     t2i: max over the image's n_variants variants; i2t: max over its first n_query_captions variants

@@ -44,7 +44,7 @@ def setting():
     test = test.subset(stratified(test, TEST_PER_CLASS, SEED), note="integration-test subset")
     train = train.subset(stratified(train, BANK_PER_CLASS, SEED), note="integration-test bank subset")
     encoder = CachedEncoder(make_text_encoder(DEFAULT_TEXT_ENCODER), progress=False)
-    bank = TrainBank.from_dataset(train)
+    bank = TrainBank.from_dataset(train, image_model=BASELINE_SETTINGS["image_model"])
     captioner = NeighbourCaptioner(bank, text_encoder=encoder, **BASELINE_SETTINGS)
     return test, train, bank, captioner
 
@@ -88,3 +88,22 @@ def test_retrieval_is_far_above_chance(setting):
     chance_r10 = 100 * 10 / test.n_images
     assert result["t2i"]["R@10"] > 4 * chance_r10 and result["i2t"]["R@10"] > 4 * chance_r10, result
     assert result["mR"] >= 15.0, result  # sanity floor for this 300-image gallery / 3000-image bank
+
+
+def test_default_features_and_class_vote_find_more_same_class_neighbours(setting):
+    """The defaults' multilayer features and train-label class vote must beat plain Lite0 neighbours on class agreement."""
+    from rsrt_utils.captioning.neighbour import DEFAULT_SETTINGS, TrainBank, class_restricted_neighbours
+    from rsrt_utils.image_features import make_image_extractor
+
+    test, train, bank, captioner = setting
+    assert bank.has_classes and len(bank.class_names) == len(set(train.image_classes))
+    truth = np.asarray(test.image_classes)[:, None]
+    plain_index, _ = class_restricted_neighbours(captioner.image_extractor.extract([im.image_path for im in test.images]),
+                                                 bank, 10, vote_k=0)
+    extractor = make_image_extractor(DEFAULT_SETTINGS["image_model"], progress=False)
+    default_bank = TrainBank.from_dataset(train, extractor=extractor)
+    features = extractor.extract([im.image_path for im in test.images])
+    voted_index, _ = class_restricted_neighbours(features, default_bank, 10, vote_k=DEFAULT_SETTINGS["class_vote_k"])
+    classes = np.asarray(bank.classes)
+    plain, voted = float((classes[plain_index] == truth).mean()), float((classes[voted_index] == truth).mean())
+    assert voted > plain + 0.05, (plain, voted)

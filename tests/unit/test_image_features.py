@@ -203,3 +203,35 @@ def test_combined_encoder_concatenates_normalised_parts(tmp_path, images):
     assert isinstance(make_image_extractor("efficientnet-lite0", cache_root=tmp_path), ImageFeatureExtractor)
     with pytest.raises(ValueError, match="not supported"):
         make_image_extractor("efficientnet-lite0+resnet50", cache_root=tmp_path)
+
+
+def test_multilayer_encoder_pools_the_last_three_stages_and_the_head(tmp_path, images):
+    """Lite0 multilayer = [block 10 (112), block 14 (192), block 15 (320), head (1280)] pooled, each part L2-normalised."""
+    import torch
+
+    from rsrt_utils.image_features import load_efficientnet_lite0, make_image_extractor, stage_end_blocks
+
+    model, _ = load_efficientnet_lite0()
+    assert stage_end_blocks(model) == [10, 14, 15]
+    extractor = make_image_extractor("efficientnet-lite0-multilayer", cache_root=tmp_path / "cache", batch_size=2,
+                                     progress=False)
+    features = extractor.extract(images[:3])
+    assert features.shape == (3, 112 + 192 + 320 + 1280)
+    bounds = np.cumsum([0, 112, 192, 320, 1280])
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        assert np.allclose(np.linalg.norm(features[:, lo:hi], axis=1), 0.5, atol=1e-5)  # four parts weigh the same
+    pixels = torch.from_numpy(np.stack([Preprocessing().load(p) for p in images[:3]]))
+    with torch.inference_mode():  # the unfolded network, block by block
+        x = model._swish(model._bn0(model._conv_stem(pixels)))
+        taps = []
+        for idx, block in enumerate(model._blocks):
+            x = block(x)
+            if idx in (10, 14, 15):
+                taps.append(x.mean(dim=(2, 3)).numpy())
+        taps.append(model.extract_features(pixels).mean(dim=(2, 3)).numpy())
+    reference = np.hstack([t / np.linalg.norm(t, axis=1, keepdims=True) for t in taps]) / 2
+    assert np.allclose(features, reference, atol=1e-3)
+    assert np.allclose(features[:, bounds[3]:], make(tmp_path).extract(images[:3]) / 2, atol=1e-5)  # head part = Lite0
+    assert "gap-last3stages+head" in extractor.identity and extractor.identity != make(tmp_path).identity
+    with_tta = make_image_extractor("efficientnet-lite0-multilayer", tta=True, cache_root=tmp_path / "cache", progress=False)
+    assert with_tta.identity != extractor.identity and not np.allclose(with_tta.extract(images[:1]), features[:1])

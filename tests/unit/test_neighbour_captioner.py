@@ -207,3 +207,67 @@ def test_bank_and_query_image_encoder_must_match(bank, encoder):
     other = TrainBank(bank.image_ids, bank.features, bank.captions, feature_identity="efficientnet-lite2|w|x")
     with pytest.raises(ValueError, match="efficientnet-lite2.*fake-encoder"):
         make_captioner(other, encoder, {})
+
+
+def labelled(bank: TrainBank, classes: list[str]) -> TrainBank:
+    return TrainBank(bank.image_ids, bank.features, bank.captions, name=bank.name, classes=classes)
+
+
+def test_class_vote_restricts_neighbours_to_the_voted_class(encoder):
+    """Image 0 is the single nearest one but mislabelled; the weighted vote of the 4 nearest says 'a', so the
+    restricted neighbours are the class-a images, and the k places are filled from other classes when 'a' runs out."""
+    features = np.stack([unit((0, 1.0), (1, 0.02)), unit((0, 1.0), (1, 0.3)), unit((0, 1.0), (1, 0.35)),
+                         unit((0, 1.0), (1, 0.4)), unit((1, 1.0))])
+    captions = [[AIRPORT[0]], [AIRPORT[1]], [AIRPORT[2]], [AIRPORT[3]], [RIVER[0]]]
+    bank = TrainBank([f"i{j}.jpg" for j in range(5)], features, captions, classes=["b", "a", "a", "a", "b"])
+    from rsrt_utils.captioning.neighbour import class_restricted_neighbours, class_vote
+
+    query = unit((0, 1.0))[None, :]
+    predicted = class_vote(query, bank, vote_k=4, tau=1.0)  # a flat vote: three 'a' against one 'b'
+    assert bank.class_names[predicted[0]] == "a"
+    index, sims = class_restricted_neighbours(query, bank, k=4, vote_k=4)
+    assert sorted(index[0, :3].tolist()) == [1, 2, 3] and index[0, 3] == 0  # class first, then the best other
+    assert np.allclose(sims, query @ bank.features[index[0]].T / np.linalg.norm(query))  # true similarities kept
+    plain, _ = class_restricted_neighbours(query, bank, k=4, vote_k=0)
+    assert plain[0, 0] == 0
+
+
+def test_class_vote_needs_bank_labels(bank, encoder):
+    with pytest.raises(ValueError, match="class_vote_k=10 needs scene labels"):
+        make_captioner(bank, encoder, {}, class_vote_k=10)
+    with pytest.raises(ValueError, match="one non-empty label per image"):
+        labelled(bank, ["x"] * (bank.n_images - 1) + [""])
+    with pytest.raises(ValueError, match="class_vote_k must be >= 0"):
+        make_captioner(labelled(bank, ["x"] * bank.n_images), encoder, {}, class_vote_k=-1)
+
+
+def test_the_query_images_own_label_is_never_used(bank, encoder):
+    """Only the bank's train labels vote: a wrong scene_class on the request must not change the answer."""
+    classes = [name.split("_")[0] for name in bank.image_ids]
+    table = {"q.jpg": unit((0, 1.0), (1, 0.6))}
+    captioner = make_captioner(labelled(bank, classes), encoder, table, k=4, class_vote_k=4)
+    right = captioner.answer_batch([CaptionRequest("q.jpg", Path("/nowhere/q.jpg"), scene_class="airport")])
+    wrong = captioner.answer_batch([CaptionRequest("q.jpg", Path("/nowhere/q.jpg"), scene_class="river")])
+    assert right[0].variants == wrong[0].variants
+    assert {v.one_sentence for v in right[0].variants} <= set(AIRPORT)
+    assert captioner.settings["class_vote_k"] == 4 and "classes" in captioner.settings["bank"]
+
+
+def test_paragraph_variants_join_the_other_top_captions():
+    from rsrt_utils.captioning.neighbour import paragraph_variants
+
+    captions = ["c0", "c1", "c2", "c3", "c4", "c5", "c6"]
+    variants = paragraph_variants(captions, n_variants=5, paragraph_size=4)
+    assert [v.one_sentence for v in variants] == captions[:5] and all(v.feature == v.one_sentence for v in variants)
+    assert variants[0].caption == "c0 c1 c2 c3" and variants[2].caption == "c2 c0 c1 c3"
+    assert variants[4].caption == "c4 c0 c1 c2 c3"  # outside the top 4: itself, then all four
+    assert [v.caption for v in paragraph_variants(captions, 3, 0)] == ["c0", "c1", "c2"]
+    VariantSet(variants=variants)
+
+
+def test_paragraph_captioner_answers_pass_the_corpus_checks(bank, encoder):
+    table = {"q.jpg": unit((2, 1.0))}
+    answer = make_captioner(bank, encoder, table, k=4, n_variants=5, paragraph_size=8).answer_batch(requests_for("q.jpg"))[0]
+    VariantSet(variants=answer.variants)
+    assert all(v.caption.startswith(v.one_sentence) and len(v.caption) > len(v.one_sentence) for v in answer.variants)
+    assert all(s in FOREST for v in answer.variants for s in [v.one_sentence])
