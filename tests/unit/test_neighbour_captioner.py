@@ -82,10 +82,18 @@ def test_variants_come_from_the_right_scene(bank, encoder):
 
 
 def test_fields_hold_only_the_chosen_caption(bank, encoder):
-    captioner = make_captioner(bank, encoder, {"q.jpg": unit((1, 1.0))}, k=4, n_variants=3)
+    captioner = make_captioner(bank, encoder, {"q.jpg": unit((1, 1.0))}, k=4, n_variants=3, paragraph_size=0)
     variant = captioner.answer_batch(requests_for("q.jpg"))[0].variants[0]
     assert variant.one_sentence == variant.feature == variant.caption
     assert variant.one_sentence in RIVER
+
+
+def test_default_class_vote_is_off_without_bank_labels_and_on_with_them(bank, encoder):
+    from rsrt_utils.captioning.neighbour import DEFAULT_SETTINGS
+
+    assert make_captioner(bank, encoder, {}).settings["class_vote_k"] == 0  # unlabelled bank: recorded as off
+    labelled_bank = TrainBank(bank.image_ids, bank.features, bank.captions, classes=["c"] * bank.n_images)
+    assert make_captioner(labelled_bank, encoder, {}).settings["class_vote_k"] == DEFAULT_SETTINGS["class_vote_k"] > 0
 
 
 def test_consensus_prefers_the_central_caption():
@@ -232,7 +240,7 @@ def test_class_vote_restricts_neighbours_to_the_voted_class(encoder):
     assert plain[0, 0] == 0
 
 
-def test_class_vote_needs_bank_labels(bank, encoder):
+def test_an_asked_for_class_vote_needs_bank_labels(bank, encoder):
     with pytest.raises(ValueError, match="class_vote_k=10 needs scene labels"):
         make_captioner(bank, encoder, {}, class_vote_k=10)
     with pytest.raises(ValueError, match="one non-empty label per image"):
@@ -271,3 +279,16 @@ def test_paragraph_captioner_answers_pass_the_corpus_checks(bank, encoder):
     VariantSet(variants=answer.variants)
     assert all(v.caption.startswith(v.one_sentence) and len(v.caption) > len(v.one_sentence) for v in answer.variants)
     assert all(s in FOREST for v in answer.variants for s in [v.one_sentence])
+
+
+def test_too_few_distinct_captions_widen_the_neighbourhood(encoder):
+    """The two nearest images repeat one sentence: with k = 2 the captioner must look further to find five variants."""
+    features = np.stack([unit((0, 1.0)), unit((0, 1.0), (1, 0.1))] + [unit((0, 1.0), (1, 0.3 + 0.1 * j)) for j in range(3)])
+    captions = [[AIRPORT[0]] * 5, [AIRPORT[0]] * 5] + [[AIRPORT[1 + j], RIVER[j]] for j in range(3)]
+    bank = TrainBank([f"i{j}.jpg" for j in range(5)], features, captions)
+    vectors = bank.caption_vectors(encoder)
+    chosen = consensus_captions(unit((0, 1.0))[None, :], bank, vectors, k=2, tau=None, n=5)[0]
+    assert len({bank.caption_texts[c] for c in chosen}) == 5
+    assert bank.caption_texts[chosen[0]] == AIRPORT[0]  # the widened vote still puts the nearest images' sentence first
+    answer = make_captioner(bank, encoder, {"q.jpg": unit((0, 1.0))}, k=2).answer_batch(requests_for("q.jpg"))[0]
+    VariantSet(variants=answer.variants)
