@@ -164,10 +164,12 @@ class TrainBank:
             from ..image_features import make_image_extractor
             extractor = make_image_extractor(image_model or DEFAULT_SETTINGS["image_model"], tta=tta, cache_root=cache_root)
         features = extractor.extract([im.image_path for im in images])
-        classes = dataset.image_classes
+        from ..data.dataset import UNLABELLED
+
+        classes = dataset.image_classes  # used only when every bank image has a real scene label
         return cls([im.image_id for im in images], features, dataset.captions_by_image(),
                    name=f"{dataset.name}-{dataset.split}", feature_identity=extractor.identity,
-                   classes=classes if all(classes) else None)
+                   classes=classes if all(c and c != UNLABELLED for c in classes) else None)
 
     def subset(self, indices: Sequence[int], name: str | None = None) -> "TrainBank":
         """A bank of some of these images (e.g. the 90 % left after holding out validation images)."""
