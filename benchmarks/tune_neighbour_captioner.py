@@ -76,28 +76,6 @@ def stratified_validation_split(classes: list[str], share: float, seed: int, ima
     return val, rest
 
 
-def direction_hits(scores: np.ndarray, relevant: np.ndarray, ties: str | None = None) -> np.ndarray:
-    """(n_queries, 3) hits at 1/5/10 with the shared metric code (ties=None: its default, random)."""
-    from rsrt_utils.metrics import DEFAULT_TIES, hit_rates
-    return hit_rates(scores, relevant, ties=ties or DEFAULT_TIES)
-
-
-def pooled_scores(query_vectors: np.ndarray, caption_vectors: np.ndarray, chosen: list[list[int]], n: int,
-                  exact_ties: bool = False) -> np.ndarray:
-    """(n_queries, n_images) max similarity over each image's first n chosen captions.
-
-    exact_ties=False: the shared path (retrieval.pooled_similarity), as score_gallery computes it.
-    exact_ties=True: identical texts get bit-identical scores (see tie_exact_pooled).
-    """
-    from rsrt_utils.retrieval import VariantGallery, pooled_similarity
-    picks = [row[:n] for row in chosen]
-    flat = np.concatenate([np.asarray(p, dtype=np.int64) for p in picks])
-    owner = np.repeat(np.arange(len(picks)), [len(p) for p in picks])
-    if exact_ties:
-        return tie_exact_pooled(query_vectors, caption_vectors[flat], owner, len(picks))
-    return pooled_similarity(query_vectors, VariantGallery.from_groups(caption_vectors[flat], owner, len(picks)), "max")
-
-
 def tie_exact_pooled(queries: np.ndarray, variant_vectors: np.ndarray, owner: np.ndarray, n_images: int) -> np.ndarray:
     """(n_queries, n_images) max cosine over each image's variants, computed once per distinct (query, variant) vector pair.
 
@@ -173,26 +151,18 @@ def normalised(caption: str) -> str:
 
 def score_setting(settings: dict, query_features, bank, bank_vectors, val, encoder) -> dict:
     """Validation metrics of one setting, for every n_query_captions (random ties + the other policies)."""
-    from rsrt_utils.captioning.neighbour import consensus_captions, paragraph_variants
+    from rsrt_utils.captioning.neighbour import consensus_captions, paragraph_variants, score_variant_sets
     from rsrt_utils.metrics import evaluate_scores
-    from rsrt_utils.retrieval import VariantGallery, l2_normalise, pooled_similarity
 
     width = max(settings["n_variants"], settings["paragraph_size"], max(N_QUERY_CAPTIONS))
     chosen = consensus_captions(query_features, bank, bank_vectors, settings["k"], settings["tau"], width,
-                                settings["weight_candidates"], settings["nearest_bonus"], settings["class_vote_k"])
+                                settings["weight_candidates"], settings["nearest_bonus"], settings["class_vote_k"],
+                                min_distinct=settings["n_variants"])  # as the captioner does
     variants = [paragraph_variants([bank.caption_texts[c] for c in row], settings["n_variants"], settings["paragraph_size"])
                 for row in chosen]
-    texts = [v.text("caption") for row in variants for v in row]
-    owner = np.repeat(np.arange(len(variants)), [len(row) for row in variants])
-    slot = np.concatenate([np.arange(len(row)) for row in variants])
-    vectors = l2_normalise(encoder.encode(texts))
-    queries = l2_normalise(encoder.encode(list(val.captions)))
-    t2i = pooled_similarity(queries, VariantGallery.from_groups(vectors, owner, len(variants)), "max")
+    t2i, i2t_by_n = score_variant_sets(variants, val.captions, encoder, N_QUERY_CAPTIONS)
     out = {}
-    for nq in N_QUERY_CAPTIONS:
-        keep = slot < nq
-        i2t = np.ascontiguousarray(pooled_similarity(queries, VariantGallery.from_groups(vectors[keep], owner[keep],
-                                                                                          len(variants)), "max").T)
+    for nq, i2t in i2t_by_n.items():
         result = evaluate_scores(t2i, i2t, val.caption_image_index, n_boot=1)
         out[nq] = {"mR": result["mR"], "t2i": result["t2i"], "i2t": result["i2t"],
                    **{f"mR_ties_{ties}": evaluate_scores(t2i, i2t, val.caption_image_index, ties=ties, n_boot=1)["mR"]

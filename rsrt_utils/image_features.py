@@ -219,6 +219,7 @@ class ImageFeatureExtractor:
         self.use_cache = use_cache
         self.weights_path = weights_path
         self._model = None
+        self._taps: set[int] = set()  # block indices pooled besides the head (multilayer encoders)
         self._weights_file: Path | None = None
         self._cache_root = cache_root
         self._cache: FeatureCache | None = None
@@ -249,7 +250,7 @@ class ImageFeatureExtractor:
 
             configure_torch_threads(self.torch_threads)
             model, self._weights_file = load_efficientnet_lite(self.model_name, self.weights_path)
-            model._rsrt_taps = set(stage_end_blocks(model)) if self.multilayer else set()
+            self._taps = set(stage_end_blocks(model)) if self.multilayer else set()
             _fold_batch_norms(model)
             model = model.to(memory_format=torch.channels_last)
             if self.dtype == "bfloat16":
@@ -275,16 +276,15 @@ class ImageFeatureExtractor:
                 parts = [torch.nn.functional.normalize(p, dim=1) / len(parts) ** 0.5 for p in parts]
         return torch.cat(parts, dim=1).numpy().astype(np.float32)
 
-    @staticmethod
-    def _pooled_parts(model, x) -> list:
+    def _pooled_parts(self, model, x) -> list:
         """Global-average-pooled outputs: [head] or, for a multilayer encoder, [stage ends..., head]."""
-        if not getattr(model, "_rsrt_taps", None):
+        if not self._taps:
             return [model.extract_features(x).float().mean(dim=(2, 3))]
         parts = []
         x = model._swish(model._bn0(model._conv_stem(x)))
         for idx, block in enumerate(model._blocks):
             x = block(x, drop_connect_rate=None)  # eval mode: drop-connect is off anyway
-            if idx in model._rsrt_taps:
+            if idx in self._taps:
                 parts.append(x.float().mean(dim=(2, 3)))
         parts.append(model._swish(model._bn1(model._conv_head(x))).float().mean(dim=(2, 3)))
         return parts

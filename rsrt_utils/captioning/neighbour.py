@@ -60,6 +60,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Sequence
 
@@ -137,11 +138,11 @@ class TrainBank:
     def has_classes(self) -> bool:
         return self.classes is not None
 
-    @property
+    @cached_property
     def class_names(self) -> list[str]:
         return sorted(set(self.classes or []))
 
-    @property
+    @cached_property
     def class_codes(self) -> np.ndarray:
         """Per bank image, the index of its class in class_names."""
         lookup = {name: i for i, name in enumerate(self.class_names)}
@@ -290,15 +291,16 @@ def nearest_own_mask(bank: TrainBank, cand: np.ndarray, neighbour_index: np.ndar
 
 def consensus_captions(query_features: np.ndarray, bank: TrainBank, caption_vectors: np.ndarray, k: int,
                        tau: float | None, n: int, weight_candidates: bool = False,
-                       nearest_bonus: float = 0.0, class_vote_k: int = 0) -> list[list[int]]:
-    """For each query image, the bank caption indices of its n consensus captions, best first (vectorised in blocks).
+                       nearest_bonus: float = 0.0, class_vote_k: int = 0, min_distinct: int | None = None) -> list[list[int]]:
+    """For each query image, the bank caption indices of its (up to) n consensus captions, best first (vectorised in blocks).
 
     nearest_bonus > 0 adds that amount to the consensus score of the nearest neighbour's own captions
     (consensus scores are mean cosines, so 0.1 lifts them over moderately better consensus captions;
     a large bonus puts them first): variants become less shared between gallery images.
     class_vote_k > 0 restricts the neighbours to the scene class voted by the class_vote_k nearest bank
     images (train labels; see class_vote). An image whose k neighbours hold fewer than n distinct captions
-    (e.g. ten train images that all repeat one sentence) is redone with 2k neighbours, and so on.
+    An image whose k neighbours hold fewer than min_distinct (default n) distinct captions (e.g. ten train
+    images that all repeat one sentence) is redone with 2k neighbours, and so on.
     """
     if nearest_bonus < 0:
         raise ValueError(f"nearest_bonus must be >= 0, got {nearest_bonus}")
@@ -316,10 +318,11 @@ def consensus_captions(query_features: np.ndarray, bank: TrainBank, caption_vect
         if nearest_bonus:
             scores = scores + nearest_bonus * nearest_own_mask(bank, cand, neighbour_index[start:stop])
         chosen.extend(rank_distinct(bank, cand, scores, n))
-    short = [row for row, picked in enumerate(chosen) if len(picked) < n]
+    needed = n if min_distinct is None else min(min_distinct, n)
+    short = [row for row, picked in enumerate(chosen) if len(picked) < needed]
     if short and k < bank.n_images:  # too few distinct captions among k neighbours: widen to 2k for those images only
         wider = consensus_captions(query_features[short], bank, caption_vectors, min(2 * k, bank.n_images), tau, n,
-                                   weight_candidates, nearest_bonus, class_vote_k)
+                                   weight_candidates, nearest_bonus, class_vote_k, min_distinct)
         for row, picked in zip(short, wider):
             chosen[row] = picked
     return chosen
@@ -401,11 +404,12 @@ class NeighbourCaptioner:
         if not self.nearest_bonus >= 0:
             raise ValueError(f"nearest_bonus must be >= 0, got {self.nearest_bonus!r}")
 
-    def choose(self, query_features: np.ndarray, n: int) -> list[list[str]]:
-        """The n consensus caption texts per query image (from precomputed image features)."""
+    def choose(self, query_features: np.ndarray, n: int, min_distinct: int | None = None) -> list[list[str]]:
+        """The (up to) n consensus caption texts per query image (from precomputed image features); fewer than
+        min_distinct (default n) among the k neighbours widens the neighbourhood."""
         vectors = self.bank.caption_vectors(self.text_encoder)
         chosen = consensus_captions(query_features, self.bank, vectors, self.k, self.tau, n, self.weight_candidates,
-                                    self.nearest_bonus, self.class_vote_k)
+                                    self.nearest_bonus, self.class_vote_k, min_distinct)
         return [[self.bank.caption_texts[c] for c in row] for row in chosen]
 
     def answer_batch(self, requests: Sequence[CaptionRequest], mode: Mode = "variants", strict: bool = False) -> list[BackendAnswer]:
@@ -421,7 +425,8 @@ class NeighbourCaptioner:
         features = self.image_extractor.extract([r.image_path for r in requests])
         n = max(self.n_variants, self.paragraph_size) if mode == "variants" else self.n_query_captions
         answers = []
-        for captions in self.choose(features, n):
+        # Widen only to find the variants the schema needs; a paragraph may hold fewer than paragraph_size captions.
+        for captions in self.choose(features, n, min_distinct=self.n_variants if mode == "variants" else None):
             if mode == "variants":
                 answers.append(BackendAnswer(variants=paragraph_variants(captions, self.n_variants, self.paragraph_size)))
             else:
@@ -439,21 +444,30 @@ def score_gallery(captioner: NeighbourCaptioner, dataset, text_encoder=None, fie
     t2i: max over the image's n_variants variants; i2t: max over its first n_query_captions variants
     against every caption of the dataset (the standard protocol of this study).
     """
-    from ..retrieval import VariantGallery, pooled_similarity
-
-    text_encoder = text_encoder or captioner.text_encoder
     requests = [CaptionRequest(im.image_id, im.image_path, scene_class=im.scene_class) for im in dataset.images]
     answers = []
     for start in range(0, len(requests), captioner.batch_size):
         answers.extend(captioner.answer_batch(requests[start:start + captioner.batch_size], "variants"))
-    texts = [v.text(field) for a in answers for v in a.variants]
-    owner = np.repeat(np.arange(len(answers)), [len(a.variants) for a in answers])
-    slot = np.concatenate([np.arange(len(a.variants)) for a in answers])
+    t2i, i2t_by_n = score_variant_sets([a.variants for a in answers], dataset.captions, text_encoder or captioner.text_encoder,
+                                       [captioner.n_query_captions], field)
+    return t2i, i2t_by_n[captioner.n_query_captions]
+
+
+def score_variant_sets(variant_sets: Sequence[Sequence[Variant]], captions: Sequence[str], text_encoder,
+                       n_query: Sequence[int], field: str = "caption") -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """(t2i, {n: i2t}) for per-image variant lists against the captions: t2i max-pools every variant of an
+    image, i2t (n_images, n_captions) max-pools its first n variants, for each n in n_query."""
+    from ..retrieval import VariantGallery, pooled_similarity
+
+    texts = [v.text(field) for variants in variant_sets for v in variants]
+    owner = np.repeat(np.arange(len(variant_sets)), [len(variants) for variants in variant_sets])
+    slot = np.concatenate([np.arange(len(variants)) for variants in variant_sets])
     vectors = l2_normalise(text_encoder.encode(texts))
-    queries = l2_normalise(text_encoder.encode(list(dataset.captions)))
-    gallery = VariantGallery.from_groups(vectors, owner, len(answers))
-    keep = slot < captioner.n_query_captions
-    i2t_gallery = VariantGallery.from_groups(vectors[keep], owner[keep], len(answers))
-    t2i = pooled_similarity(queries, gallery, "max")
-    i2t = np.ascontiguousarray(pooled_similarity(queries, i2t_gallery, "max").T)
+    queries = l2_normalise(text_encoder.encode(list(captions)))
+    t2i = pooled_similarity(queries, VariantGallery.from_groups(vectors, owner, len(variant_sets)), "max")
+    i2t = {}
+    for n in n_query:
+        keep = slot < n
+        gallery = VariantGallery.from_groups(vectors[keep], owner[keep], len(variant_sets))
+        i2t[n] = np.ascontiguousarray(pooled_similarity(queries, gallery, "max").T)
     return t2i, i2t

@@ -292,3 +292,14 @@ def test_too_few_distinct_captions_widen_the_neighbourhood(encoder):
     assert bank.caption_texts[chosen[0]] == AIRPORT[0]  # the widened vote still puts the nearest images' sentence first
     answer = make_captioner(bank, encoder, {"q.jpg": unit((0, 1.0))}, k=2).answer_batch(requests_for("q.jpg"))[0]
     VariantSet(variants=answer.variants)
+
+
+def test_paragraphs_do_not_widen_the_neighbourhood(encoder):
+    """Widening is only for the five variants: a paragraph may hold fewer than paragraph_size captions."""
+    features = np.stack([unit((0, 1.0), (1, 0.05 * j)) for j in range(4)])
+    captions = [[AIRPORT[j], RIVER[j]] for j in range(3)] + [[FOREST[0], FOREST[1]]]
+    bank = TrainBank([f"i{j}.jpg" for j in range(4)], features, captions)
+    answer = make_captioner(bank, encoder, {"q.jpg": unit((0, 1.0))}, k=3, paragraph_size=8).answer_batch(requests_for("q.jpg"))[0]
+    used = {s for v in answer.variants for s in [v.one_sentence, *[c for c in AIRPORT + RIVER + FOREST if c in v.caption]]}
+    assert used <= set(AIRPORT[:3] + RIVER[:3])  # six distinct captions among k = 3 neighbours: no widening to image 3
+    VariantSet(variants=answer.variants)
