@@ -114,7 +114,12 @@ def evaluate_captioner(captioner, test, text_encoder) -> dict:
 
 # The v1 defaults (chosen on the v1 validation split: Lite0 head features, no class vote, one caption per variant).
 PREVIOUS_DEFAULTS = {"k": 10, "tau": 0.03, "weight_candidates": False, "n_variants": 5, "n_query_captions": 5, "tta": False,
-                     "nearest_bonus": 0.1, "image_model": "efficientnet-lite0", "class_vote_k": 0, "paragraph_size": 0}
+                     "nearest_bonus": 0.1, "image_model": "efficientnet-lite0", "class_vote_k": 0, "paragraph_size": 0,
+                     "whiten_dim": 0}
+# The v2 defaults (multilayer features, class vote 20, paragraphs of 12; no whitening).
+V2_DEFAULTS = {"k": 10, "tau": 0.03, "weight_candidates": False, "n_variants": 5, "n_query_captions": 5, "tta": False,
+               "nearest_bonus": 0.1, "image_model": "efficientnet-lite0-multilayer", "class_vote_k": 20, "paragraph_size": 12,
+               "whiten_dim": 0}
 
 
 def run_retrieval(mirror: Path, cache_root: Path, threads: int | None = None) -> dict:
@@ -132,8 +137,8 @@ def run_retrieval(mirror: Path, cache_root: Path, threads: int | None = None) ->
     out = {"gallery": repr(test), "train_bank": repr(train), "ties": "random (shared default); pessimistic/optimistic beside"}
     runs = [("baseline", dict(BASELINE_SETTINGS)), ("tuned_defaults", dict(DEFAULT_SETTINGS)),
             ("best_two_encoders", dict(BEST_TWO_ENCODER_SETTINGS))]
-    if PREVIOUS_DEFAULTS != DEFAULT_SETTINGS:
-        runs.append(("previous_defaults", PREVIOUS_DEFAULTS))
+    runs += [(name, settings) for name, settings in (("v2_defaults", V2_DEFAULTS), ("previous_defaults", PREVIOUS_DEFAULTS))
+             if settings != DEFAULT_SETTINGS]
     for name, settings in runs:
         model = settings.get("image_model", BASELINE_SETTINGS["image_model"])
         if model not in banks:

@@ -18,8 +18,12 @@ n_query_captions for image->text, mean of six recalls).
 The grid covers what the v1 selection did not: the image features (EfficientNet-Lite0 head; Lite0
 multilayer; multilayer with TTA on the gallery images), the class vote (neighbours restricted to the
 scene class voted by the 10 nearest train images; train labels only) and the paragraph variants
-(paragraph_size 8), with the v1 consensus settings fixed (k 10, tau 0.03, nearest_bonus 0.1).
-Writes benchmarks/results/neighbour_tuning.json (v1's grid and split are kept in neighbour_tuning_v1.json).
+(paragraph_size 8), with the v1 consensus settings fixed (k 10, tau 0.03, nearest_bonus 0.1); then
+coordinate ascent, one factor at a time (REFINE, up to REFINE_ROUNDS rounds). Stage 3 (v3) adds PCA
+whitening of the image features, fitted on each split's bank (WHITEN_GRID: whiten_dim x tau around the
+stage-2 choice), and one last coordinate round (FINAL_REFINE) from the best row.
+Writes benchmarks/results/neighbour_tuning.json (v1's grid and split are kept in neighbour_tuning_v1.json,
+v2's run, without whitening and with shorter refine ranges, in neighbour_tuning_v2.json).
 """
 
 from __future__ import annotations
@@ -107,15 +111,19 @@ def tie_exact_pooled(queries: np.ndarray, variant_vectors: np.ndarray, owner: np
 OTHER_TIES = ("pessimistic", "optimistic")
 FEATURES = [("efficientnet-lite0-multilayer", False)]
 GRID = {"class_vote_k": [0, 10], "paragraph_size": [0, 8], "k": [10, 20]}
-FIXED = {"tau": 0.03, "weight_candidates": False, "nearest_bonus": 0.1, "n_variants": 5}
+FIXED = {"tau": 0.03, "weight_candidates": False, "nearest_bonus": 0.1, "n_variants": 5, "whiten_dim": 0}
 # Stage 2: coordinate ascent from the best grid row: every value of one factor at a time; move to the best row
 # if it improves the mean over seeds, repeat (at most REFINE_ROUNDS rounds).
-REFINE = {"k": [5, 10, 15], "paragraph_size": [5, 8, 12, 16], "nearest_bonus": [0.0, 0.1, 0.2], "tau": [0.02, 0.03, 0.05],
-          "class_vote_k": [5, 10, 20]}
-REFINE_ROUNDS = 2
+REFINE = {"k": [5, 10, 15, 20], "paragraph_size": [5, 8, 12, 16, 20], "nearest_bonus": [0.0, 0.1, 0.2],
+          "tau": [0.02, 0.03, 0.05], "class_vote_k": [5, 10, 20, 30, 40]}
+REFINE_ROUNDS = 4
+# Stage 3 (v3): PCA whitening of the image features (fitted on each bank) with the weighting temperature it interacts
+# with (whitened cosines are spread differently), as a grid around the stage-2 choice; then one more coordinate round.
+WHITEN_GRID = {"whiten_dim": [0, 256, 512], "tau": [0.03, 0.05, 0.08]}
+FINAL_REFINE = {"class_vote_k": [20, 30, 40], "paragraph_size": [8, 12, 16], "k": [5, 10, 15]}
 # Reference rows scored on the same splits: the v1 defaults (Lite0 head features) and the baseline.
 V1_DEFAULTS = {"k": 10, "tau": 0.03, "weight_candidates": False, "nearest_bonus": 0.1, "n_variants": 5,
-               "image_model": "efficientnet-lite0", "tta": False, "class_vote_k": 0, "paragraph_size": 0}
+               "image_model": "efficientnet-lite0", "tta": False, "class_vote_k": 0, "paragraph_size": 0, "whiten_dim": 0}
 N_QUERY_CAPTIONS = [2, 5]
 
 
@@ -149,11 +157,27 @@ def normalised(caption: str) -> str:
     return caption.strip().lower().rstrip(" .")
 
 
+_WHITENED: dict = {}
+
+
+def whitened_banks(bank, dim: int):
+    """neighbour.whitened_bank, fitted once per (bank, dim)."""
+    from rsrt_utils.captioning.neighbour import whitened_bank
+
+    key = (id(bank), dim)
+    if key not in _WHITENED:
+        _WHITENED[key] = whitened_bank(bank, dim)
+    return _WHITENED[key]
+
+
 def score_setting(settings: dict, query_features, bank, bank_vectors, val, encoder) -> dict:
     """Validation metrics of one setting, for every n_query_captions (random ties + the other policies)."""
     from rsrt_utils.captioning.neighbour import consensus_captions, paragraph_variants, score_variant_sets
     from rsrt_utils.metrics import evaluate_scores
 
+    whitening, bank = whitened_banks(bank, settings.get("whiten_dim", 0))  # as the captioner does
+    if whitening is not None:
+        query_features = whitening.apply(query_features)
     width = max(settings["n_variants"], settings["paragraph_size"], max(N_QUERY_CAPTIONS))
     chosen = consensus_captions(query_features, bank, bank_vectors, settings["k"], settings["tau"], width,
                                 settings["weight_candidates"], settings["nearest_bonus"], settings["class_vote_k"],
@@ -245,23 +269,33 @@ def main() -> None:
     grid_rows = [row for point in points[:-2] for row in summarise(point, score_everywhere(point), "grid")]
     reference_rows = {name: summarise(point, score_everywhere(point), name) for name, point in zip(("v1_defaults", "baseline"), points[-2:])}
     best = max(grid_rows, key=lambda r: r["mR"])  # first best in grid order on an exact tie
-    refine_rows, current = [], best
-    for round_number in range(1, REFINE_ROUNDS + 1):
-        for factor, values in REFINE.items():
-            for value in values:
-                point = {key: current[key] for key in points[0]} | {factor: value}
-                if point != {key: current[key] for key in points[0]}:
-                    refine_rows.extend(summarise(point, score_everywhere(point), f"refine round {round_number}: {factor}"))
-        leader = max(grid_rows + refine_rows, key=lambda r: r["mR"])
-        if leader["mR"] <= current["mR"]:
-            break
-        current = leader
-    chosen = current
+    def coordinate_ascent(start: dict, factors: dict, rounds: int, label: str, earlier: list[dict]) -> tuple[dict, list[dict]]:
+        """Every value of one factor at a time around `start`; move to the best row seen if it improves, repeat."""
+        rows, current = [], start
+        for round_number in range(1, rounds + 1):
+            for factor, values in factors.items():
+                for value in values:
+                    point = {key: current[key] for key in points[0]} | {factor: value}
+                    if point != {key: current[key] for key in points[0]}:
+                        rows.extend(summarise(point, score_everywhere(point), f"{label} round {round_number}: {factor}"))
+            leader = max(earlier + rows, key=lambda r: r["mR"])
+            if leader["mR"] <= current["mR"]:
+                break
+            current = leader
+        return current, rows
+
+    stage2, refine_rows = coordinate_ascent(best, REFINE, REFINE_ROUNDS, "refine", grid_rows)
+    whiten_rows = [row for values in itertools.product(*WHITEN_GRID.values())
+                   for point in [{key: stage2[key] for key in points[0]} | dict(zip(WHITEN_GRID, values))]
+                   for row in summarise(point, score_everywhere(point), "whitening grid")]
+    stage3 = max([stage2] + whiten_rows, key=lambda r: r["mR"])
+    chosen, final_rows = coordinate_ascent(stage3, FINAL_REFINE, 1, "final", grid_rows + refine_rows + whiten_rows)
+    refine_rows = refine_rows + whiten_rows + final_rows
     rows = grid_rows + refine_rows + reference_rows["v1_defaults"] + reference_rows["baseline"]
     rows = list({json.dumps({k: v for k, v in r.items() if k not in ("stage", "per_seed")}, sort_keys=True): r
                  for r in reversed(rows)}.values())[::-1]  # a setting revisited in a later round: its first row
     keys = ("k", "tau", "weight_candidates", "n_variants", "n_query_captions", "tta", "nearest_bonus", "image_model",
-            "class_vote_k", "paragraph_size")
+            "class_vote_k", "paragraph_size", "whiten_dim")
     payload = {
         "procedure": " ".join(__doc__.strip().splitlines()[4:]),
         "split": {"dataset": repr(train), "val_share": args.val_share, "seeds": args.seeds, "min_distinct_captions": args.min_distinct,
@@ -269,7 +303,8 @@ def main() -> None:
                   "held_out_unit": "blocks of 8 consecutively numbered scenes", "stratified_by": "scene class", "per_seed": split_info},
         "text_encoder": encoder.name, "fixed": FIXED, "grid": {"features": FEATURES, **GRID, "n_query_captions": N_QUERY_CAPTIONS},
         "chosen": {key: chosen[key] for key in keys}, "chosen_row": chosen,
-        "best_grid_row": best, "refine": REFINE,
+        "best_grid_row": best, "refine": REFINE, "refine_rounds": REFINE_ROUNDS, "stage2_choice": stage2,
+        "whiten_grid": WHITEN_GRID, "stage3_choice": stage3, "final_refine": FINAL_REFINE,
         "v1_default_rows": reference_rows["v1_defaults"],
         "baseline_rows": reference_rows["baseline"],
         "rows_by_mR": sorted(rows, key=lambda r: -r["mR"]),

@@ -71,21 +71,23 @@ from .backend import MODES, BackendAnswer, CaptionRequest, Mode
 from .schema import Variant
 
 NEIGHBOUR_LABEL = "uses in-domain train captions; not zero-shot"
-NEIGHBOUR_PROMPT_VERSION = "neighbour-consensus-v2.1"  # v2: class vote, paragraphs; .1: widen only for the variants
+NEIGHBOUR_PROMPT_VERSION = "neighbour-consensus-v2.2"  # v2: class vote, paragraphs; .1: widen only for the variants; .2: whitening
 
 # Chosen on the train validation split (see module docstring and neighbour_tuning.json).
 DEFAULT_SETTINGS = {"k": 10, "tau": 0.03, "weight_candidates": False, "n_variants": 5, "n_query_captions": 5,
                     "tta": False, "nearest_bonus": 0.1, "image_model": "efficientnet-lite0-multilayer",
-                    "class_vote_k": 20, "paragraph_size": 12}
+                    "class_vote_k": 20, "paragraph_size": 12, "whiten_dim": 512}
 # The best validation row overall, with two image encoders (about 3.5x the feature cost): an option.
 BEST_TWO_ENCODER_SETTINGS = {"k": 10, "tau": 0.03, "weight_candidates": False, "n_variants": 5, "n_query_captions": 2,
                              "tta": False, "nearest_bonus": 0.05, "image_model": "efficientnet-lite0+efficientnet-lite2",
-                             "class_vote_k": 0, "paragraph_size": 0}
+                             "class_vote_k": 0, "paragraph_size": 0, "whiten_dim": 0}
 # The measured starting point: k = 10, unweighted consensus, five variants, no TTA.
 BASELINE_SETTINGS = {"k": 10, "tau": None, "weight_candidates": False, "n_variants": 5, "n_query_captions": 5,
                      "tta": False, "nearest_bonus": 0.0, "image_model": "efficientnet-lite0",
-                     "class_vote_k": 0, "paragraph_size": 0}
+                     "class_vote_k": 0, "paragraph_size": 0, "whiten_dim": 0}
 CLASS_VOTE_TAU = 0.05  # temperature of the similarity-weighted class vote (fixed, not tuned)
+WHITENING_POWER = 0.5  # shrinkage of the PCA whitening: 0 = projection only, 1 = full whitening (fixed, not tuned)
+MIN_IMAGES_PER_WHITENED_DIM = 2  # the default whitening is on only for banks with at least 2 * whiten_dim images
 _PAIRWISE_BUDGET = 40_000_000  # floats per consensus block (batch x candidates x candidates)
 
 
@@ -179,6 +181,12 @@ class TrainBank:
                          name or f"{self.name}-subset", self.feature_identity,
                          None if self.classes is None else [self.classes[i] for i in indices])
 
+    def with_features(self, features: np.ndarray, feature_identity: str) -> "TrainBank":
+        """The same images, captions and labels with other features (e.g. whitened); caption embeddings are shared."""
+        bank = TrainBank(self.image_ids, features, self.captions, self.name, feature_identity, self.classes)
+        bank._vectors = self._vectors
+        return bank
+
     def caption_vectors(self, text_encoder) -> np.ndarray:
         """(n_captions, dim) L2-normalised embeddings of every bank caption (unique texts embedded once)."""
         key = getattr(text_encoder, "name", repr(text_encoder))
@@ -186,6 +194,48 @@ class TrainBank:
             unique_vectors = l2_normalise(text_encoder.encode(self.unique_texts))
             self._vectors[key] = unique_vectors[self.caption_text_id]
         return self._vectors[key]
+
+
+@dataclass(frozen=True)
+class FeatureWhitening:
+    """PCA whitening of image features, fitted on the bank's features alone (unsupervised; no labels, no query
+    images): x -> l2((x - mean) @ V[:, :dim] / s[:dim] ** power). Shrunk whitening (power 0.5) evens out the few
+    dominant directions of ImageNet features; neighbours share the scene class more often."""
+
+    mean: np.ndarray
+    projection: np.ndarray
+
+    @classmethod
+    def fit(cls, features: np.ndarray, dim: int, power: float = WHITENING_POWER) -> "FeatureWhitening":
+        features = np.asarray(features, dtype=np.float64)
+        limit = min(features.shape[0] - 1, features.shape[1])
+        if not 1 <= dim <= limit:
+            raise ValueError(f"whiten_dim must be between 1 and {limit} for a bank of {features.shape[0]} images with "
+                             f"{features.shape[1]}-d features, got {dim}; pass a smaller whiten_dim or 0 (no whitening)")
+        mean = features.mean(axis=0)
+        _, singular, vt = np.linalg.svd(features - mean, full_matrices=False)
+        if singular[dim - 1] <= 1e-6 * singular[0]:
+            raise ValueError(f"the bank's features span fewer than whiten_dim={dim} dimensions; pass a smaller whiten_dim "
+                             "or 0 (no whitening)")
+        return cls(mean.astype(np.float32), (vt[:dim].T / singular[:dim] ** power).astype(np.float32))
+
+    def apply(self, features: np.ndarray) -> np.ndarray:
+        return l2_normalise((np.asarray(features, dtype=np.float32) - self.mean) @ self.projection)
+
+
+def whitened_bank(bank: "TrainBank", dim: int, power: float = WHITENING_POWER) -> tuple[FeatureWhitening | None, "TrainBank"]:
+    """(whitening fitted on the bank, the bank with whitened features); (None, bank) for dim 0."""
+    if not dim:
+        return None, bank
+    whitening = FeatureWhitening.fit(bank.features, dim, power)
+    identity = f"{bank.feature_identity}|pca-whiten{dim}-power{power}"
+    return whitening, bank.with_features(whitening.apply(bank.features), identity)
+
+
+def default_whiten_dim(bank: "TrainBank") -> int:
+    """DEFAULT_SETTINGS' whiten_dim when the bank is large enough to fit it (>= 2 images per dimension), else 0."""
+    dim = DEFAULT_SETTINGS["whiten_dim"]
+    return dim if bank.n_images >= MIN_IMAGES_PER_WHITENED_DIM * dim and bank.features.shape[1] >= dim else 0
 
 
 def nearest_neighbours(query_features: np.ndarray, bank_features: np.ndarray, k: int,
@@ -298,7 +348,7 @@ def consensus_captions(query_features: np.ndarray, bank: TrainBank, caption_vect
     (consensus scores are mean cosines, so 0.1 lifts them over moderately better consensus captions;
     a large bonus puts them first): variants become less shared between gallery images.
     class_vote_k > 0 restricts the neighbours to the scene class voted by the class_vote_k nearest bank
-    images (train labels; see class_vote). An image whose k neighbours hold fewer than n distinct captions
+    images (train labels; see class_vote).
     An image whose k neighbours hold fewer than min_distinct (default n) distinct captions (e.g. ten train
     images that all repeat one sentence) is redone with 2k neighbours, and so on.
     """
@@ -355,7 +405,7 @@ class NeighbourCaptioner:
                  tau: float | None | str = "default", weight_candidates: bool | None = None, n_variants: int | None = None,
                  n_query_captions: int | None = None, tta: bool | None = None, batch_size: int = 1024,
                  cache_root: Path | None = None, nearest_bonus: float | None = None, image_model: str | None = None,
-                 class_vote_k: int | None = None, paragraph_size: int | None = None):
+                 class_vote_k: int | None = None, paragraph_size: int | None = None, whiten_dim: int | None = None):
         pick = lambda value, key: DEFAULT_SETTINGS[key] if value is None else value  # noqa: E731
         self.bank = bank
         self.k = int(pick(k, "k"))
@@ -369,11 +419,16 @@ class NeighbourCaptioner:
         self.class_vote_k = int(class_vote_k if class_vote_k is not None else
                                 DEFAULT_SETTINGS["class_vote_k"] if bank.has_classes else 0)
         self.paragraph_size = int(pick(paragraph_size, "paragraph_size"))
+        # The default whitening needs a bank of >= 2 * whiten_dim images; a smaller bank is not whitened (recorded).
+        self.whiten_dim = int(whiten_dim if whiten_dim is not None else default_whiten_dim(bank))
         self._check_settings()
         if self.class_vote_k and not bank.has_classes:
             raise ValueError(f"class_vote_k={self.class_vote_k} needs scene labels for the bank images, and bank {bank.name!r} "
                              "has none; build the bank from a dataset with scene classes or pass class_vote_k=0")
         self.batch_size = batch_size
+        self._whitened: tuple[FeatureWhitening | None, TrainBank] | None = None
+        if self.whiten_dim:
+            self._search_space()  # a whiten_dim the bank cannot fit fails here, before any image is read
         self.text_encoder = text_encoder or _default_text_encoder()
         if image_extractor is None:
             from ..image_features import make_image_extractor
@@ -388,7 +443,8 @@ class NeighbourCaptioner:
         self.settings = {"k": self.k, "tau": self.tau, "weight_candidates": self.weight_candidates,
                          "n_variants": self.n_variants, "n_query_captions": self.n_query_captions, "tta": self.tta,
                          "nearest_bonus": self.nearest_bonus, "class_vote_k": self.class_vote_k,
-                         "paragraph_size": self.paragraph_size,
+                         "paragraph_size": self.paragraph_size, "whiten_dim": self.whiten_dim,
+                         "whitening_power": WHITENING_POWER if self.whiten_dim else None,
                          "image_encoder": self.image_extractor.identity, "text_encoder": self.text_encoder.name,
                          "bank": bank.identity, "bank_features": bank.feature_identity}
 
@@ -396,7 +452,7 @@ class NeighbourCaptioner:
         for key in ("k", "n_variants", "n_query_captions"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("class_vote_k", "paragraph_size"):
+        for key in ("class_vote_k", "paragraph_size", "whiten_dim"):
             if getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0 (0 = off), got {getattr(self, key)}")
         if self.tau is not None and not self.tau > 0:
@@ -407,10 +463,19 @@ class NeighbourCaptioner:
     def choose(self, query_features: np.ndarray, n: int, min_distinct: int | None = None) -> list[list[str]]:
         """The (up to) n consensus caption texts per query image (from precomputed image features); fewer than
         min_distinct (default n) among the k neighbours widens the neighbourhood."""
-        vectors = self.bank.caption_vectors(self.text_encoder)
-        chosen = consensus_captions(query_features, self.bank, vectors, self.k, self.tau, n, self.weight_candidates,
+        whitening, bank = self._search_space()
+        if whitening is not None:
+            query_features = whitening.apply(query_features)
+        vectors = bank.caption_vectors(self.text_encoder)
+        chosen = consensus_captions(query_features, bank, vectors, self.k, self.tau, n, self.weight_candidates,
                                     self.nearest_bonus, self.class_vote_k, min_distinct)
-        return [[self.bank.caption_texts[c] for c in row] for row in chosen]
+        return [[bank.caption_texts[c] for c in row] for row in chosen]
+
+    def _search_space(self) -> tuple[FeatureWhitening | None, TrainBank]:
+        """(whitening, bank searched for neighbours), fitted once on the bank's features."""
+        if self._whitened is None:
+            self._whitened = whitened_bank(self.bank, self.whiten_dim)
+        return self._whitened
 
     def answer_batch(self, requests: Sequence[CaptionRequest], mode: Mode = "variants", strict: bool = False) -> list[BackendAnswer]:
         """Variants (mode "variants") or query text (mode "image_query") for each request, same order."""

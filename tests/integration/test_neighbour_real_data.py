@@ -107,3 +107,26 @@ def test_default_features_and_class_vote_find_more_same_class_neighbours(setting
     classes = np.asarray(bank.classes)
     plain, voted = float((classes[plain_index] == truth).mean()), float((classes[voted_index] == truth).mean())
     assert voted > plain + 0.05, (plain, voted)
+
+
+def test_default_whitening_finds_more_same_class_neighbours_and_votes_better(setting):
+    """PCA whitening fitted on the bank (the default) must beat raw multilayer features on this subset: top-10
+    neighbours of the test image's scene class more often, and a more accurate class vote (seed 0 measured:
+    0.645 -> 0.661 and 0.813 -> 0.850 at whiten_dim 512)."""
+    from rsrt_utils.captioning.neighbour import DEFAULT_SETTINGS, TrainBank, class_vote, nearest_neighbours, whitened_bank
+    from rsrt_utils.image_features import make_image_extractor
+
+    test, train, _, _ = setting
+    extractor = make_image_extractor(DEFAULT_SETTINGS["image_model"], progress=False)
+    bank = TrainBank.from_dataset(train, extractor=extractor)
+    queries = extractor.extract([im.image_path for im in test.images])
+    whitening, white = whitened_bank(bank, DEFAULT_SETTINGS["whiten_dim"])
+    truth, classes = np.asarray(test.image_classes), np.asarray(bank.classes)
+
+    def agreement(search_bank, features) -> tuple[float, float]:
+        index, _ = nearest_neighbours(features, search_bank.features, 10)
+        voted = np.asarray(search_bank.class_names)[class_vote(features, search_bank, DEFAULT_SETTINGS["class_vote_k"])]
+        return float((classes[index] == truth[:, None]).mean()), float((voted == truth).mean())
+
+    (raw_purity, raw_vote), (white_purity, white_vote) = agreement(bank, queries), agreement(white, whitening.apply(queries))
+    assert white_purity > raw_purity and white_vote >= raw_vote + 0.02, (raw_purity, white_purity, raw_vote, white_vote)

@@ -303,3 +303,98 @@ def test_paragraphs_do_not_widen_the_neighbourhood(encoder):
     used = {s for v in answer.variants for s in [v.one_sentence, *[c for c in AIRPORT + RIVER + FOREST if c in v.caption]]}
     assert used <= set(AIRPORT[:3] + RIVER[:3])  # six distinct captions among k = 3 neighbours: no widening to image 3
     VariantSet(variants=answer.variants)
+
+
+def test_full_whitening_decorrelates_the_bank():
+    """power 1: the projected, centred bank features have orthonormal columns (identity covariance up to n)."""
+    from rsrt_utils.captioning.neighbour import FeatureWhitening
+
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(200, 12)) * np.linspace(10, 0.5, 12)  # very unequal variances
+    whitening = FeatureWhitening.fit(features, dim=6, power=1.0)
+    projected = (features - whitening.mean) @ whitening.projection
+    np.testing.assert_allclose(projected.T @ projected, np.eye(6), atol=1e-3)
+    assert np.allclose(np.linalg.norm(whitening.apply(features), axis=1), 1.0, atol=1e-5)
+
+
+def scene_bank_with_a_loud_nuisance(n_per_class: int = 60, seed: int = 2) -> tuple[TrainBank, np.ndarray, np.ndarray]:
+    """(bank, query features, query classes): the class is a small signal on axis 2; axes 0 and 1 carry loud noise
+    that no class shares, so raw cosine neighbours mostly ignore the class and whitened ones find it."""
+    rng = np.random.default_rng(seed)
+
+    def draw(n: int, sign: float) -> np.ndarray:
+        rows = rng.normal(0, 0.01, (n, DIM))
+        rows[:, :2] = rng.normal(0, 30.0, (n, 2))
+        rows[:, 2] = sign * 0.3
+        rows[:, 3] = 50.0
+        return rows.astype(np.float32)
+
+    features = np.concatenate([draw(n_per_class, +1), draw(n_per_class, -1)])
+    classes = ["airport"] * n_per_class + ["river"] * n_per_class
+    captions = [[AIRPORT[i % 5]] if c == "airport" else [RIVER[i % 5]] for i, c in enumerate(classes)]
+    bank = TrainBank([f"img_{i}.jpg" for i in range(len(classes))], features, captions, classes=classes)
+    queries = np.concatenate([draw(20, +1), draw(20, -1)])
+    return bank, l2_rows(queries), np.asarray(["airport"] * 20 + ["river"] * 20)
+
+
+def l2_rows(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_whitening_finds_neighbours_a_loud_nuisance_direction_hides():
+    from rsrt_utils.captioning.neighbour import WHITENING_POWER, whitened_bank
+
+    bank, queries, truth = scene_bank_with_a_loud_nuisance()
+    labels = np.asarray(bank.classes)
+
+    def purity(search_bank: TrainBank, q: np.ndarray) -> float:
+        index, _ = nearest_neighbours(q, search_bank.features, 5)
+        return float((labels[index] == truth[:, None]).mean())
+
+    full, full_bank = whitened_bank(bank, 4, power=1.0)
+    shrunk, shrunk_bank = whitened_bank(bank, 4, power=WHITENING_POWER)
+    assert full_bank.classes == bank.classes and full_bank.caption_texts == bank.caption_texts
+    assert "pca-whiten4-power1.0" in full_bank.feature_identity
+    raw_purity = purity(bank, queries)
+    shrunk_purity, full_purity = purity(shrunk_bank, shrunk.apply(queries)), purity(full_bank, full.apply(queries))
+    assert full_purity > 0.95 > 0.7 > raw_purity  # full whitening recovers the class (dim 4 keeps its axis)
+    assert shrunk_purity > raw_purity + 0.05  # the default shrunk whitening helps part of the way
+
+
+def test_default_whitening_is_off_for_a_small_bank_and_an_asked_for_one_must_fit(bank, encoder):
+    from rsrt_utils.captioning.neighbour import DEFAULT_SETTINGS
+
+    assert DEFAULT_SETTINGS["whiten_dim"] > bank.n_images
+    captioner = make_captioner(bank, encoder, {})
+    assert captioner.settings["whiten_dim"] == 0 and captioner.settings["whitening_power"] is None  # recorded as off
+    with pytest.raises(ValueError, match=r"whiten_dim must be between 1 and 8 .* got 64.*0 \(no whitening\)"):
+        make_captioner(bank, encoder, {}, whiten_dim=64)
+    with pytest.raises(ValueError, match="whiten_dim must be >= 0"):
+        make_captioner(bank, encoder, {}, whiten_dim=-1)
+
+
+def test_default_whitening_is_on_for_a_large_bank(encoder):
+    from rsrt_utils.captioning.neighbour import DEFAULT_SETTINGS
+
+    dim = DEFAULT_SETTINGS["whiten_dim"]
+    rng = np.random.default_rng(3)
+    n = 2 * dim
+    bank = TrainBank([f"i{i}.jpg" for i in range(n)], rng.normal(size=(n, dim + 8)).astype(np.float32),
+                     [[AIRPORT[i % 5]] for i in range(n)])
+    captioner = NeighbourCaptioner(bank, text_encoder=encoder, image_extractor=FakeExtractor({}))
+    assert captioner.settings["whiten_dim"] == dim
+
+
+def test_whitened_captioner_searches_the_whitened_bank(encoder):
+    """The captioner's answers equal consensus over the whitened bank's neighbours, and differ from the raw ones."""
+    from rsrt_utils.captioning.neighbour import whitened_bank
+
+    bank, queries, _ = scene_bank_with_a_loud_nuisance()
+    table = {f"q{i}.jpg": q for i, q in enumerate(queries)}
+    settings = dict(k=5, tau=0.05, n_variants=1, class_vote_k=0, paragraph_size=0, nearest_bonus=0.0)
+    answers = make_captioner(bank, encoder, table, whiten_dim=4, **settings).answer_batch(requests_for(*table))
+    raw = make_captioner(bank, encoder, table, whiten_dim=0, **settings).answer_batch(requests_for(*table))
+    whitening, white = whitened_bank(bank, 4)
+    expected = consensus_captions(whitening.apply(queries), white, white.caption_vectors(encoder), 5, 0.05, 1)
+    assert [a.variants[0].one_sentence for a in answers] == [white.caption_texts[row[0]] for row in expected]
+    assert [a.variants[0].one_sentence for a in answers] != [a.variants[0].one_sentence for a in raw]
