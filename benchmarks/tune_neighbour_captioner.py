@@ -21,7 +21,7 @@ scene class voted by the 10 nearest train images; train labels only) and the par
 (paragraph_size 8), with the v1 consensus settings fixed (k 10, tau 0.03, nearest_bonus 0.1); then
 coordinate ascent, one factor at a time (REFINE, up to REFINE_ROUNDS rounds). Stage 3 (v3) adds PCA
 whitening of the image features, fitted on each split's bank (WHITEN_GRID: whiten_dim x tau around the
-stage-2 choice), and one last coordinate round (FINAL_REFINE) from the best row.
+stage-2 choice), and up to FINAL_ROUNDS more coordinate rounds (FINAL_REFINE) from the best row.
 Writes benchmarks/results/neighbour_tuning.json (v1's grid and split are kept in neighbour_tuning_v1.json,
 v2's run, without whitening and with shorter refine ranges, in neighbour_tuning_v2.json).
 """
@@ -120,7 +120,8 @@ REFINE_ROUNDS = 4
 # Stage 3 (v3): PCA whitening of the image features (fitted on each bank) with the weighting temperature it interacts
 # with (whitened cosines are spread differently), as a grid around the stage-2 choice; then one more coordinate round.
 WHITEN_GRID = {"whiten_dim": [0, 256, 512], "tau": [0.03, 0.05, 0.08]}
-FINAL_REFINE = {"class_vote_k": [20, 30, 40], "paragraph_size": [8, 12, 16], "k": [5, 10, 15]}
+FINAL_REFINE = {"class_vote_k": [20, 30, 40], "paragraph_size": [8, 12, 16], "k": [5, 10, 15], "tau": [0.05, 0.08, 0.12]}
+FINAL_ROUNDS = 2
 # Reference rows scored on the same splits: the v1 defaults (Lite0 head features) and the baseline.
 V1_DEFAULTS = {"k": 10, "tau": 0.03, "weight_candidates": False, "nearest_bonus": 0.1, "n_variants": 5,
                "image_model": "efficientnet-lite0", "tta": False, "class_vote_k": 0, "paragraph_size": 0, "whiten_dim": 0}
@@ -289,7 +290,7 @@ def main() -> None:
                    for point in [{key: stage2[key] for key in points[0]} | dict(zip(WHITEN_GRID, values))]
                    for row in summarise(point, score_everywhere(point), "whitening grid")]
     stage3 = max([stage2] + whiten_rows, key=lambda r: r["mR"])
-    chosen, final_rows = coordinate_ascent(stage3, FINAL_REFINE, 1, "final", grid_rows + refine_rows + whiten_rows)
+    chosen, final_rows = coordinate_ascent(stage3, FINAL_REFINE, FINAL_ROUNDS, "final", grid_rows + refine_rows + whiten_rows)
     refine_rows = refine_rows + whiten_rows + final_rows
     rows = grid_rows + refine_rows + reference_rows["v1_defaults"] + reference_rows["baseline"]
     rows = list({json.dumps({k: v for k, v in r.items() if k not in ("stage", "per_seed")}, sort_keys=True): r
@@ -304,7 +305,7 @@ def main() -> None:
         "text_encoder": encoder.name, "fixed": FIXED, "grid": {"features": FEATURES, **GRID, "n_query_captions": N_QUERY_CAPTIONS},
         "chosen": {key: chosen[key] for key in keys}, "chosen_row": chosen,
         "best_grid_row": best, "refine": REFINE, "refine_rounds": REFINE_ROUNDS, "stage2_choice": stage2,
-        "whiten_grid": WHITEN_GRID, "stage3_choice": stage3, "final_refine": FINAL_REFINE,
+        "whiten_grid": WHITEN_GRID, "stage3_choice": stage3, "final_refine": FINAL_REFINE, "final_rounds": FINAL_ROUNDS,
         "v1_default_rows": reference_rows["v1_defaults"],
         "baseline_rows": reference_rows["baseline"],
         "rows_by_mR": sorted(rows, key=lambda r: -r["mR"]),

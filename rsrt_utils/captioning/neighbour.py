@@ -74,7 +74,7 @@ NEIGHBOUR_LABEL = "uses in-domain train captions; not zero-shot"
 NEIGHBOUR_PROMPT_VERSION = "neighbour-consensus-v2.2"  # v2: class vote, paragraphs; .1: widen only for the variants; .2: whitening
 
 # Chosen on the train validation split (see module docstring and neighbour_tuning.json).
-DEFAULT_SETTINGS = {"k": 10, "tau": 0.03, "weight_candidates": False, "n_variants": 5, "n_query_captions": 5,
+DEFAULT_SETTINGS = {"k": 10, "tau": 0.08, "weight_candidates": False, "n_variants": 5, "n_query_captions": 2,
                     "tta": False, "nearest_bonus": 0.1, "image_model": "efficientnet-lite0-multilayer",
                     "class_vote_k": 20, "paragraph_size": 12, "whiten_dim": 512}
 # The best validation row overall, with two image encoders (about 3.5x the feature cost): an option.
