@@ -165,7 +165,7 @@ def whitened_banks(bank, dim: int):
     """neighbour.whitened_bank, fitted once per (bank, dim)."""
     from rsrt_utils.captioning.neighbour import whitened_bank
 
-    key = (id(bank), dim)
+    key = (id(bank), dim)  # the banks live for the whole run (one per split and image model)
     if key not in _WHITENED:
         _WHITENED[key] = whitened_bank(bank, dim)
     return _WHITENED[key]
