@@ -19,7 +19,7 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     dl.add_argument("--base-url", default=None, help="serve the same paths from a mirror (default: GitHub raw)")
     dl.add_argument("--workers", type=int, default=8)
     for cmd in (imp, dl):
-        cmd.add_argument("--datasets", nargs="+", default=None, help="rsitmd rsicd aid150 (default: all)")
+        cmd.add_argument("--datasets", nargs="+", default=None, help="rsitmd rsicd aid150 vlm_captions (default: all)")
         cmd.add_argument("--overwrite", action="store_true", help="replace a complete dataset already in the store")
         cmd.add_argument("--store", type=Path, default=None, help="store folder (default: data/ or RSRT_DATA_DIR)")
     status = data_sub.add_parser("status", help="which datasets are complete in the store")

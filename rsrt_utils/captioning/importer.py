@@ -9,8 +9,12 @@ Formats
          ungrouped layout, one variant per line ({"image": ..., "text": {...}} or {"image": ...,
          "one_sentence_caption", "feature_analysis", "caption"}), grouped by image in file order.
          The image id is the file name of "image" (the datasets' ids are file names).
-  plain  {"image_id": "pond_2994.tif", "variants": [{"one_sentence", "feature", "caption"} x5]} per line.
-Every line is validated (five distinct, complete variants); bad lines are reported with their numbers.
+  plain  {"image_id": "pond_2994.tif", "variants": [{"one_sentence", "feature", "caption"} x5]} per line, or
+         {"image_id": ..., "descriptions": ["free text", ...]} (1 to N free-form descriptions, kept as written).
+         The project's own corpus files are plain files too: their failed records and image-query records
+         are skipped and counted, not reported as bad lines.
+Every line is validated (five distinct, complete variants, or non-empty descriptions); bad lines are reported
+with their numbers. An input with no usable line is an error.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
+
+from pydantic import ValidationError
 
 from .backend import BackendAnswer, CaptionRequest
 from .corpus import CorpusStore, make_cache_key, utc_now
@@ -38,15 +44,29 @@ class ImportReport:
     format: str
     imported: int = 0
     skipped_done: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
     bad_lines: list[tuple[int, str]] = field(default_factory=list)
 
     def text(self) -> str:
+        skipped = "".join(f"; {n} {what} skipped" for what, n in sorted(self.skipped.items()))
         lines = [f"imported {self.imported} image(s) from {self.source} ({self.format}); "
-                 f"{self.skipped_done} already in the store; {len(self.bad_lines)} bad line(s)"]
+                 f"{self.skipped_done} already in the store{skipped}; {len(self.bad_lines)} bad line(s)"]
         lines += [f"  line {n}: {reason}" for n, reason in self.bad_lines[:50]]
         if len(self.bad_lines) > 50:
             lines.append(f"  ... and {len(self.bad_lines) - 50} more")
         return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "format": self.format, "imported": self.imported, "skipped_done": self.skipped_done,
+                "skipped": self.skipped, "n_bad_lines": len(self.bad_lines), "bad_lines": self.bad_lines[:50]}
+
+
+class SkippedLine(Exception):
+    """A well-formed line that is not an answer to import (a failed record, an image-query record)."""
+
+    def __init__(self, what: str):
+        super().__init__(what)
+        self.what = what
 
 
 @dataclass
@@ -88,10 +108,7 @@ def _parse_line(text: str, format: str) -> tuple[str, object, str | None]:
     if not isinstance(obj, dict):
         raise ParseError(f"expected a JSON object, got {type(obj).__name__}")
     if format == "plain":
-        missing = [k for k in ("image_id", "variants") if k not in obj]
-        if missing:
-            raise ParseError(f"missing key(s) {', '.join(missing)}; a plain line is {{\"image_id\": ..., \"variants\": [...]}}")
-        return str(obj["image_id"]), parse_variants(obj["variants"]), None
+        return _parse_plain(obj)
     key, image = _first(obj, IMAGE_KEYS)
     if image is None:
         raise ParseError(f"no image name (looked for {', '.join(IMAGE_KEYS)})")
@@ -106,8 +123,36 @@ def _parse_line(text: str, format: str) -> tuple[str, object, str | None]:
     return image_id, variant, model
 
 
-def read_import_file(path: Path | str, format: str = "rsrt") -> tuple[list[ImportedImage], list[tuple[int, str]]]:
-    """The valid images of an import file and the bad lines as (line number, reason)."""
+def _parse_plain(obj: dict) -> tuple[str, VariantSet | list[Variant], str | None]:
+    if "cache_key" in obj and obj.get("status") == "failed":
+        raise SkippedLine("failed record(s)")
+    if "cache_key" in obj and obj.get("mode", "variants") != "variants":
+        raise SkippedLine(f"{obj['mode']} record(s)")
+    missing = [k for k in ("image_id",) if k not in obj] + ([] if {"variants", "descriptions"} & set(obj) else ["variants"])
+    if missing:
+        raise ParseError(f"missing key(s) {', '.join(missing)}; a plain line is {{\"image_id\": ..., \"variants\": [...]}} "
+                         f"or {{\"image_id\": ..., \"descriptions\": [...]}}")
+    model = obj.get("model") if isinstance(obj.get("model"), str) else None
+    if "descriptions" in obj:
+        return str(obj["image_id"]), _descriptions(obj["descriptions"]), model
+    if "cache_key" in obj:  # the project's own record: its variants are stored as they were validated
+        return str(obj["image_id"]), _descriptions(obj["variants"]), model
+    return str(obj["image_id"]), parse_variants(obj["variants"]), model
+
+
+def _descriptions(values) -> list[Variant]:
+    """1..N variants as written: free-form strings, or variant objects (structured or description-only)."""
+    if not isinstance(values, list) or not values:
+        raise ParseError("descriptions must be a non-empty list")
+    try:
+        return [Variant.description(v) if isinstance(v, str) else Variant.model_validate(v) for v in values]
+    except ValidationError as error:
+        raise ParseError(f"bad description: {str(error).splitlines()[-1].strip()}") from None
+
+
+def read_import_file(path: Path | str, format: str = "rsrt",
+                     skipped: dict[str, int] | None = None) -> tuple[list[ImportedImage], list[tuple[int, str]]]:
+    """The valid images of an import file and the bad lines as (line number, reason); skipped lines are counted."""
     _check_format(format)
     path = Path(path)
     if not path.is_file():
@@ -124,12 +169,17 @@ def read_import_file(path: Path | str, format: str = "rsrt") -> tuple[list[Impor
             except ParseError as error:
                 bad.append((number, error.reason))
                 continue
+            except SkippedLine as skip:
+                if skipped is not None:
+                    skipped[skip.what] = skipped.get(skip.what, 0) + 1
+                continue
             if isinstance(answer, dict):
                 singles.setdefault(image_id, []).append((number, answer))
             elif image_id in images:
                 bad.append((number, f"image {image_id!r} appears again (first on line {images[image_id].line_number})"))
             else:
-                images[image_id] = ImportedImage(number, image_id, answer.variants, model)
+                variants = answer if isinstance(answer, list) else answer.variants
+                images[image_id] = ImportedImage(number, image_id, variants, model)
     _group_singles(singles, images, bad)
     bad.sort()
     return list(images.values()), bad
@@ -157,9 +207,14 @@ def _key_settings(format: str) -> dict:
 def import_corpus(in_path: Path | str, store_path: Path | str, format: str = "rsrt", model: str | None = None,
                   known_image_ids: Iterable[str] | None = None) -> ImportReport:
     """Validate an existing corpus file and write its images into the store (backend "import")."""
-    images, bad = read_import_file(in_path, format)
+    skipped: dict[str, int] = {}
+    images, bad = read_import_file(in_path, format, skipped)
+    if not images:
+        raise ValueError(f"{in_path} holds no image to import ({len(bad)} bad line(s), "
+                         f"{sum(skipped.values())} skipped line(s)); check the file and --format {format}"
+                         + (f"; first bad line {bad[0][0]}: {bad[0][1]}" if bad else ""))
     known = set(known_image_ids) if known_image_ids is not None else None
-    report = ImportReport(str(in_path), format, bad_lines=bad)
+    report = ImportReport(str(in_path), format, skipped=skipped, bad_lines=bad)
     store = CorpusStore(store_path)
     source = {"source_file": Path(in_path).name, "source_sha256": file_sha256(in_path)}
     for image in images:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..fileutil import file_sha256
+from .published import PUBLISHED_CORPORA, STORE_NAME as PUBLISHED_STORE
 
 CHECKSUM_DIR = Path(__file__).with_name("checksums")
-STORE_DATASETS = ("rsitmd", "rsicd", "aid150")
+STORE_DATASETS = ("rsitmd", "rsicd", "aid150", PUBLISHED_STORE)
 RAW_BASE_URL = "https://raw.githubusercontent.com"
 
 AMFMN = "xiaoyuan1996/AMFMN@c09bcfba90e8283f98317af3c0e35005c3587925"
@@ -67,9 +68,11 @@ def upstream_of(relpath: str) -> str:
 
 
 def source_files(dataset: str) -> list[SourceFile]:
-    """The checksum table of one store dataset ('rsitmd', 'rsicd', 'aid150')."""
+    """The checksum table of one store dataset ('rsitmd', 'rsicd', 'aid150'; 'vlm_captions' from the registry)."""
     if dataset not in STORE_DATASETS:
         raise ValueError(f"dataset {dataset!r} is not known; choose one of {', '.join(STORE_DATASETS)}")
+    if dataset == PUBLISHED_STORE:
+        return [SourceFile(c.relpath, c.sha256, c.size, c.upstream) for c in PUBLISHED_CORPORA.values()]
     with (CHECKSUM_DIR / f"{dataset}.tsv").open(encoding="utf-8") as handle:
         return [SourceFile(r["relpath"], r["sha256"], int(r["bytes"]), upstream_of(r["relpath"]))
                 for r in csv.DictReader(handle, delimiter="\t")]
@@ -82,9 +85,9 @@ def mirror_relpaths(mirror: Path, dataset: str) -> list[str]:
 
 
 def write_checksum_tables(mirror: Path) -> None:
-    """Maintainers only: recompute the checksum tables from a verified mirror."""
+    """Maintainers only: recompute the checksum tables from a verified mirror (published corpora: see published.py)."""
     CHECKSUM_DIR.mkdir(exist_ok=True)
-    for dataset in STORE_DATASETS:
+    for dataset in (d for d in STORE_DATASETS if d != PUBLISHED_STORE):
         rows = [(rel, sha256_of(mirror / rel), (mirror / rel).stat().st_size) for rel in mirror_relpaths(mirror, dataset)]
         with (CHECKSUM_DIR / f"{dataset}.tsv").open("w", encoding="utf-8", newline="") as handle:
             writer = csv.writer(handle, delimiter="\t", lineterminator="\n")

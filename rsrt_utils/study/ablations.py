@@ -1,19 +1,25 @@
 """Ablations of the text-to-text method, each a table of mR with 95 % intervals, embeddings from the cache.
 
-Axes: number of variants (1/3/5), pooling (max/mean/top2-mean), embedded field, text encoder,
-captioner (every corpus available, plus the human-caption oracle as a ceiling).
+Axes: number of variants (1/3/5), pooling (max/mean/top2-mean), embedded field, granularity (whole variants
+or their sentences), text encoder, captioner (every corpus of the run alone and together, extra corpora, and
+the human-caption oracle as a ceiling), and fusion with other completed runs (RRF, z-scored sum) on the
+images both runs cover.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..data import Dataset
 from ..encoders import available_offline_encoders
 from ..evaluation import evaluate_text_to_text, human_caption_oracle
-from .pipeline import StudyRun, gallery_texts, text_encoder
+from ..metrics import evaluate_scores
+from ..paths import outputs_dir
+from .pipeline import StudyRun, gallery_texts, load_scores, run_corpus_paths, text_encoder
 
 
 def _row(axis: str, setting, result: dict, **extra) -> dict:
@@ -23,12 +29,12 @@ def _row(axis: str, setting, result: dict, **extra) -> dict:
 
 
 def _evaluate(run: StudyRun, dataset: Dataset, encoder, field: str | None = None, n_variants: int | None = None,
-              pooling: str | None = None, corpus_path: str | None = None) -> dict:
+              pooling: str | None = None, corpus_path: str | list[str] | None = None, granularity: str | None = None) -> dict:
     r, e = run.params.retrieval, run.params.evaluation
-    texts, _ = gallery_texts(run, dataset, field, n_variants, corpus_path)
+    texts, _ = gallery_texts(run, dataset, field, n_variants, corpus_path, granularity)
     queries = None
     if r.n_query_variants and r.n_query_variants != (n_variants or r.n_variants):
-        queries = gallery_texts(run, dataset, field, r.n_query_variants, corpus_path)[0]
+        queries = gallery_texts(run, dataset, field, r.n_query_variants, corpus_path, granularity)[0]
     return evaluate_text_to_text(dataset, texts, encoder, pooling or r.pooling, queries, e.ties, e.n_boot, e.seed)
 
 
@@ -50,8 +56,20 @@ def ablate_pooling(run: StudyRun, dataset: Dataset, encoder=None) -> pd.DataFram
 
 
 def ablate_field(run: StudyRun, dataset: Dataset, encoder=None) -> pd.DataFrame:
+    """Each embedded field; a description corpus (published VLM text) has only the paragraph, so only caption/all."""
     encoder = encoder or text_encoder(run)
-    return pd.DataFrame([_row("field", f, _evaluate(run, dataset, encoder, field=f)) for f in run.params.ablations.fields])
+    fields = run.params.ablations.fields
+    if run.params.captioner.backend == "published":
+        fields = [f for f in fields if f in ("caption", "all")][:1] or ["caption"]
+    return pd.DataFrame([_row("field", f, _evaluate(run, dataset, encoder, field=f)) for f in fields])
+
+
+def ablate_granularity(run: StudyRun, dataset: Dataset, encoder=None) -> pd.DataFrame:
+    """Whole variants vs their sentences as the image's texts, max- and mean-pooled."""
+    encoder = encoder or text_encoder(run)
+    return pd.DataFrame([_row("granularity", f"{g}, {pooling}", _evaluate(run, dataset, encoder, pooling=pooling, granularity=g),
+                              granularity=g, pooling=pooling)
+                         for g in run.params.ablations.granularities for pooling in ("max", "mean")])
 
 
 def encoder_specs(run: StudyRun) -> list[str]:
@@ -79,6 +97,11 @@ def ablate_captioner(run: StudyRun, dataset: Dataset, encoder=None) -> pd.DataFr
     rows = []
     corpus = run.artifacts().get("corpus", {})
     if corpus.get("corpus"):
+        paths = run_corpus_paths(run, dataset)
+        if len(paths) > 1:  # each corpus alone, then the union (the run's gallery)
+            names = run.params.captioner.corpora or [Path(p).stem for p in paths]
+            rows += [_row("captioner", f"{run.params.captioner.backend}:{name}", _evaluate(run, dataset, encoder, corpus_path=[path]),
+                          label=corpus.get("label")) for name, path in zip(names, paths)]
         rows.append(_row("captioner", corpus["captioner"], _evaluate(run, dataset, encoder), label=corpus.get("label")))
     for path in run.params.ablations.corpora:
         rows.append(_row("captioner", Path(path).stem, _evaluate(run, dataset, encoder, corpus_path=path), label="extra corpus"))
@@ -89,8 +112,73 @@ def ablate_captioner(run: StudyRun, dataset: Dataset, encoder=None) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
+def _query_keys(image_ids, caption_image_index) -> list[tuple[str, int]]:
+    """(image id, occurrence) of every caption query: the same caption in two runs of one split."""
+    seen: dict[str, int] = {}
+    keys = []
+    for i in caption_image_index:
+        image_id = str(image_ids[i])
+        keys.append((image_id, seen.get(image_id, 0)))
+        seen[image_id] = seen.get(image_id, 0) + 1
+    return keys
+
+
+def aligned_scores(dataset: Dataset, t2i: np.ndarray, i2t: np.ndarray, other_dir: Path) -> dict:
+    """This run's and another run's score matrices restricted to the images (and their captions) both cover."""
+    other = np.load(other_dir / "scores.npz")
+    if "image_ids" not in other:
+        raise ValueError(f"{other_dir}/scores.npz predates image ids in score files; rerun that run's notebook 03")
+    other_ids = [str(i) for i in other["image_ids"]]
+    common = [i for i in dataset.image_ids if i in set(other_ids)]
+    if not common:
+        raise ValueError(f"run {other_dir.name} shares no image with this run; fuse runs of the same dataset split")
+    mine_col = {i: n for n, i in enumerate(dataset.image_ids)}
+    other_col = {i: n for n, i in enumerate(other_ids)}
+    mine_q = {k: n for n, k in enumerate(_query_keys(dataset.image_ids, dataset.caption_image_index))}
+    other_q = {k: n for n, k in enumerate(_query_keys(other_ids, other["caption_image_index"]))}
+    common_set = set(common)
+    keys = [k for k in mine_q if k[0] in common_set and k in other_q]
+    cols_a, cols_b = [mine_col[i] for i in common], [other_col[i] for i in common]
+    rows_a, rows_b = [mine_q[k] for k in keys], [other_q[k] for k in keys]
+    position = {i: n for n, i in enumerate(common)}
+    return {"mine": (t2i[np.ix_(rows_a, cols_a)], i2t[np.ix_(cols_a, rows_a)]),
+            "other": (other["t2i"][np.ix_(rows_b, cols_b)], other["i2t"][np.ix_(cols_b, rows_b)]),
+            "caption_image_index": np.array([position[k[0]] for k in keys]),
+            "image_classes": [dataset.images[mine_col[i]].scene_class for i in common], "n_images": len(common)}
+
+
+def ablate_fusion(run: StudyRun, dataset: Dataset) -> pd.DataFrame:
+    """This run fused with each run named in ablations.fuse_with (RRF k=60 and z-scored sum, fixed equal weights),
+    on the images both cover; every row says what the fused runs use."""
+    from ..baselines.fusion import evaluate_fused
+
+    e = run.params.evaluation
+    t2i, i2t = load_scores(run)
+    mine_label = run.artifacts().get("corpus", {}).get("label") or run.params.captioner.backend
+    rows = []
+    for name in run.params.ablations.fuse_with:
+        other_dir = outputs_dir() / name
+        if not (other_dir / "scores.npz").is_file():
+            raise FileNotFoundError(f"ablations.fuse_with: run {name!r} has no scores in {other_dir}; run it first "
+                                    f"(`rsrt run params/<its file>.yaml`)")
+        other_metrics = other_dir / "metrics.json"
+        other_label = (json.loads(other_metrics.read_text()).get("label") if other_metrics.is_file() else None) or name
+        a = aligned_scores(dataset, t2i, i2t, other_dir)
+        common = dict(caption_image_index=a["caption_image_index"], ties=e.ties, n_boot=e.n_boot, seed=e.seed)
+        n = f"{a['n_images']} images"
+        rows.append(_row("fusion", f"this run alone ({n})", evaluate_scores(*a["mine"], image_classes=a["image_classes"], **common),
+                         label=mine_label))
+        rows.append(_row("fusion", f"{name} alone ({n})", evaluate_scores(*a["other"], image_classes=a["image_classes"], **common),
+                         label=other_label))
+        for method, title in (("rrf", "RRF k=60"), ("zsum", "z-scored sum")):
+            fused = evaluate_fused([a["mine"], a["other"]], image_classes=a["image_classes"], method=method, **common)
+            rows.append(_row("fusion", f"{title}(this run, {name}) ({n})", fused, label=f"{mine_label} + {other_label}"))
+    return pd.DataFrame(rows)
+
+
 ABLATIONS = {"n_variants": ablate_n_variants, "pooling": ablate_pooling, "field": ablate_field,
-             "encoder": ablate_encoder, "captioner": ablate_captioner}
+             "granularity": ablate_granularity, "encoder": ablate_encoder, "captioner": ablate_captioner,
+             "fusion": ablate_fusion}
 ORACLE_ABLATIONS = ("pooling", "encoder")
 
 
@@ -103,6 +191,24 @@ def run_ablation(run: StudyRun, dataset: Dataset, axis: str) -> pd.DataFrame:
     return table
 
 
+AXIS_SETTINGS = {"n_variants": "n_variants", "pooling": "poolings", "field": "fields", "granularity": "granularities",
+                 "fusion": "fuse_with"}
+
+
+def missing_fusion_runs(run: StudyRun) -> list[str]:
+    return [name for name in run.params.ablations.fuse_with if not (outputs_dir() / name / "scores.npz").is_file()]
+
+
 def ablation_axes(run: StudyRun) -> list[str]:
-    """Which axes apply: the oracle has no corpus, so only pooling and encoder."""
-    return list(ORACLE_ABLATIONS) if run.is_oracle else list(ABLATIONS)
+    """Which axes apply: the oracle has no corpus, so only pooling and encoder; an axis given no settings is left
+    out; fusion needs every run it names to have scores (it is left out, saying so, when one has none)."""
+    if run.is_oracle:
+        return list(ORACLE_ABLATIONS)
+    a = run.params.ablations
+    axes = [axis for axis in ABLATIONS if axis not in AXIS_SETTINGS or getattr(a, AXIS_SETTINGS[axis])]
+    missing = missing_fusion_runs(run)
+    if "fusion" in axes and missing:
+        print(f"fusion ablation left out: run(s) {missing} have no scores in {outputs_dir()}; run them first "
+              f"(e.g. `rsrt run params/default.yaml`), then rerun this notebook")
+        axes.remove("fusion")
+    return axes

@@ -153,6 +153,8 @@ h1{font-size:22px;margin-bottom:4px} .coverage{color:#555;font-style:italic;marg
 table{border-collapse:collapse;font-size:13px;width:100%} th,td{border:1px solid #ccc;padding:5px;vertical-align:top;text-align:left}
 th{background:#f3f3f3} td.n{width:24px;text-align:center;font-weight:bold}
 pre{white-space:pre-wrap;background:#fafafa;border:1px solid #ddd;padding:10px;font-size:12px}
+mark{background:#ffd6a5} .checks{font-size:13px;margin:0 0 6px} .ok{color:#1a7f37;font-weight:bold}
+.bad{color:#c62828;font-weight:bold} .pixelnote{background:#fff8e1;border:1px solid #f0c36d;padding:8px;font-size:14px}
 """
 
 
@@ -168,29 +170,48 @@ def image_data_uri(path: Path | str | None, max_px: int = 600) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _item_html(number: int, item: AuditItem) -> str:
+def _class_badge(check: dict) -> str:
+    if "class_word_present" not in check:
+        return ""
+    own = ('<span class="ok">scene class named</span>' if check["class_word_present"]
+           else '<span class="bad">scene class NOT named</span>')
+    others = check["other_classes_named"]
+    return own + (f' <span class="bad">names other classes: {html.escape(", ".join(others))}</span>' if others else "")
+
+
+def _item_html(number: int, item: AuditItem, all_classes: Sequence[str] = ()) -> str:
     e = html.escape
     uri = image_data_uri(item.image_path)
     picture = f'<img src="{uri}" alt="{e(item.image_id)}">' if uri else '<div class="nopixels">no pixels for this image</div>'
     humans = "".join(f"<li>{e(c)}</li>" for c in item.human_captions) or "<li><em>none</em></li>"
-    rows = "".join(f'<tr><td class="n">{k}</td>' + "".join(f"<td>{e(v.text(f))}</td>" for f in VARIANT_FIELDS) + "</tr>"
+    check = check_image_variants(item.variants, item.human_captions, item.scene_class, all_classes)
+    fields = [f for f in VARIANT_FIELDS if any(f in v.present_fields() for v in item.variants)]
+    rows = "".join(f'<tr><td class="n">{k}</td>' + "".join(
+        f"<td>{e(v.text(f)) if f in v.present_fields() else ''}</td>" for f in fields) + "</tr>"
                    for k, v in enumerate(item.variants, start=1))
-    header = "<tr><th>#</th>" + "".join(f"<th>{e(f)}</th>" for f in VARIANT_FIELDS) + "</tr>"
+    header = "<tr><th>#</th>" + "".join(f"<th>{e(f if len(fields) > 1 else 'description')}</th>" for f in fields) + "</tr>"
+    words = " ".join(f"<mark>{e(w)}</mark>" for w in check["unsupported_words"]) or "none"
+    checks = (f'<p class="checks">{_class_badge(check)}<br>{check["n_unsupported_words"]} word(s) that no human caption '
+              f'uses: {words}</p>')
     return (f'<section class="item" id="item-{number}"><div class="left">{picture}'
             f'<p class="meta"><b>{number}. {e(item.image_id)}</b><br>scene class: {e(item.scene_class)}</p>'
             f'<p class="meta">Human captions:</p><ol class="human">{humans}</ol></div>'
-            f'<div class="right"><table>{header}{rows}</table></div></section>')
+            f'<div class="right">{checks}<table>{header}{rows}</table></div></section>')
 
 
-def write_audit_sheet_html(items: Sequence[AuditItem], path: Path | str, title: str, coverage: str) -> Path:
-    """A self-contained HTML audit sheet: images embedded as data URIs, inline CSS, all text escaped."""
+def write_audit_sheet_html(items: Sequence[AuditItem], path: Path | str, title: str, coverage: str,
+                           pixel_note: str | None = None, all_classes: Sequence[str] = ()) -> Path:
+    """A self-contained HTML audit sheet: images embedded as data URIs, inline CSS, all text escaped; words no
+    human caption uses are marked and a badge says whether the text names the image's scene class (or others)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     e = html.escape
-    body = "\n".join(_item_html(n, item) for n, item in enumerate(items, start=1))
+    classes = all_classes or [item.scene_class for item in items]
+    body = "\n".join(_item_html(n, item, classes) for n, item in enumerate(items, start=1))
     document = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
                 f"<style>{_HTML_STYLE}</style></head><body>\n<h1>{e(title)}</h1>\n"
                 f'<p class="coverage">Coverage: {e(coverage)} — {len(items)} image(s) in this sheet</p>\n'
+                + (f'<p class="pixelnote">{e(pixel_note)}</p>\n' if pixel_note else "") +
                 f"<details><summary>Scoring instructions</summary><pre>{e(SCORING_INSTRUCTIONS)}</pre></details>\n"
                 f"{body}\n</body></html>\n")
     path.write_text(document, encoding="utf-8")
@@ -209,8 +230,8 @@ def _item_lines(item: AuditItem) -> list[tuple[str, bool]]:
     lines: list[tuple[str, bool]] = [("Human captions", True)]
     lines += [(wrap(f"• {c}", _TEXT_WIDTH, 1), False) for c in item.human_captions] or [("(none)", False)]
     for k, variant in enumerate(item.variants, start=1):
-        lines.append((f"Variant {k}", True))
-        for name in VARIANT_FIELDS:
+        lines.append((f"Variant {k}" if variant.is_structured else f"Description {k}", True))
+        for name in variant.present_fields():
             text = wrap(f"{name}: {variant.text(name)}", _TEXT_WIDTH, _FIELD_MAX_LINES[name])
             lines.extend(("    " + line, False) for line in text.split("\n"))
     return lines
@@ -423,6 +444,26 @@ northwestern southeastern southwestern northward southward eastward westward lef
 centre center central middle side sides corner corners edge edges
 """.split())
 _WORD = re.compile(r"[a-z]+")
+# Scene classes whose file-name prefix is not itself the word a caption would use (the rest: the prefix).
+CLASS_WORDS = {"denseresidential": ("residential",), "mediumresidential": ("residential",),
+               "sparseresidential": ("residential",), "baseballfield": ("baseball",), "bareland": ("bare", "barren"),
+               "railwaystation": ("railway", "train", "station"), "storagetanks": ("tank",),
+               "center": ("center", "centre"), "commercial": ("commercial",), "industrial": ("industrial", "factory"),
+               "meadow": ("meadow", "grassland"), "port": ("port", "harbor", "harbour"), "viaduct": ("viaduct",),
+               "boat": ("boat", "ship"), "intersection": ("intersection", "crossroad"), "plane": ("plane", "airplane")}
+
+
+def class_words(scene_class: str) -> tuple[str, ...]:
+    """Words that name a scene class in a caption (singular forms)."""
+    return CLASS_WORDS.get(scene_class, (singular(scene_class),))
+
+
+def class_mentions(text: str, scene_class: str, all_classes: Sequence[str]) -> tuple[bool, list[str]]:
+    """(the image's own class is named, the other scene classes the text names) — a wrong-scene signal."""
+    words = {singular(w) for w in _WORD.findall(text.lower())}
+    own = set(class_words(scene_class))
+    others = sorted(c for c in set(all_classes) - {scene_class, "unlabelled"} if set(class_words(c)) & words - own)
+    return bool(own & words), others
 
 
 def content_words(text: str) -> list[str]:
@@ -450,11 +491,14 @@ def _variant_key(variant: Variant) -> str:
     return " ".join(variant.text("all").lower().split())
 
 
-def check_image_variants(variants: Sequence[Variant], human_captions: Sequence[str]) -> dict:
-    """Lengths, diversity, duplicates and unsupported words of one image's variants."""
+def check_image_variants(variants: Sequence[Variant], human_captions: Sequence[str], scene_class: str | None = None,
+                         all_classes: Sequence[str] = ()) -> dict:
+    """Lengths, diversity, duplicates, unsupported words and scene-class words of one image's variants."""
     record: dict = {"n_variants": len(variants)}
     for name in VARIANT_FIELDS:
-        record[f"mean_words_{name}"] = float(np.mean([len(v.text(name).split()) for v in variants])) if variants else 0.0
+        lengths = [len(v.text(name).split()) for v in variants if name in v.present_fields()]
+        if lengths or any(v.is_structured for v in variants):
+            record[f"mean_words_{name}"] = float(np.mean(lengths)) if lengths else 0.0
     word_sets = [set(_WORD.findall(v.text("all").lower())) for v in variants]
     pairs = list(itertools.combinations(word_sets, 2))
     record["diversity"] = float(np.mean([_jaccard_distance(a, b) for a, b in pairs])) if pairs else float("nan")
@@ -468,6 +512,9 @@ def check_image_variants(variants: Sequence[Variant], human_captions: Sequence[s
                 unsupported.setdefault(word, None)
     record["n_unsupported_words"] = len(unsupported)
     record["unsupported_words"] = sorted(unsupported)
+    if scene_class and scene_class != "unlabelled":
+        text = " ".join(v.text("all") for v in variants)
+        record["class_word_present"], record["other_classes_named"] = class_mentions(text, scene_class, all_classes)
     return record
 
 
@@ -485,7 +532,7 @@ def automatic_caption_checks(dataset: Dataset, corpus: Mapping[str, Sequence[Var
             continue
         variants = _as_variants(image.image_id, corpus[image.image_id])
         records.append({"image_id": image.image_id, "scene_class": image.scene_class,
-                        **check_image_variants(variants, captions[i])})
+                        **check_image_variants(variants, captions[i], image.scene_class, dataset.image_classes)})
     if not records:
         raise ValueError(f"none of the {dataset.n_images} images of {dataset.name} {dataset.split} is in the corpus "
                          f"({len(corpus)} entries); check that the corpus ids are image file names like "
@@ -495,7 +542,9 @@ def automatic_caption_checks(dataset: Dataset, corpus: Mapping[str, Sequence[Var
 
 def summarise_caption_checks(checks: pd.DataFrame, top: int = 20) -> dict[str, pd.DataFrame]:
     """'means': the mean of every numeric check across images; 'top_unsupported_words': word, n_images, share_of_images."""
-    numeric = checks.select_dtypes("number")
+    numeric = checks.select_dtypes(["number", "bool"]).astype(float)
+    if "other_classes_named" in checks:
+        numeric["names_another_class"] = checks["other_classes_named"].map(lambda v: bool(v) if isinstance(v, list) else np.nan)
     means = numeric.mean().to_frame("mean").T.assign(n_images=len(checks)).reset_index(drop=True)
     counter = Counter(word for words in checks["unsupported_words"] for word in words)
     top_words = pd.DataFrame(counter.most_common(top), columns=["word", "n_images"])

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ..paths import PROJECT_ROOT
 
 POOLINGS = Literal["max", "mean", "top2-mean"]
 FIELDS = Literal["one_sentence", "feature", "caption", "all"]
-BACKENDS = Literal["openai-chat", "openai-batch", "transformers", "neighbour", "import", "oracle"]
+BACKENDS = Literal["openai-chat", "openai-batch", "transformers", "neighbour", "import", "published", "oracle"]
+GRANULARITIES = Literal["paragraph", "sentences"]
 
 
 class _Section(BaseModel):
@@ -45,6 +46,8 @@ class CaptionerParams(_Section):
     image_query: Literal["variants", "backend"] = Field(
         "variants", description="image->text query text: the image's own variants, or the backend's image-query prompt")
     corpus_path: str | None = Field(None, description="for backend 'import': the corpus JSONL to import")
+    corpora: list[str] = Field(default_factory=list,
+                               description="for backend 'published': registry names (llava, qwenvl); several = union")
     import_format: Literal["rsrt", "plain"] = "plain"
     prices: dict = Field(default_factory=lambda: {"input_per_1m": 2.0, "output_per_1m": 8.0, "batch_discount": 0.5},
                          description="USD per million tokens (GPT-4.1 list prices; check yours)")
@@ -64,6 +67,7 @@ class RetrievalParams(_Section):
     n_variants: int = Field(5, ge=1, le=50, description="variants per image in the gallery (text->image)")
     n_query_variants: int | None = Field(None, ge=1, le=50,
                                          description="variants that stand for a query image (image->text); null = n_variants")
+    granularity: GRANULARITIES = Field("paragraph", description="embed each variant whole, or each of its sentences")
 
 
 class EvaluationParams(_Section):
@@ -84,6 +88,9 @@ class AblationParams(_Section):
     n_variants: list[int] = Field(default_factory=lambda: [1, 3, 5])
     poolings: list[POOLINGS] = Field(default_factory=lambda: ["max", "mean", "top2-mean"])
     fields: list[FIELDS] = Field(default_factory=lambda: ["one_sentence", "feature", "caption", "all"])
+    granularities: list[GRANULARITIES] = Field(default_factory=lambda: ["paragraph", "sentences"])
+    fuse_with: list[str] = Field(default_factory=list,
+                                 description="run names whose scores.npz to fuse with this run (RRF, z-score sum)")
     encoders: list[str] | Literal["offline"] = "offline"
     corpora: list[str] = Field(default_factory=list, description="extra corpus JSONL files to compare as captioners")
     include_oracle: bool = True
@@ -112,6 +119,27 @@ class RunParams(_Section):
     clip: ClipParams = Field(default_factory=ClipParams)
     notebooks: list[str] | None = Field(None, description="notebook name prefixes to run (default: all)")
 
+    @model_validator(mode="after")
+    def _check_published(self):
+        c = self.captioner
+        if c.backend != "published":
+            if c.corpora:
+                raise ValueError(f"captioner.corpora is for backend 'published', not {c.backend!r}")
+            return self
+        from ..data.published import PUBLISHED_CORPORA
+
+        if not c.corpora:
+            raise ValueError(f"captioner.backend 'published' needs captioner.corpora, e.g. [{', '.join(PUBLISHED_CORPORA)}]")
+        unknown = [n for n in c.corpora if n not in PUBLISHED_CORPORA]
+        if unknown or len(set(c.corpora)) != len(c.corpora):
+            raise ValueError(f"captioner.corpora {c.corpora}: each must be one of {', '.join(PUBLISHED_CORPORA)}, once")
+        if self.dataset.split != "test":
+            raise ValueError("published corpora describe test images only; set dataset.split: test")
+        if self.retrieval.field not in ("caption", "all"):
+            raise ValueError(f"retrieval.field {self.retrieval.field!r}: published corpora are free-form descriptions "
+                             "with no structured fields; use caption or all")
+        return self
+
     def digest(self) -> str:
         """Short hash of the resolved parameters (a run is complete only for the same digest)."""
         return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:12]
@@ -138,6 +166,8 @@ def _describe(error: dict, source: str) -> str:
         close = difflib.get_close_matches(str(loc[-1]), known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
         return f"{source}: {where}: unknown key{hint}"
+    if not loc:  # a rule across sections: the message names the keys
+        return f"{source}: {error['msg'].removeprefix('Value error, ')}"
     return f"{source}: {where}: {error['msg']} (got {error.get('input')!r})"
 
 

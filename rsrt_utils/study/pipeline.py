@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from ..retrieval import text_to_text_scores
 from .params import RunParams, dump_params, load_params
 from .smoke import make_smoke_dataset
 
-STORE_NEEDS = {"rsitmd": ["rsitmd"], "rsicd": ["rsicd", "aid150"]}
+STORE_NEEDS = {"rsitmd": ["rsitmd"], "rsicd": ["rsicd", "aid150"], "published": ["vlm_captions"]}
 
 
 @dataclass
@@ -177,6 +178,8 @@ def build_corpus(run: StudyRun, dataset: Dataset, progress: bool = True) -> dict
         return info
     if c.backend == "import":
         return _import_corpus(run, dataset)
+    if c.backend == "published":
+        return _published_corpora(run)
     backend = make_backend(run)
     path = corpus_path_for(run, backend, dataset)
     summary = caption_images(dataset.images, backend, path, mode="variants", concurrency=c.concurrency, progress=progress)
@@ -195,41 +198,92 @@ def _import_corpus(run: StudyRun, dataset: Dataset) -> dict:
     c = run.params.captioner
     if not c.corpus_path:
         raise ValueError("captioner.backend is 'import' but captioner.corpus_path is empty; give the corpus JSONL to import")
-    source = Path(c.corpus_path)
+    source = Path(c.corpus_path).expanduser()
+    if not source.is_file():
+        raise FileNotFoundError(f"captioner.corpus_path {str(source)!r} does not exist; give the path of the corpus JSONL "
+                                f"to import (format {c.import_format!r})")
     digest = hashlib.sha256(source.read_bytes()).hexdigest()[:10]
     path = cache_dir() / "corpora" / f"{dataset.name}-{dataset.split}-import-{digest}.jsonl"
-    report = import_corpus(source, path, fmt=c.import_format)
-    info = {"captioner": f"import:{source.name}", "corpus": str(path), "label": c.options.get("label"),
-            "summary": report if isinstance(report, dict) else getattr(report, "__dict__", str(report))}
+    report = import_corpus(source, path, format=c.import_format, known_image_ids=load_split(run).image_ids)
+    info = {"captioner": f"import:{source.name}", "corpus": str(path), "corpora": [str(path)], "label": c.options.get("label"),
+            "summary": report.to_dict(), "summary_text": report.text()}
     run.save_artifact("corpus", info)
     return info
 
 
-def corpus_variants(run: StudyRun, dataset: Dataset, corpus_path: str | None = None):
-    """image_id -> list of Variant from the run's corpus (ok records only)."""
+def _published_corpora(run: StudyRun) -> dict:
+    """Project corpora of the configured published corpora (gallery = the union of their descriptions)."""
+    from ..captioning.published import build_published_corpus
+    from ..data.published import published_corpus
+
+    c, p = run.params.captioner, run.params.dataset
+    store = Path(p.root) if p.root else ensure_store("published")
+    full_split = load_split(run)
+    paths, reports = [], []
+    for name in c.corpora:
+        path, report = build_published_corpus(name, p.name, p.split, full_split.image_ids, store)
+        paths.append(str(path))
+        reports.append(report)
+    entries = [published_corpus(n) for n in c.corpora]
+    info = {"captioner": "published:" + "+".join(c.corpora), "corpus": paths[0], "corpora": paths,
+            "label": entries[0].label, "sources": [e.describe() for e in entries],
+            "summary": [r.to_dict() for r in reports], "summary_text": "\n".join(r.text() for r in reports)}
+    run.save_artifact("corpus", info)
+    return info
+
+
+def run_corpus_paths(run: StudyRun, dataset: Dataset) -> list[str]:
+    """The corpus files of the run (one, or several whose union is the gallery)."""
+    info = run.artifacts().get("corpus", {})
+    if not info.get("corpus") and not run.is_oracle:
+        info = build_corpus(run, dataset, progress=False)  # resumes from the cache when already done
+    if not info.get("corpus"):
+        raise ValueError("the oracle run has no corpus: its gallery is the human captions")
+    return info.get("corpora") or [info["corpus"]]
+
+
+def corpus_variants(run: StudyRun, dataset: Dataset, corpus_path: str | list[str] | None = None):
+    """image_id -> list of Variant from the run's corpora (ok records only; several corpora: their union, in order)."""
     from ..captioning.corpus import load_variants
 
-    path = corpus_path or run.artifacts().get("corpus", {}).get("corpus")
-    if not path and not run.is_oracle:
-        path = build_corpus(run, dataset, progress=False)["corpus"]  # resumes from the cache when already done
-    if not path:
-        raise ValueError("the oracle run has no corpus: its gallery is the human captions")
-    return load_variants(path)
+    paths = [corpus_path] if isinstance(corpus_path, str) else corpus_path or run_corpus_paths(run, dataset)
+    merged: dict[str, list] = {}
+    for path in paths:
+        for image_id, variants in load_variants(path).items():
+            merged.setdefault(image_id, []).extend(variants)
+    return merged
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of a paragraph (split after . ! ? followed by a capital or digit); never empty."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text) if p.strip()]
+    return parts or [text]
+
+
+def variant_texts(variants, field: str, granularity: str = "paragraph") -> list[str]:
+    """The texts embedded for an image: each variant's field whole, or each of its sentences."""
+    texts = [v.text(field) for v in variants]
+    if granularity == "sentences":
+        texts = [s for t in texts for s in split_sentences(t)]
+    return texts
 
 
 def gallery_texts(run: StudyRun, dataset: Dataset, field: str | None = None, n_variants: int | None = None,
-                  corpus_path: str | None = None) -> tuple[list[list[str]], list[str]]:
-    """Each image's variant texts (field, first n); images with no successful caption get one empty text
-    and are listed, so failures count against recall instead of vanishing."""
+                  corpus_path: str | list[str] | None = None, granularity: str | None = None) -> tuple[list[list[str]], list[str]]:
+    """Each image's variant texts (field, first n, whole or as sentences); images with no successful caption
+    get one empty text and are listed, so failures count against recall instead of vanishing."""
     r = run.params.retrieval
-    field, n_variants = field or r.field, n_variants or r.n_variants
+    field, n_variants, granularity = field or r.field, n_variants or r.n_variants, granularity or r.granularity
     variants = corpus_variants(run, dataset, corpus_path)
     texts, missing = [], []
     for image in dataset.images:
         chosen = variants.get(image.image_id, [])[:n_variants]
         if not chosen:
             missing.append(image.image_id)
-        texts.append([v.text(field) for v in chosen] or [""])
+        texts.append(variant_texts(chosen, field, granularity) or [""])
     return texts, missing
 
 
@@ -261,7 +315,8 @@ def score_run(run: StudyRun, dataset: Dataset, encoder: CachedEncoder | None = N
     queries = image_query_texts(run, dataset)
     image_queries = embed_grouped_texts(queries, encoder) if queries is not None else None
     t2i, i2t = text_to_text_scores(encoder.encode(dataset.captions), gallery, image_queries, r.pooling)
-    np.savez_compressed(run.path("scores.npz"), t2i=t2i, i2t=i2t, caption_image_index=dataset.caption_image_index)
+    np.savez_compressed(run.path("scores.npz"), t2i=t2i, i2t=i2t, caption_image_index=dataset.caption_image_index,
+                        image_ids=np.array(dataset.image_ids))
     run.save_artifact("retrieval", {"missing_captions": missing, "encoder": encoder.name, "pooling": r.pooling, "field": r.field})
     return t2i, i2t
 
@@ -414,12 +469,24 @@ def prepare_audit(run: StudyRun, dataset: Dataset) -> dict:
     folder = run.run_dir / "audit"
     label = run.artifacts().get("corpus", {}).get("label")
     title = f"Caption audit: {run.params.run_name}" + (f" ({label})" if label else "")
-    html = audit.write_audit_sheet_html(items, folder / "audit_sheet.html", title, dataset.coverage_note())
+    html = audit.write_audit_sheet_html(items, folder / "audit_sheet.html", title, dataset.coverage_note(),
+                                        pixel_note=audit_pixel_note(run, dataset), all_classes=dataset.image_classes)
     pages = audit.plot_audit_sheet(items, folder / "audit_sheet.png")
     sheet = audit.write_scoring_sheet(items, folder / "scoring_sheet.csv")
     info = {"html": str(html), "scoring_sheet": str(sheet), "pages": [str(p) for p in pages], "image_ids": [dataset.image_ids[i] for i in indices]}
     run.save_artifact("audit", info)
     return info
+
+
+def audit_pixel_note(run: StudyRun, dataset: Dataset) -> str | None:
+    """What the auditor sees versus what the captioner saw."""
+    if dataset.name != "rsicd" or not any(im.image_path for im in dataset.images):
+        return None
+    if run.params.captioner.backend in ("published", "import"):
+        return ("The captioning model saw the 224×224 RSICD test image; this sheet shows the 150×150 AID scene it was "
+                "cut from (RSICD images are centre crops of about 88 % of the same AID scene), so small objects at the "
+                "edges may be visible here but not to the model, and fine detail may be lost.")
+    return "Pixels: the 150×150 AID-150 scene that the captioner itself used (a proxy for the RSICD test image)."
 
 
 def summarise_audit(run: StudyRun) -> dict | None:

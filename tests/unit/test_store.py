@@ -14,6 +14,7 @@ from foundation_helpers import write_checksum_table, write_mirror
 
 from rsrt_utils.data import load_dataset
 from rsrt_utils.data import sources
+from rsrt_utils.data.published import PublishedCorpus
 from rsrt_utils.data.store import DataStoreError, MANIFEST, download, import_from_folder, is_complete, store_status
 
 RSITMD = {
@@ -27,17 +28,28 @@ RSICD = {
     "rsicd/rsicd_to_aid150.tsv": b"rsicd_filename\tsplit\taid150_relpath\n",
 }
 AID150 = {f"aid150/images/Farmland/farmland_{i}.jpg": bytes([i]) * (100 + i) for i in range(1, 4)}
-TABLES = {"rsitmd": RSITMD, "rsicd": RSICD, "aid150": AID150}
+VLM = {"vlm_captions/caption2clip/toy/Toy.txt": b"rsicd_farmland_1.jpg Fields in rows.\nrsitmd_airport_1.png A runway.\n"}
+TABLES = {"rsitmd": RSITMD, "rsicd": RSICD, "aid150": AID150, "vlm_captions": VLM}
 
 
 @pytest.fixture
 def mirror(tmp_path, monkeypatch) -> Path:
-    """A fake mirror of all three datasets and checksum tables computed from it."""
+    """A fake mirror of every store dataset, checksum tables and a published-corpus registry computed from it."""
     tables = tmp_path / "checksums"
     for dataset, files in TABLES.items():
         write_checksum_table(tables, dataset, files)
     monkeypatch.setattr(sources, "CHECKSUM_DIR", tables)
+    (relpath, data), = VLM.items()
+    toy = PublishedCorpus("toy", "Toy-VL", "someone/Toy@" + "ab" * 20, "captions/Toy.txt", relpath,
+                          _sha(data), len(data))
+    monkeypatch.setattr(sources, "PUBLISHED_CORPORA", {"toy": toy})
     return write_mirror(tmp_path / "mirror", {rel: data for files in TABLES.values() for rel, data in files.items()})
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _assert_nothing_complete(store: Path, dataset: str) -> None:
@@ -50,7 +62,7 @@ def _assert_nothing_complete(store: Path, dataset: str) -> None:
 def test_complete_import_writes_manifest(mirror, tmp_path):
     store = tmp_path / "store"
     done = import_from_folder(mirror, store=store, progress=False)
-    assert set(done) == {"rsitmd", "rsicd", "aid150"}
+    assert set(done) == {"rsitmd", "rsicd", "aid150", "vlm_captions"}
     for dataset, files in TABLES.items():
         manifest = json.loads((store / dataset / MANIFEST).read_text())
         assert manifest["dataset"] == dataset and manifest["origin"].startswith("import:")
