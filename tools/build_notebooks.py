@@ -59,10 +59,12 @@ BOOKS = {
                     "17 images can only rank one of them first."),
                  code("rs.shared_captions(dataset, top=10)"),
                  md("## Sample images per scene class, with a human caption each"),
-                 code("fig = figures.plot_class_samples(dataset, path=run.figure_path('00_class_samples'))\nplt.close(fig)\n"
-                      + SHOW.format(path="run.figure_path('00_class_samples')"))]),
+                 code("if rs.has_pixels(dataset):\n    fig = figures.plot_class_samples(dataset, path=run.figure_path('00_class_samples'))\n"
+                      "    plt.close(fig)\n    " + SHOW.format(path="run.figure_path('00_class_samples')") + "\nelse:\n"
+                      "    print(f'{dataset.coverage_note()}: this figure needs pixels and is skipped; the captions are above')")]),
     "01_captioning": ("Captioning: the RSRT corpus",
-                      "Builds (or resumes) the corpus of five structured variants per image with the configured backend. "
+                      "Builds (or resumes) the corpus with the configured backend: five structured variants per image from "
+                      "a VLM backend, or a published corpus's descriptions as they were written (one or more per image). "
                       "The cost estimate comes first for paid backends; failures are summarised, never hidden.",
                       [md("## Cost estimate (before anything is sent)"),
                        code("print(rs.cost_estimate(run, dataset)['text'])"),
@@ -109,20 +111,25 @@ BOOKS = {
                             + SHOW.format(path="run.figure_path('04_per_class')"))]),
     "05_caption_audit": ("Caption audit: by hand and automatically",
                          "Samples images reproducibly (stratified by class), renders an audit sheet (HTML and figures) of "
-                         "each image beside its five variants and its human captions, and writes a scoring sheet to fill "
-                         "in. Filled sheets listed in `audit.filled_sheets` are summarised (two sheets: agreement).",
+                         "each image beside its caption variants and its human captions, and writes a scoring sheet to fill "
+                         "in. Filled sheets listed in `audit.filled_sheets` are summarised (two sheets: agreement). The HTML "
+                         "sheet flags, per image, whether the text names the image's scene class or other classes, and lists "
+                         "the words no human caption of that image uses.",
                          [code("audit = rs.prepare_audit(run, dataset)\nprint(audit.get('message') or f\"audit sheet: {audit['html']}\")\n"
                                "print('scoring sheet to fill:', audit['scoring_sheet'])"),
                           code("for page in audit['pages'][:2]:\n    display(Image(filename=str(page)))"),
                           md("## Filled scoring sheets (if any)"),
                           code("summary = rs.summarise_audit(run)\nsummary if summary is not None else print('no filled sheets given (audit.filled_sheets)')"),
-                          md("## Automatic checks: length, diversity between variants, words no human caption uses"),
+                          md("## Automatic checks: length, diversity between variants, words no human caption uses, "
+                             "scene-class word named (or another class named)"),
                           code("checks = rs.automatic_audit(run, dataset)\nchecks['summary']"),
                           code("checks.get('top_unsupported_words')"),
                           code("checks['per_image'].head(10)")]),
     "06_ablations": ("Ablations",
-                     "Number of variants, pooling, embedded field, text encoder and captioner (with the human-caption "
-                     "oracle as a ceiling), each with 95 % intervals. Embeddings come from the cache.",
+                     "Number of variants, pooling, embedded field, granularity (whole variants or their sentences), text "
+                     "encoder, captioner (each corpus alone and together, with the human-caption oracle as a ceiling) and "
+                     "fusion with other runs, each with 95 % intervals. Measured on the run's split: they choose nothing. "
+                     "Embeddings come from the cache.",
                      [code("from rsrt_utils.study import ablations\naxes = ablations.ablation_axes(run) if run.params.ablations.enabled else []\nprint('axes:', axes)"),
                       code("tables = {}\nfor axis in axes:\n    tables[axis] = ablations.run_ablation(run, dataset, axis)\n"
                            "    fig = figures.plot_ablation(tables[axis], title=f'Ablation: {axis}', xlabel=axis, "

@@ -151,10 +151,21 @@ def _ok_records(path: Path | str, mode: str, model: str | None) -> dict[str, Cor
 
 
 def load_variants(path: Path | str, model: str | None = None) -> dict[str, list[Variant]]:
-    """image_id -> its five variants, from the "ok" variants records of a corpus file."""
+    """image_id -> its variants (five from a VLM backend; 1..N descriptions from a published corpus), from the
+    "ok" variants records of a corpus file."""
     return {image_id: record.variants for image_id, record in _ok_records(path, "variants", model).items()}
 
 
 def load_query_texts(path: Path | str, model: str | None = None) -> dict[str, str]:
     """image_id -> the query text written for it in "image_query" mode."""
     return {image_id: record.query_text or "" for image_id, record in _ok_records(path, "image_query", model).items()}
+
+
+def load_variants_union(paths: list[Path | str]) -> dict[str, list[Variant]]:
+    """image_id -> the variants of every corpus file that has the image, in the order of `paths` (a gallery of
+    several corpora: each image's variants are the union of their descriptions)."""
+    merged: dict[str, list[Variant]] = {}
+    for path in paths:
+        for image_id, variants in load_variants(path).items():
+            merged.setdefault(image_id, []).extend(variants)
+    return merged

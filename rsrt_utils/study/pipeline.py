@@ -110,6 +110,11 @@ def prepare_dataset(run: StudyRun) -> Dataset:
     return dataset
 
 
+def has_pixels(dataset: Dataset) -> bool:
+    """Whether any image of the dataset has pixels (figures of images need them)."""
+    return any(im.image_path for im in dataset.images)
+
+
 def shared_captions(dataset: Dataset, top: int = 10):
     """Caption strings that describe more than one image (they cap text->image R@1 below 100 %)."""
     import pandas as pd
@@ -244,14 +249,10 @@ def run_corpus_paths(run: StudyRun, dataset: Dataset) -> list[str]:
 
 def corpus_variants(run: StudyRun, dataset: Dataset, corpus_path: str | list[str] | None = None):
     """image_id -> list of Variant from the run's corpora (ok records only; several corpora: their union, in order)."""
-    from ..captioning.corpus import load_variants
+    from ..captioning.corpus import load_variants_union
 
     paths = [corpus_path] if isinstance(corpus_path, str) else corpus_path or run_corpus_paths(run, dataset)
-    merged: dict[str, list] = {}
-    for path in paths:
-        for image_id, variants in load_variants(path).items():
-            merged.setdefault(image_id, []).extend(variants)
-    return merged
+    return load_variants_union(paths)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")

@@ -107,10 +107,10 @@ def test_oracle_end_to_end_on_rsitmd_test(cache_root):
     assert lo <= result["mR"] <= hi
 
 
-def test_import_all_three_datasets_into_a_tmp_store(tmp_path):
+def test_import_every_store_dataset_into_a_tmp_store(tmp_path):
     store = tmp_path / "store"
     done = import_from_folder(MIRROR, store=store, progress=False)
-    assert set(done) == {"rsitmd", "rsicd", "aid150"}
+    assert set(done) == {"rsitmd", "rsicd", "aid150", "vlm_captions"}
     for dataset in done:
         manifest = json.loads((store / dataset / MANIFEST).read_text())
         assert manifest["files"] == {f.relpath: f.sha256 for f in source_files(dataset)}

@@ -257,3 +257,28 @@ def test_automatic_checks_name_corpus_mismatch():
     dataset, _ = tiny_corpus_dataset()
     with pytest.raises(ValueError, match="none of the 3 images"):
         audit.automatic_caption_checks(dataset, {"other.jpg": []})
+
+
+def test_scene_class_words_named_or_another_class_named():
+    classes = ["church", "denseresidential", "stadium", "storagetanks", "unlabelled"]
+    assert audit.class_mentions("Dense residential houses around a church.", "denseresidential", classes) == (True, ["church"])
+    assert audit.class_mentions("Two large tanks by a road.", "storagetanks", classes) == (True, [])
+    assert audit.class_mentions("A stadium with a running track.", "church", classes) == (False, ["stadium"])
+    # a residential class word does not count as naming another residential class
+    assert audit.class_mentions("A residential area.", "denseresidential", classes + ["sparseresidential"]) == (True, [])
+
+
+def test_description_corpus_sheet_flags_the_wrong_scene_at_a_glance(tmp_path):
+    from rsrt_utils.captioning.schema import Variant
+
+    item = audit.AuditItem(0, "church_1.jpg", "church", None, ["a church with a red roof"],
+                           [Variant.description("A large stadium with a track and <b>stands</b>.")])
+    html_text = audit.write_audit_sheet_html([item], tmp_path / "a.html", "t", "c", pixel_note="model saw 224 px",
+                                             all_classes=["church", "stadium"]).read_text()
+    assert "scene class NOT named" in html_text and "names other classes: stadium" in html_text
+    assert "<mark>stadium</mark>" in html_text and "&lt;b&gt;stands&lt;/b&gt;" in html_text
+    assert "model saw 224 px" in html_text and "<th>description</th>" in html_text
+    assert "<th>one_sentence</th>" not in html_text  # a description has no structured fields to show
+    row = audit.check_image_variants(item.variants, item.human_captions, "church", ["church", "stadium"])
+    assert "mean_words_one_sentence" not in row and row["mean_words_caption"] == 8.0
+    assert row["class_word_present"] is False and row["other_classes_named"] == ["stadium"]

@@ -92,3 +92,41 @@ def test_cli_caption_import(tmp_path, capsys):
     args = parser.parse_args(["caption-import", "--format", "rsrt", "--in", str(source), "--out", str(tmp_path / "c.jsonl")])
     assert args.func(args) == 0
     assert "imported 1 image(s)" in capsys.readouterr().out
+
+
+def test_empty_input_is_an_error_not_a_success(tmp_path, capsys):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n\n")
+    with pytest.raises(ValueError, match="holds no image to import"):
+        import_corpus(empty, tmp_path / "c.jsonl", format="plain")
+    assert not (tmp_path / "c.jsonl").exists() or (tmp_path / "c.jsonl").stat().st_size == 0
+    from rsrt_utils.cli import main
+
+    assert main(["caption-import", "--format", "plain", "--in", str(empty), "--out", str(tmp_path / "d.jsonl")]) == 2
+    assert "holds no image to import" in capsys.readouterr().err
+
+
+def test_the_projects_own_failed_and_image_query_records_are_skipped_not_bad(tmp_path):
+    from rsrt_utils.captioning.schema import CorpusRecord, Variant
+
+    own = CorpusStore(tmp_path / "own.jsonl")
+    common = dict(backend="openai-chat", model="gpt-4.1", prompt_version="v1")
+    own.append(CorpusRecord(image_id="a.jpg", cache_key="k1", status="ok",
+                            variants=[Variant(**v) for v in variants("a")], **common))
+    own.append(CorpusRecord(image_id="b.jpg", cache_key="k2", status="failed", error="timeout", **common))
+    own.append(CorpusRecord(image_id="a.jpg", cache_key="k3", status="ok", mode="image_query", query_text="q", **common))
+    report = import_corpus(tmp_path / "own.jsonl", tmp_path / "c.jsonl", format="plain")
+    assert report.imported == 1 and report.bad_lines == []
+    assert report.skipped == {"failed record(s)": 1, "image_query record(s)": 1}
+    assert "1 failed record(s) skipped" in report.text()
+    assert [v.caption for v in load_variants(tmp_path / "c.jsonl")["a.jpg"]] == [f"a c{i}" for i in range(5)]
+
+
+def test_plain_descriptions_take_one_to_n_free_texts(tmp_path):
+    source = write_lines(tmp_path / "d.jsonl", [{"image_id": "x.jpg", "descriptions": ["one paragraph"]},
+                                               {"image_id": "y.jpg", "descriptions": ["first", "second", "third"]},
+                                               {"image_id": "z.jpg", "descriptions": []}])
+    report = import_corpus(source, tmp_path / "c.jsonl", format="plain")
+    assert report.imported == 2 and [n for n, _ in report.bad_lines] == [3]
+    loaded = load_variants(tmp_path / "c.jsonl")
+    assert [len(loaded["x.jpg"]), len(loaded["y.jpg"])] == [1, 3] and loaded["y.jpg"][2].caption == "third"

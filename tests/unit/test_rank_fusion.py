@@ -100,3 +100,17 @@ def test_fusion_is_vectorised_at_benchmark_size():
     fused = reciprocal_rank_fusion(systems)
     assert fused.shape == (5465, 1093)
     assert time.perf_counter() - started < 10, "RRF over an RSICD-sized matrix should take seconds, not minutes"
+
+
+def test_zscore_sum_standardises_each_row_then_adds_with_equal_weights():
+    from rsrt_utils.baselines.fusion import zscore_sum_fusion
+
+    a = np.array([[1.0, 2.0, 3.0], [5.0, 5.0, 5.0]])
+    b = np.array([[30.0, 10.0, 20.0], [0.0, 2.0, 1.0]])
+    z = 1.224744871391589  # (3 - 2) / std([1, 2, 3]) with ddof 0
+    expected = np.array([[-z + z, 0.0 - z, z + 0.0], [0.0 - z, 0.0 + z, 0.0]])
+    np.testing.assert_allclose(zscore_sum_fusion([a, b]), expected)  # a constant row adds nothing
+    with pytest.raises(ValueError, match="one shape"):
+        zscore_sum_fusion([a, b[:, :2]])
+    with pytest.raises(ValueError, match="choose one of rrf, zsum"):
+        fuse_retrieval([(a, a.T)], method="borda")
