@@ -63,7 +63,26 @@ def extract_json(text: str) -> Any:
         value = _decode_embedded(candidate)
         if value is not None:
             return value
-    raise ParseError(f"no valid JSON object found in the answer (starts: {_snippet(text)!r})")
+    problem = json_problem(text)
+    raise ParseError(f"no valid JSON object found in the answer{': ' + problem if problem else ''} "
+                     f"(starts: {_snippet(text)!r})")
+
+
+def json_problem(text: str) -> str | None:
+    """Why the JSON in an answer (from its first { or [) is not valid; None if it is valid or there is none."""
+    for candidate in _candidates(text):
+        start = re.search(r"[\[{]", candidate)
+        if start is None:
+            continue
+        candidate = candidate[start.start():]
+        try:
+            json.JSONDecoder().raw_decode(candidate)  # prose after a complete JSON value is fine
+            return None
+        except json.JSONDecodeError as error:
+            if error.pos >= len(candidate) - 1 or error.msg.startswith("Unterminated"):
+                return f"the answer was cut off: its JSON ends before it is complete ({error.msg})"
+            return f"invalid JSON ({error.msg} at line {error.lineno} column {error.colno})"
+    return None
 
 
 def _variant_list(value: Any) -> list:
@@ -118,7 +137,13 @@ def validate_variants(items: list) -> VariantSet:
 def parse_variants(answer: str | dict | list) -> VariantSet:
     """Parse a model answer (text, or already-decoded JSON) into a validated five-variant set."""
     value = extract_json(answer) if isinstance(answer, str) else answer
-    return validate_variants(_variant_list(value))
+    try:
+        return validate_variants(_variant_list(value))
+    except ParseError:
+        problem = json_problem(answer) if isinstance(answer, str) else None
+        if problem:  # a fragment was recovered from broken JSON: the JSON is the problem, not the fragment
+            raise ParseError(problem) from None
+        raise
 
 
 def parse_query_text(answer: str) -> str:

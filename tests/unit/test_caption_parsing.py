@@ -83,3 +83,14 @@ def test_prompts_state_the_authors_rules():
     assert PROMPT_VERSION
     with pytest.raises(ValueError, match="image_query"):
         prompt_for("caption")
+
+
+@pytest.mark.parametrize("broken, reason", [
+    (answer(5).replace("]}", ",]}"), "invalid JSON (Expecting value"),  # a trailing comma in the list
+    (answer(5)[: len(answer(5)) // 2], "the answer was cut off"),  # truncated in the middle
+    ("Here you are: " + answer(5)[:-2], "the answer was cut off"),  # truncated, after prose
+])
+def test_broken_json_is_named_as_such_not_as_a_single_variant(broken, reason):
+    with pytest.raises(ParseError) as error:
+        parse_variants(broken)
+    assert reason in error.value.reason and "single variant" not in error.value.reason
