@@ -73,6 +73,7 @@ def _assemble(dataset: str, store: Path, origin: str, fetch: Callable[[SourceFil
     if is_complete(dataset, store) and not overwrite:
         return final
     files = [f for f in source_files(dataset) if not skip(f)]
+    remove_abandoned_staging(store, dataset)
     staging = store / f".staging-{dataset}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     errors: list[str] = []
@@ -105,6 +106,27 @@ def _assemble(dataset: str, store: Path, origin: str, fetch: Callable[[SourceFil
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=1))
     _swap_into_place(staging, final)
     return final
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def remove_abandoned_staging(store: Path, dataset: str) -> list[Path]:
+    """Delete staging (and swapped-out) folders left by a killed import or download whose process is gone."""
+    removed = []
+    for folder in list(store.glob(f".staging-{dataset}-*")) + list(store.glob(f"{dataset}.old-*")):
+        pid = folder.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def _swap_into_place(staging: Path, final: Path) -> None:

@@ -123,3 +123,24 @@ def test_import_every_store_dataset_into_a_tmp_store(tmp_path):
                    (b.image_ids, b.captions, b.caption_image_index.tolist(), b.notes)
             assert [p.image_path and p.image_path.relative_to(store) for p in a.images] == \
                    [p.image_path and p.image_path.relative_to(MIRROR) for p in b.images]
+
+
+def test_a_killed_import_leaves_no_staging_after_the_next_one(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    store = tmp_path / "store"
+    args = [sys.executable, "-m", "rsrt_utils", "data", "import", "--from", str(MIRROR), "--datasets", "aid150",
+            "--store", str(store)]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(store.glob(".staging-aid150-*/images/*/*.jpg"))) < 200:
+        time.sleep(0.05)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert list(store.glob(".staging-aid150-*")), "the import finished before it could be killed"
+    import_from_folder(MIRROR, ["aid150"], store=store, progress=False)
+    assert not list(store.glob(".staging-*")) and (store / "aid150" / MANIFEST).is_file()

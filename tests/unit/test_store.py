@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import os
 import json
 import shutil
 import threading
@@ -242,3 +243,19 @@ def test_source_file_url_layout():
     assert sources.SourceFile("rsicd/rsicd_to_aid150.tsv", "", 0, sources.upstream_of("rsicd/rsicd_to_aid150.tsv")).url() is None
     with pytest.raises(ValueError, match="no public source"):
         sources.upstream_of("other/file.txt")
+
+
+def test_staging_left_by_a_killed_process_is_removed_by_the_next_import(mirror, tmp_path):
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    store = tmp_path / "store"
+    abandoned = store / f".staging-rsitmd-{dead.stdout.strip()}"
+    (abandoned / "precomp_amfmn").mkdir(parents=True)
+    (abandoned / "precomp_amfmn" / "test_caps.txt").write_bytes(b"half")
+    alive = store / f".staging-rsitmd-{os.getppid()}"  # another import still running: never touched
+    alive.mkdir()
+    import_from_folder(mirror, ["rsitmd"], store=store, progress=False)
+    assert not abandoned.exists() and is_complete("rsitmd", store)
+    assert alive.exists()
