@@ -7,6 +7,7 @@ import logging
 import re
 from pathlib import Path
 
+from .. import logsafe
 from ..paths import cache_dir
 from .backend import MODES
 from .runner import estimate_cost
@@ -99,6 +100,7 @@ def run_caption_command(args) -> int:
     if args.dry_run:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logsafe.install()
     summary = caption_images(requests, backend, out, mode=args.mode, concurrency=args.concurrency)
     print(summary.text())
     return 0 if summary.failed == 0 else 1

@@ -21,9 +21,12 @@ from email.utils import parsedate_to_datetime
 from typing import Callable, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
+from .. import logsafe
 from .backend import MODES, BackendAnswer, BackendFatalError, CaptionRequest
 from .images import DEFAULT_JPEG_QUALITY, ImageLoadError, jpeg_data_url
 from .prompts import PROMPT_VERSION, prompt_for
+
+logsafe.install()  # base_url credentials never reach a log
 
 log = logging.getLogger(__name__)
 

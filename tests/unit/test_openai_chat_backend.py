@@ -198,3 +198,13 @@ def test_cli_caption_dry_run_shows_the_cost_then_runs(fake_openai, tmp_path, mon
                               "--limit", "2", "--concurrency", "2"])
     assert args.func(args) == 0
     assert len(load_variants(out)) == 2 and "captioned 2 image(s)" in capsys.readouterr().out
+
+
+def test_credentials_in_base_url_never_reach_a_log(fake_openai, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    url = fake_openai.base_url.replace("http://", "http://user:s3cr3t-pass@")
+    caption_images(make_images(tmp_path / "img", 2), backend_for(fake_openai, base_url=url), tmp_path / "c.jsonl",
+                   progress=False)
+    assert len(fake_openai.requests) == 2
+    assert "HTTP Request: POST http://***@127.0.0.1" in caplog.text  # the client did log the request
+    assert "s3cr3t" not in caplog.text and "s3cr3t" not in (tmp_path / "c.jsonl").read_text()
