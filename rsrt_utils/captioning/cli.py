@@ -19,6 +19,17 @@ EXPECTED_TOKENS = {"input": 550, "output": 1000}
 PAID_BACKENDS = ("openai-chat", "openai-batch")
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (0 or a negative number is an error, never 'all')."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: give a whole number >= 1 (leave the option out for all images)")
+    return value
+
+
 def add_caption_subcommands(subparsers) -> None:
     """Add `caption` and `caption-import` to an argparse subparsers object (handler in `func`)."""
     caption = subparsers.add_parser("caption", help="describe gallery images with a VLM into an RSRT corpus (resumable)")
@@ -29,10 +40,12 @@ def add_caption_subcommands(subparsers) -> None:
     caption.add_argument("--model", default=None, help="model id (default: the backend's; gpt-4.1 for OpenAI)")
     caption.add_argument("--base-url", default=None, help="an OpenAI-compatible server, e.g. http://localhost:8000/v1")
     caption.add_argument("--mode", default="variants", choices=MODES)
-    caption.add_argument("--concurrency", type=int, default=8)
+    caption.add_argument("--concurrency", type=positive_int, default=8)
     caption.add_argument("--out", type=Path, default=None, help="corpus JSONL (default: under the cache dir)")
     caption.add_argument("--data-root", type=Path, default=None, help="data store or mirror holding the dataset")
-    caption.add_argument("--limit", type=int, default=None, help="caption only the first N images")
+    caption.add_argument("--images-dir", type=Path, default=None,
+                         help="folder with the split's image files (RSITMD has no pixels in the store: give its images)")
+    caption.add_argument("--limit", type=positive_int, default=None, help="caption only the first N images (N >= 1)")
     caption.add_argument("--dry-run", action="store_true", help="show what would run and its estimated cost, then stop")
     caption.set_defaults(func=run_caption_command)
 
@@ -73,12 +86,22 @@ def _train_bank(args):
 
 
 def _requests(args):
+    """The split's images that have pixels (first --limit), saying how many have none; none at all is an error."""
     from ..data import load_dataset
     from .images import build_requests
 
-    dataset = load_dataset(args.dataset, split=args.split, root=args.data_root).with_images()
+    if args.images_dir is not None and not args.images_dir.is_dir():
+        raise ValueError(f"--images-dir {args.images_dir}: no such folder")
+    full = load_dataset(args.dataset, split=args.split, root=args.data_root, images_dir=args.images_dir)
+    dataset = full.with_images()
+    if dataset.n_images == 0:
+        raise ValueError(f"{args.dataset} {args.split}: none of its {full.n_images} images has a pixel file here; "
+                         f"pass --images-dir DIR with the image files (names as in the annotations)")
+    without = full.n_images - dataset.n_images
     images = dataset.images[: args.limit] if args.limit else dataset.images
-    print(dataset.coverage_note() if hasattr(dataset, "coverage_note") else f"{len(images)} images")
+    print(f"{args.dataset} {args.split}: {dataset.n_images} of {full.n_images} images have pixels"
+          + (f"; the {without} without pixels are not captioned" if without else "")
+          + (f"; captioning the first {len(images)} (--limit)" if args.limit else ""))
     return build_requests(images)
 
 

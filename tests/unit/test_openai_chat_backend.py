@@ -186,7 +186,7 @@ def test_cli_caption_dry_run_shows_the_cost_then_runs(fake_openai, tmp_path, mon
     pairs = make_images(tmp_path / "img", 3)
     images = [ImageRecord(i, "scene", "test", p) for i, p in pairs] + [ImageRecord("nopx.png", "scene", "test", None)]
     dataset = Dataset("rsitmd", "test", images, ["c1", "c2", "c3", "c4"], [0, 1, 2, 3])
-    monkeypatch.setattr(data, "load_dataset", lambda name, split, root=None: dataset)
+    monkeypatch.setattr(data, "load_dataset", lambda name, split, root=None, images_dir=None: dataset)
     parser = argparse.ArgumentParser()
     add_caption_subcommands(parser.add_subparsers(dest="command"))
     out = tmp_path / "c.jsonl"
@@ -208,3 +208,41 @@ def test_credentials_in_base_url_never_reach_a_log(fake_openai, tmp_path, caplog
     assert len(fake_openai.requests) == 2
     assert "HTTP Request: POST http://***@127.0.0.1" in caplog.text  # the client did log the request
     assert "s3cr3t" not in caplog.text and "s3cr3t" not in (tmp_path / "c.jsonl").read_text()
+
+
+def test_cli_caption_refuses_a_split_without_pixels_and_bad_limits(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    import rsrt_utils.data as data
+    from rsrt_utils.captioning.cli import add_caption_subcommands
+    from rsrt_utils.data.dataset import Dataset, ImageRecord
+
+    no_pixels = Dataset("rsitmd", "test", [ImageRecord("a.tif", "scene", "test", None)], ["c"], [0])
+    monkeypatch.setattr(data, "load_dataset", lambda name, split, root=None, images_dir=None: no_pixels)
+    parser = argparse.ArgumentParser()
+    add_caption_subcommands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["caption", "--dataset", "rsitmd", "--out", str(tmp_path / "c.jsonl"), "--dry-run"])
+    with pytest.raises(ValueError, match="none of its 1 images has a pixel file here; pass --images-dir DIR"):
+        args.func(args)
+    for bad in ("0", "-5", "two"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["caption", "--dataset", "rsicd", "--limit", bad])
+        assert "--limit" in capsys.readouterr().err
+
+
+def test_cli_caption_says_how_many_images_have_no_pixels(fake_openai, tmp_path, monkeypatch, capsys):
+    import argparse
+
+    import rsrt_utils.data as data
+    from rsrt_utils.captioning.cli import add_caption_subcommands
+    from rsrt_utils.data.dataset import Dataset, ImageRecord
+
+    pairs = make_images(tmp_path / "img", 3)
+    images = [ImageRecord(i, "scene", "test", p) for i, p in pairs] + [ImageRecord("00017.jpg", "unlabelled", "test", None)]
+    monkeypatch.setattr(data, "load_dataset", lambda name, split, root=None, images_dir=None:
+                        Dataset("rsicd", "test", images, ["a", "b", "c", "d"], [0, 1, 2, 3]))
+    parser = argparse.ArgumentParser()
+    add_caption_subcommands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["caption", "--dataset", "rsicd", "--out", str(tmp_path / "c.jsonl"), "--dry-run", "--limit", "2"])
+    assert args.func(args) == 0
+    assert "3 of 4 images have pixels; the 1 without pixels are not captioned; captioning the first 2" in capsys.readouterr().out
