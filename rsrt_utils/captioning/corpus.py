@@ -1,8 +1,16 @@
 """The corpus store: an append-only JSONL file, one `CorpusRecord` per line, safe to kill at any moment.
 
-Each record is written with one write call, flushed and fsynced before `append` returns, so a crash
-loses at most the line being written. On opening, a torn last line (no newline, not valid JSON) is cut
-off; a record whose key is already done is never written twice.
+One writer per corpus file: the first `append` (or `acquire`) takes an exclusive lock on `<corpus>.lock`
+and holds it until `close`, so a whole captioning run is one writer; a second writer stops at once with a
+message naming the holder. The writer cuts a torn last line (left by a crash) when it takes the lock.
+Each record is written with one write call, flushed and fsynced before `append` returns, so a crash loses
+at most the line being written; a record whose key is already done is never written twice. Readers
+(`records`, `load_variants`, a dry run) never take the lock and never modify the file; they skip a torn
+last line that another process may be writing.
+
+A corpus has one identity (dataset, split, backend, model, prompt version, settings) and one location,
+`default_corpus_path`, shared by `rsrt caption` and `rsrt run`; both modes (variants, image_query) live in
+it, each record keyed by everything that changes its answer, the image's bytes included.
 """
 
 from __future__ import annotations
@@ -11,10 +19,12 @@ import hashlib
 import json
 import logging
 import os
+import re
+import sys
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Mapping
 
 from pydantic import ValidationError
 
@@ -43,16 +53,74 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def corpus_digest(backend) -> str:
+    """Short hash of what identifies a backend's answers: name, model, prompt version and settings."""
+    blob = json.dumps([backend.name, backend.model, backend.prompt_version, backend.settings], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def default_corpus_path(dataset: str, split: str, backend) -> Path:
+    """The one location of a corpus: cache/corpora/<dataset>-<split>-<backend>-<model>-<digest>.jsonl."""
+    from ..paths import cache_dir
+
+    model = re.sub(r"[^A-Za-z0-9._-]+", "_", str(backend.model))
+    return cache_dir() / "corpora" / f"{dataset}-{split}-{backend.name}-{model}-{corpus_digest(backend)}.jsonl"
+
+
+class CorpusBusyError(RuntimeError):
+    """Another process is writing this corpus file."""
+
+
 class CorpusStore:
-    """Append-only JSONL store of corpus records (thread-safe; one writer process at a time is enforced by flock)."""
+    """Append-only JSONL store of corpus records (thread-safe; one writer process per file, see the module docstring)."""
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._lock = threading.Lock()
-        self._done: set[str] = set()
-        self.repair()
-        self._done = {r.cache_key for r in self.records() if r.status == "ok"}
+        self._lock_fd: int | None = None
+        self._done: set[str] = {r.cache_key for r in self.records() if r.status == "ok"}
+
+    def acquire(self) -> "CorpusStore":
+        """Become the file's only writer until `close` (repairing a torn tail); CorpusBusyError if another holds it."""
+        with self._lock:
+            if self._lock_fd is not None:
+                return self
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown process"
+                    os.close(fd)
+                    raise CorpusBusyError(f"corpus {self.path} is being written by another process ({holder}); "
+                                          "wait for it to finish (a rerun then resumes), or stop it") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv)[:300]} since {utc_now()}".encode(), 0)
+            self._lock_fd = fd
+            self.repair()
+            self._done = {r.cache_key for r in self.records() if r.status == "ok"}
+        return self
+
+    def close(self) -> None:
+        """Release the writer lock (closing the descriptor releases the flock)."""
+        with self._lock:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def __enter__(self) -> "CorpusStore":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
 
     def repair(self) -> int:
         """Cut a torn last line left by a crash; return the number of bytes removed."""
@@ -101,18 +169,17 @@ class CorpusStore:
 
     def append(self, record: CorpusRecord) -> bool:
         """Write one record durably; False (and nothing written) if its key already has an "ok" record."""
-        line = (record.model_dump_json() + "\n").encode("utf-8")
+        self.acquire()
+        line = (record.model_dump_json(exclude_none=True) + "\n").encode("utf-8")
         with self._lock:
             if record.cache_key in self._done:
                 return False
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
                 _write_all(fd, line)
                 os.fsync(fd)
             finally:
-                os.close(fd)  # closing releases the flock
+                os.close(fd)
             if record.status == "ok":
                 self._done.add(record.cache_key)
         return True
@@ -133,10 +200,17 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _ok_records(path: Path | str, mode: str, model: str | None) -> dict[str, CorpusRecord]:
+def _ok_records(path: Path | str, mode: str, model: str | None,
+                keys: Mapping[str, str] | None = None) -> dict[str, CorpusRecord]:
+    """image id -> its ok record of this mode; with `keys` (image id -> the current request's cache key) exactly the
+    record of that key, so a record made for other bytes, another model or other settings is never used."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"corpus file {str(path)!r} does not exist; run `rsrt caption` or `rsrt caption-import` first")
+    if keys is not None:
+        wanted = {key: image_id for image_id, key in keys.items()}
+        return {wanted[r.cache_key]: r for r in CorpusStore(path).records()
+                if r.status == "ok" and r.mode == mode and r.cache_key in wanted}
     chosen: dict[str, CorpusRecord] = {}
     for record in CorpusStore(path).records():
         if record.status != "ok" or record.mode != mode or (model and record.model != model):
@@ -150,22 +224,22 @@ def _ok_records(path: Path | str, mode: str, model: str | None) -> dict[str, Cor
     return chosen
 
 
-def load_variants(path: Path | str, model: str | None = None) -> dict[str, list[Variant]]:
+def load_variants(path: Path | str, model: str | None = None, keys: Mapping[str, str] | None = None) -> dict[str, list[Variant]]:
     """image_id -> its variants (five from a VLM backend; 1..N descriptions from a published corpus), from the
-    "ok" variants records of a corpus file."""
-    return {image_id: record.variants for image_id, record in _ok_records(path, "variants", model).items()}
+    "ok" variants records of a corpus file (with `keys`: only the records of those cache keys)."""
+    return {image_id: record.variants for image_id, record in _ok_records(path, "variants", model, keys).items()}
 
 
-def load_query_texts(path: Path | str, model: str | None = None) -> dict[str, str]:
-    """image_id -> the query text written for it in "image_query" mode."""
-    return {image_id: record.query_text or "" for image_id, record in _ok_records(path, "image_query", model).items()}
+def load_query_texts(path: Path | str, model: str | None = None, keys: Mapping[str, str] | None = None) -> dict[str, str]:
+    """image_id -> the query text written for it in "image_query" mode (with `keys`: only those records)."""
+    return {image_id: record.query_text or "" for image_id, record in _ok_records(path, "image_query", model, keys).items()}
 
 
-def load_variants_union(paths: list[Path | str]) -> dict[str, list[Variant]]:
+def load_variants_union(paths: list[Path | str], keys: Mapping[str, str] | None = None) -> dict[str, list[Variant]]:
     """image_id -> the variants of every corpus file that has the image, in the order of `paths` (a gallery of
     several corpora: each image's variants are the union of their descriptions)."""
     merged: dict[str, list[Variant]] = {}
     for path in paths:
-        for image_id, variants in load_variants(path).items():
+        for image_id, variants in load_variants(path, keys=keys).items():
             merged.setdefault(image_id, []).extend(variants)
     return merged

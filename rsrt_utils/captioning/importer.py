@@ -215,8 +215,17 @@ def import_corpus(in_path: Path | str, store_path: Path | str, format: str = "rs
                          + (f"; first bad line {bad[0][0]}: {bad[0][1]}" if bad else ""))
     known = set(known_image_ids) if known_image_ids is not None else None
     report = ImportReport(str(in_path), format, skipped=skipped, bad_lines=bad)
-    store = CorpusStore(store_path)
+    store = CorpusStore(store_path).acquire()
     source = {"source_file": Path(in_path).name, "source_sha256": file_sha256(in_path)}
+    try:
+        _write_imported(store, images, known, model, format, source, report)
+    finally:
+        store.close()
+    report.bad_lines.sort()
+    return report
+
+
+def _write_imported(store: CorpusStore, images, known, model, format, source, report: ImportReport) -> None:
     for image in images:
         if known is not None and image.image_id not in known:
             report.bad_lines.append((image.line_number, f"image {image.image_id!r} is not in the dataset's image ids"))
@@ -231,8 +240,6 @@ def import_corpus(in_path: Path | str, store_path: Path | str, format: str = "rs
             report.imported += 1
         else:
             report.skipped_done += 1
-    report.bad_lines.sort()
-    return report
 
 
 class ImportedCorpusBackend:

@@ -142,8 +142,14 @@ class OpenAIBatchBackend(OpenAIChatBackend):
     def caption_to_store(self, requests, store_path: Path | str, mode: str = "variants", max_attempts: int = 2,
                          progress: bool = True) -> RunSummary:
         """Caption every request not yet done via the Batch API, resumably (see the module docstring)."""
+        store = CorpusStore(store_path).acquire()  # the only writer for the whole batch cycle
+        try:
+            return self._caption_to_store(store, requests, mode, max_attempts, progress)
+        finally:
+            store.close()
+
+    def _caption_to_store(self, store: CorpusStore, requests, mode: str, max_attempts: int, progress: bool) -> RunSummary:
         started = time.monotonic()
-        store = CorpusStore(store_path)
         state_path = state_path_for(store.path)
         requests = build_requests(requests)
         by_key = {request_key(self, r, mode): r for r in requests}

@@ -117,11 +117,11 @@ def build_published_corpus(name: str, dataset: str, split: str, image_ids: Seque
                          f"re-import it with `rsrt data import --from DIR --datasets vlm_captions --overwrite`")
     out = Path(out) if out else published_corpus_path(name, dataset, split, sha)
     settings = {"source": entry.upstream, "source_sha256": sha}
-    store_file = CorpusStore(out)
-    for image_id, texts in descriptions.items():
-        key = make_cache_key(PUBLISHED_BACKEND, name, PUBLISHED_PROMPT_VERSION, settings, "variants", None, image_id)
-        store_file.append(CorpusRecord(image_id=image_id, cache_key=key, status="ok",
-                                       variants=[Variant.description(t) for t in texts], backend=PUBLISHED_BACKEND,
-                                       model=entry.model, prompt_version=PUBLISHED_PROMPT_VERSION, settings=settings,
-                                       label=entry.label, created_at=utc_now()))
+    with CorpusStore(out) as store:
+        for image_id, texts in descriptions.items():
+            key = make_cache_key(PUBLISHED_BACKEND, name, PUBLISHED_PROMPT_VERSION, settings, "variants", None, image_id)
+            store.append(CorpusRecord(image_id=image_id, cache_key=key, status="ok",
+                                      variants=[Variant.description(t) for t in texts], backend=PUBLISHED_BACKEND,
+                                      model=entry.model, prompt_version=PUBLISHED_PROMPT_VERSION, settings=settings,
+                                      label=entry.label, created_at=utc_now()))
     return out, report

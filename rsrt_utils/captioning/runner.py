@@ -182,18 +182,18 @@ def caption_images(requests: Iterable, backend: CaptionBackend, store_path: Path
     if hasattr(backend, "caption_to_store"):  # e.g. the OpenAI Batch API: its own submit/poll/collect cycle
         return backend.caption_to_store(requests, store_path, mode=mode, max_attempts=max_attempts, progress=progress)
     started = time.monotonic()
-    store = CorpusStore(store_path)
-    requests = build_requests(requests)
-    summary = RunSummary(total=len(requests), store_path=str(store.path))
-    todo, keys = _todo(requests, backend, mode, store, summary)
-    batch_size = max(1, int(getattr(backend, "batch_size", 1) or 1))
-    chunks = [list(range(s, min(s + batch_size, len(todo)))) for s in range(0, len(todo), batch_size)]
-    bar = _progress_bar(summary.total, progress, initial=summary.skipped_done)
-    try:
-        _run_chunks(backend, todo, keys, chunks, mode, concurrency, max_attempts, store, summary, bar)
-    finally:
-        bar.close()
-        summary.elapsed_s = round(time.monotonic() - started, 3)
+    with CorpusStore(store_path) as store:  # the only writer of this file for the whole run
+        requests = build_requests(requests)
+        summary = RunSummary(total=len(requests), store_path=str(store.path))
+        todo, keys = _todo(requests, backend, mode, store, summary)
+        batch_size = max(1, int(getattr(backend, "batch_size", 1) or 1))
+        chunks = [list(range(s, min(s + batch_size, len(todo)))) for s in range(0, len(todo), batch_size)]
+        bar = _progress_bar(summary.total, progress, initial=summary.skipped_done)
+        try:
+            _run_chunks(backend, todo, keys, chunks, mode, concurrency, max_attempts, store, summary, bar)
+        finally:
+            bar.close()
+            summary.elapsed_s = round(time.monotonic() - started, 3)
     log.info("%s", summary.text())
     return summary
 

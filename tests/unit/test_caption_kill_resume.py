@@ -85,3 +85,23 @@ def test_kill_and_resume_loses_and_repeats_nothing(tmp_path):
     for path in [store, *logs.iterdir()]:
         assert FAKE_KEY not in path.read_text(), f"the API key leaked into {path.name}"
     assert "captioned" in (logs / "runfinal.out").read_text()
+
+
+def test_a_second_writer_on_the_same_corpus_stops_naming_the_first(tmp_path):
+    make_images(tmp_path / "img", N_IMAGES)
+    store, logs = tmp_path / "corpus.jsonl", tmp_path / "logs"
+    logs.mkdir()
+    with FakeOpenAIServer(latency=LATENCY) as server:
+        first, out1, err1 = start_worker(server, tmp_path / "img", store, logs, "first")
+        wait_until(lambda: len(server.chat_requests()) >= 1)
+        second, out2, err2 = start_worker(server, tmp_path / "img", store, logs, "second")
+        assert second.wait(timeout=60) != 0
+        assert first.wait(timeout=60) == 0
+        for handle in (out1, err1, out2, err2):
+            handle.close()
+        requests = server.chat_requests()
+    message = (logs / "runsecond.err").read_text()
+    assert f"is being written by another process (pid {first.pid}: " in message and "caption_worker" in message
+    records = [json.loads(line) for line in store.read_text().splitlines()]
+    assert len(requests) == N_IMAGES and len(records) == N_IMAGES, "the second writer did no work at all"
+    assert len({r["cache_key"] for r in records}) == N_IMAGES

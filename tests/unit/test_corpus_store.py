@@ -51,8 +51,11 @@ def test_torn_last_line_is_cut_and_never_duplicated(tmp_path):
     path = tmp_path / "c.jsonl"
     CorpusStore(path).append(record("a.png", "k1"))
     good = path.read_bytes()
-    path.write_bytes(good + record("b.png", "k2").model_dump_json().encode()[:40])  # a crash mid-write
+    torn = good + record("b.png", "k2").model_dump_json().encode()[:40]  # a crash mid-write
+    path.write_bytes(torn)
     store = CorpusStore(path)
+    assert [r.cache_key for r in store.records()] == ["k1"] and path.read_bytes() == torn  # a reader never cuts
+    store.acquire()  # the writer does, when it takes the lock
     assert path.read_bytes() == good
     assert store.done_keys() == {"k1"}
     store.append(record("b.png", "k2"))
