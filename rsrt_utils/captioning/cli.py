@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import re
 from pathlib import Path
 
 from .. import logsafe
@@ -41,7 +40,9 @@ def add_caption_subcommands(subparsers) -> None:
     caption.add_argument("--base-url", default=None, help="an OpenAI-compatible server, e.g. http://localhost:8000/v1")
     caption.add_argument("--mode", default="variants", choices=MODES)
     caption.add_argument("--concurrency", type=positive_int, default=8)
-    caption.add_argument("--out", type=Path, default=None, help="corpus JSONL (default: under the cache dir)")
+    caption.add_argument("--out", type=Path, default=None,
+                         help="corpus JSONL (default: the corpus's one location under the cache dir, which `rsrt run` "
+                              "with the same backend settings reads: nothing is captioned twice)")
     caption.add_argument("--data-root", type=Path, default=None, help="data store or mirror holding the dataset")
     caption.add_argument("--images-dir", type=Path, default=None,
                          help="folder with the split's image files (RSITMD has no pixels in the store: give its images)")
@@ -55,11 +56,6 @@ def add_caption_subcommands(subparsers) -> None:
     importer.add_argument("--out", type=Path, required=True)
     importer.add_argument("--model", default=None, help="model that wrote the corpus, if its lines do not say")
     importer.set_defaults(func=run_caption_import_command)
-
-
-def default_corpus_path(dataset: str, split: str, backend: str, model: str, mode: str) -> Path:
-    safe_model = re.sub(r"[^A-Za-z0-9._-]+", "_", model)
-    return cache_dir() / "captions" / f"{dataset}-{split}-{backend}-{safe_model}-{mode}.jsonl"
 
 
 def _backend_config(args) -> dict:
@@ -108,11 +104,11 @@ def _requests(args):
 def run_caption_command(args) -> int:
     """Caption a dataset split; prints the cost estimate first (and only that with --dry-run)."""
     from .api import make_caption_backend
-    from .corpus import CorpusStore
+    from .corpus import CorpusStore, default_corpus_path
     from .runner import caption_images, request_key
 
     backend = make_caption_backend(_backend_config(args))
-    out = args.out or default_corpus_path(args.dataset, args.split, args.backend, backend.model, args.mode)
+    out = args.out or default_corpus_path(args.dataset, args.split, backend)
     requests = _requests(args)
     done = CorpusStore(out).done_keys() if out.exists() else set()
     missing = [r for r in requests if request_key(backend, r, args.mode) not in done]

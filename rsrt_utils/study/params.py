@@ -45,7 +45,9 @@ class CaptionerParams(_Section):
     concurrency: int = Field(8, ge=1, le=256)
     image_query: Literal["variants", "backend"] = Field(
         "variants", description="image->text query text: the image's own variants, or the backend's image-query prompt")
-    corpus_path: str | None = Field(None, description="for backend 'import': the corpus JSONL to import")
+    corpus_path: str | None = Field(None, description="backend 'import': the corpus JSONL to import; a captioning "
+                                    "backend: the corpus file to use and resume (default: the corpus's one location, "
+                                    "which `rsrt caption` with the same settings also writes)")
     corpora: list[str] = Field(default_factory=list,
                                description="for backend 'published': registry names (llava, qwenvl); several = union")
     import_format: Literal["rsrt", "plain"] = "plain"

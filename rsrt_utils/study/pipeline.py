@@ -89,7 +89,7 @@ def load_split(run: StudyRun, split: str | None = None) -> Dataset:
     split = split or p.split
     if p.name == "smoke":
         root = make_smoke_dataset(data_dir() / "smoke")
-        return load_dataset("smoke", split, annotations=root, images_dir=root / "images")
+        return load_dataset("smoke", split, annotations=root, images_dir=p.images_dir or root / "images")
     if p.annotations:
         return load_dataset(p.name, split, annotations=p.annotations, images_dir=p.images_dir)
     root = Path(p.root) if p.root else ensure_store(p.name)
@@ -133,11 +133,6 @@ def data_report(run: StudyRun, dataset: Dataset) -> dict:
 
 
 # ---------------------------------------------------------------- 01 captioning
-def _backend_digest(backend) -> str:
-    blob = json.dumps([backend.name, backend.model, backend.prompt_version, backend.settings], sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:10]
-
-
 def make_backend(run: StudyRun):
     """The configured captioning backend (the neighbour captioner gets a train bank of the same dataset)."""
     c = run.params.captioner
@@ -169,11 +164,24 @@ def cost_estimate(run: StudyRun, dataset: Dataset) -> dict:
 
 
 def corpus_path_for(run: StudyRun, backend, dataset: Dataset) -> Path:
-    return cache_dir() / "corpora" / f"{dataset.name}-{dataset.split}-{backend.name}-{_backend_digest(backend)}.jsonl"
+    """captioner.corpus_path when the params name a corpus file, else the corpus's one location (as `rsrt caption`)."""
+    from ..captioning.corpus import default_corpus_path
+
+    explicit = run.params.captioner.corpus_path
+    return Path(explicit).expanduser() if explicit else default_corpus_path(dataset.name, dataset.split, backend)
+
+
+def request_keys(backend, dataset: Dataset, mode: str) -> dict[str, str]:
+    """image id -> the cache key of its request now (the image's current bytes, this backend's settings)."""
+    from ..captioning.images import build_requests
+    from ..captioning.runner import request_key
+
+    return {r.image_id: request_key(backend, r, mode) for r in build_requests(dataset.images)}
 
 
 def build_corpus(run: StudyRun, dataset: Dataset, progress: bool = True) -> dict:
-    """Caption (or resume captioning) every image; returns and records the corpus artifact."""
+    """Caption (or resume captioning) every image; returns and records the corpus artifact, and the cache key of
+    every image's current request (so that only records made for the current bytes and settings are used)."""
     from ..captioning.runner import caption_images
 
     c = run.params.captioner
@@ -188,13 +196,23 @@ def build_corpus(run: StudyRun, dataset: Dataset, progress: bool = True) -> dict
     backend = make_backend(run)
     path = corpus_path_for(run, backend, dataset)
     summary = caption_images(dataset.images, backend, path, mode="variants", concurrency=c.concurrency, progress=progress)
+    keys = {"variants": request_keys(backend, dataset, "variants")}
     info = {"captioner": f"{backend.name}:{backend.model}", "corpus": str(path), "label": backend.label,
             "settings": backend.settings, "summary": summary.to_dict(), "summary_text": summary.text()}
     if c.image_query == "backend":
         query_summary = caption_images(dataset.images, backend, path, mode="image_query", concurrency=c.concurrency, progress=progress)
         info["image_query_summary"] = query_summary.to_dict()
+        keys["image_query"] = request_keys(backend, dataset, "image_query")
+    write_json_atomic(keys, run.path("corpus_keys.json"))
+    info["keys"] = str(run.path("corpus_keys.json"))
     run.save_artifact("corpus", info)
     return info
+
+
+def corpus_keys(run: StudyRun, mode: str) -> dict[str, str] | None:
+    """The cache keys of the run's current requests (None for published and imported corpora: one answer per id)."""
+    path = run.artifacts().get("corpus", {}).get("keys")
+    return json.loads(Path(path).read_text())[mode] if path else None
 
 
 def _import_corpus(run: StudyRun, dataset: Dataset) -> dict:
@@ -252,7 +270,8 @@ def corpus_variants(run: StudyRun, dataset: Dataset, corpus_path: str | list[str
     from ..captioning.corpus import load_variants_union
 
     paths = [corpus_path] if isinstance(corpus_path, str) else corpus_path or run_corpus_paths(run, dataset)
-    return load_variants_union(paths)
+    keys = corpus_keys(run, "variants") if run is not None and not corpus_path else None
+    return load_variants_union(paths, keys)
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
@@ -294,7 +313,7 @@ def image_query_texts(run: StudyRun, dataset: Dataset, field: str | None = None)
 
     r = run.params.retrieval
     if run.params.captioner.image_query == "backend":
-        queries = load_query_texts(run.artifacts()["corpus"]["corpus"])
+        queries = load_query_texts(run.artifacts()["corpus"]["corpus"], keys=corpus_keys(run, "image_query"))
         return [[queries.get(im.image_id, "")] for im in dataset.images]
     if r.n_query_variants and r.n_query_variants != r.n_variants:
         return gallery_texts(run, dataset, field, r.n_query_variants)[0]
