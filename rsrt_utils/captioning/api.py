@@ -78,3 +78,37 @@ def make_caption_backend(config: dict) -> CaptionBackend:
     cls = _load_class(backend)
     _check_options(cls, backend, options)
     return cls(**options)
+
+
+def check_base_url(base_url: str | None) -> None:
+    """An OpenAI-compatible server address must be an http(s) URL with a host (credentials are never echoed)."""
+    from urllib.parse import urlsplit
+
+    if base_url is None:
+        return
+    parts = urlsplit(str(base_url))
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        shown = f"{parts.scheme}://{parts.hostname or ''}{parts.path}" if parts.scheme else str(base_url).split("@")[-1]
+        raise ValueError(f"base_url {shown!r} is not an http(s) URL with a host; give e.g. http://localhost:8000/v1")
+
+
+def check_backend_options(backend: str, options: dict) -> None:
+    """Check a backend's option names (and the OpenAI model and base_url) without building it: nothing is loaded
+    or contacted, so a typo is reported before any work starts."""
+    if backend not in BACKENDS:
+        raise ValueError(f"caption backend {backend!r} is not known{_did_you_mean(backend, BACKENDS)} "
+                         f"(choose one of {', '.join(BACKENDS)})")
+    if backend in ("openai-chat", "openai-batch"):
+        check_base_url(options.get("base_url"))
+        check_openai_model(options.get("model", "gpt-4.1"), options.get("base_url"))
+    cls = _load_class(backend)
+    parameters = inspect.signature(cls.__init__).parameters
+    accepted = [n for n in parameters if n != "self" and parameters[n].kind is not inspect.Parameter.VAR_KEYWORD]
+    if backend == "openai-batch":
+        accepted += [n for n in inspect.signature(cls.__mro__[1].__init__).parameters if n not in ("self", "sleep")]
+    elif any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    unknown = [name for name in options if name not in accepted]
+    if unknown:
+        raise ValueError(f"option(s) {', '.join(map(repr, unknown))} not accepted by backend {backend!r}"
+                         f"{_did_you_mean(unknown[0], accepted)} (accepted: {', '.join(sorted(set(accepted)))})")

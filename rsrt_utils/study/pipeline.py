@@ -23,7 +23,7 @@ from ..fileutil import write_json_atomic
 from ..metrics import duplicate_aware_relevance, evaluate_scores, mr_under_other_tie_policies
 from ..paths import cache_dir, data_dir, outputs_dir, shared_mirror_dir
 from ..retrieval import text_to_text_scores
-from .params import RunParams, dump_params, load_params
+from .params import ParamsError, RunParams, dump_params, load_params
 from .smoke import make_smoke_dataset
 
 STORE_NEEDS = {"rsitmd": ["rsitmd"], "rsicd": ["rsicd", "aid150"], "published": ["vlm_captions"]}
@@ -65,6 +65,31 @@ def open_run(params_path: str, run_dir: str = "", overrides: dict | None = None)
     folder.mkdir(parents=True, exist_ok=True)
     dump_params(params, folder / "params.resolved.yaml")
     return StudyRun(params, folder)
+
+
+# ---------------------------------------------------------------- before any notebook
+CAPTIONING_BACKENDS = ("openai-chat", "openai-batch", "transformers", "neighbour")
+
+
+def preflight(run: StudyRun) -> None:
+    """Check what can be checked before any work starts (paths exist, backend options and base_url are valid);
+    ParamsError naming every problem and its fix."""
+    from ..captioning.api import check_backend_options
+
+    p, c = run.params.dataset, run.params.captioner
+    problems = [f"dataset.{key}: {getattr(p, key)} does not exist; fix the path or remove the key"
+                for key in ("root", "annotations", "images_dir")
+                if getattr(p, key) and not Path(getattr(p, key)).expanduser().exists()]
+    if c.backend == "import" and not (c.corpus_path and Path(c.corpus_path).expanduser().is_file()):
+        problems.append(f"captioner.corpus_path {c.corpus_path!r}: backend 'import' needs an existing corpus JSONL")
+    if c.backend in CAPTIONING_BACKENDS:
+        options = {**({"model": c.model} if c.model else {}), **c.options}
+        try:
+            check_backend_options(c.backend, options)
+        except ValueError as error:
+            problems.append(f"captioner ({c.backend}): {error}")
+    if problems:
+        raise ParamsError(f"{run.params.run_name}: " + "; ".join(problems))
 
 
 # ---------------------------------------------------------------- 00 data

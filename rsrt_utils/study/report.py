@@ -29,9 +29,16 @@ def flatten_metrics(metrics: dict, path: Path) -> dict:
 
 
 def collect_metrics(root: Path | None = None) -> pd.DataFrame:
-    """One row per outputs/<run>/metrics*.json (the run, and its CLIP / fusion baselines when measured)."""
+    """One row per outputs/<run>/metrics*.json of every complete run (the run, and its CLIP / fusion baselines);
+    incomplete runs (a partial or failed last attempt) are left out and named."""
+    from .runner import is_complete
+
     root = root or outputs_dir()
-    rows = [flatten_metrics(json.loads(p.read_text()), p) for p in sorted(root.glob("*/metrics*.json"))]
+    paths = sorted(root.glob("*/metrics*.json"))
+    skipped = sorted({p.parent.name for p in paths if not is_complete(p.parent)})
+    if skipped:
+        print(f"left out (incomplete: the last attempt failed or ran only some notebooks): {', '.join(skipped)}")
+    rows = [flatten_metrics(json.loads(p.read_text()), p) for p in paths if is_complete(p.parent)]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 

@@ -57,30 +57,70 @@ def git_revision() -> dict:
     return {"revision": revision or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if revision else None}
 
 
-def is_complete(run_dir: Path, digest: str) -> bool:
+FAILED_MARK = "RUN_FAILED.json"
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook of a run raised: one line naming the notebook, the cell and the error."""
+
+
+def is_complete(run_dir: Path, digest: str | None = None) -> bool:
+    """A run is complete when its last attempt ran every notebook of the run and wrote metrics.json (and, when a
+    digest is given, with these parameters)."""
     mark = run_dir / COMPLETE_MARK
-    return mark.is_file() and json.loads(mark.read_text()).get("params_digest") == digest
+    if not mark.is_file() or not (run_dir / "metrics.json").is_file():
+        return False
+    return digest is None or json.loads(mark.read_text()).get("params_digest") == digest
+
+
+def mark_complete(run_dir: Path, info: dict) -> None:
+    write_json_atomic({**info, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}, run_dir / COMPLETE_MARK)
+
+
+def _execute(notebook: Path, run, kernel_name: str, progress: bool) -> None:
+    import papermill
+
+    executed = run.path("notebooks", notebook.name)
+    try:
+        papermill.execute_notebook(str(notebook), str(executed),
+                                   parameters={"PARAMS_PATH": str(run.run_dir / "params.resolved.yaml"), "RUN_DIR": str(run.run_dir)},
+                                   cwd=str(NOTEBOOKS_DIR), kernel_name=kernel_name, progress_bar=progress)
+    except papermill.PapermillExecutionError as error:
+        line = f"{notebook.name} failed in cell {error.exec_count}: {error.ename}: {str(error.evalue).splitlines()[0] if error.evalue else ''}"
+        write_json_atomic({"notebook": notebook.name, "cell": error.exec_count, "error": error.ename,
+                           "message": str(error.evalue), "executed_notebook": str(executed),
+                           "params_digest": run.params.digest()}, run.run_dir / FAILED_MARK)
+        raise NotebookFailed(f"{line} (full traceback in {executed})") from None
 
 
 def run_study(params_path: str | Path, overrides: dict | None = None, notebooks: list[str] | None = None,
               run_dir: Path | None = None, kernel_name: str = "python3", progress: bool = True) -> Path:
-    """Execute the notebooks in order for one params file; returns the run folder."""
-    import papermill
+    """Execute the notebooks in order for one params file; returns the run folder. Params, paths and backend
+    options are checked before the first notebook; the run is marked complete only if every notebook of the run
+    ran in this attempt and wrote metrics.json."""
+    from .pipeline import preflight
 
     run = open_run(str(params_path), str(run_dir or ""), overrides)
+    all_notebooks = list_notebooks(run.params.notebooks)
     selected = list_notebooks(notebooks or run.params.notebooks)
-    (run.run_dir / COMPLETE_MARK).unlink(missing_ok=True)
+    preflight(run)
+    for mark in (COMPLETE_MARK, FAILED_MARK):
+        (run.run_dir / mark).unlink(missing_ok=True)
     write_json_atomic(provenance(), run.path("provenance.json"))
-    timings = {}
+    attempt_started, timings = time.time(), {}
     for notebook in selected:
         started = time.monotonic()
         print(f"[rsrt run {run.params.run_name}] {notebook.name}", flush=True)
-        papermill.execute_notebook(str(notebook), str(run.path("notebooks", notebook.name)),
-                                   parameters={"PARAMS_PATH": str(run.run_dir / "params.resolved.yaml"), "RUN_DIR": str(run.run_dir)},
-                                   cwd=str(NOTEBOOKS_DIR), kernel_name=kernel_name, progress_bar=progress)
+        _execute(notebook, run, kernel_name, progress)
         timings[notebook.stem] = round(time.monotonic() - started, 1)
-    write_json_atomic({"params_digest": run.params.digest(), "notebooks": timings,
-                       "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}, run.run_dir / COMPLETE_MARK)
+    metrics = run.run_dir / "metrics.json"
+    fresh = metrics.is_file() and metrics.stat().st_mtime >= attempt_started
+    if selected == all_notebooks and fresh:
+        mark_complete(run.run_dir, {"params_digest": run.params.digest(), "notebooks": timings})
+    else:
+        print(f"[rsrt run {run.params.run_name}] incomplete: ran {[nb.stem for nb in selected]}"
+              + ("" if fresh else "; metrics.json was not written by this attempt")
+              + "; `rsrt report` and `rsrt sweep` treat the run as not done", flush=True)
     return run.run_dir
 
 
