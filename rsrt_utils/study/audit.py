@@ -225,10 +225,25 @@ _SHEET_FONT = 8.0
 _LINE_PT = _SHEET_FONT * 1.3
 
 
-def _item_lines(item: AuditItem) -> list[tuple[str, bool]]:
-    """(text, bold) lines for one item: its human captions, then each variant's three fields (long ones cut)."""
+def _check_line(item: AuditItem, all_classes: Sequence[str]) -> str:
+    """One line of automatic checks: scene class named or not, other classes named, unsupported words."""
+    check = check_image_variants(item.variants, item.human_captions, item.scene_class, all_classes)
+    parts = []
+    if "class_word_present" in check:
+        parts.append("scene class named" if check["class_word_present"] else "scene class NOT named")
+        if check["other_classes_named"]:
+            parts.append("names other classes: " + ", ".join(check["other_classes_named"]))
+    parts.append(f"{check['n_unsupported_words']} word(s) no human caption uses: " + ", ".join(check["unsupported_words"][:12])
+                 + (" ..." if check["n_unsupported_words"] > 12 else ""))
+    return "Checks: " + "; ".join(parts)
+
+
+def _item_lines(item: AuditItem, all_classes: Sequence[str] = ()) -> list[tuple[str, bool]]:
+    """(text, bold) lines for one item: its human captions, the automatic checks, then each variant's fields (long
+    ones cut)."""
     lines: list[tuple[str, bool]] = [("Human captions", True)]
     lines += [(wrap(f"• {c}", _TEXT_WIDTH, 1), False) for c in item.human_captions] or [("(none)", False)]
+    lines.extend((line, True) for line in wrap(_check_line(item, all_classes or [item.scene_class]), _TEXT_WIDTH, 2).split("\n"))
     for k, variant in enumerate(item.variants, start=1):
         lines.append((f"Variant {k}" if variant.is_structured else f"Description {k}", True))
         for name in variant.present_fields():
@@ -237,10 +252,10 @@ def _item_lines(item: AuditItem) -> list[tuple[str, bool]]:
     return lines
 
 
-def plot_audit_sheet(items: Sequence[AuditItem], path: Path | str, per_page: int = 4) -> list[Path]:
-    """The audit sheet as PNG pages (`<stem>_page01.png`, ...): image left, human captions and variants right.
-
-    Long fields are cut with an ellipsis; the HTML sheet has the full text.
+def plot_audit_sheet(items: Sequence[AuditItem], path: Path | str, per_page: int = 4, pixel_note: str | None = None,
+                     all_classes: Sequence[str] = ()) -> list[Path]:
+    """The audit sheet as PNG pages (`<stem>_page01.png`, ...): image left, human captions, automatic checks and
+    variants right. Long fields are cut with an ellipsis; the HTML sheet has the full text.
     """
     if per_page < 1:
         raise ValueError(f"per_page must be >= 1, got {per_page}")
@@ -250,14 +265,14 @@ def plot_audit_sheet(items: Sequence[AuditItem], path: Path | str, per_page: int
     pages = [items[i:i + per_page] for i in range(0, len(items), per_page)]
     written = []
     for number, page in enumerate(pages, start=1):
-        texts = [_item_lines(item) for item in page]
+        texts = [_item_lines(item, all_classes) for item in page]
         heights = [max(2.8, len(lines) * _LINE_PT / 72 + 0.3) for lines in texts]
         fig = Figure(figsize=(15.0, sum(heights) + 0.8), layout="constrained")
         grid = fig.add_gridspec(len(page), 2, width_ratios=[1, 4.6], height_ratios=heights)
         for row, (item, lines) in enumerate(zip(page, texts)):
             _audit_row(fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1]), item, lines)
-        fig.suptitle(f"Caption audit sheet — page {number} of {len(pages)} (long fields cut; full text in the HTML sheet)",
-                     fontsize=12, fontweight="bold")
+        fig.suptitle(f"Caption audit sheet — page {number} of {len(pages)} (long fields cut; full text in the HTML sheet)"
+                     + (f"\n{wrap(pixel_note, 150)}" if pixel_note else ""), fontsize=12, fontweight="bold")
         target = path.with_name(f"{path.stem}_page{number:02d}.png")
         save_figure(fig, target)
         written.append(target)

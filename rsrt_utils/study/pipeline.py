@@ -514,9 +514,10 @@ def prepare_audit(run: StudyRun, dataset: Dataset) -> dict:
     folder = run.run_dir / "audit"
     label = run.artifacts().get("corpus", {}).get("label")
     title = f"Caption audit: {run.params.run_name}" + (f" ({label})" if label else "")
+    note = audit_pixel_note(run, dataset)
     html = audit.write_audit_sheet_html(items, folder / "audit_sheet.html", title, dataset.coverage_note(),
-                                        pixel_note=audit_pixel_note(run, dataset), all_classes=dataset.image_classes)
-    pages = audit.plot_audit_sheet(items, folder / "audit_sheet.png")
+                                        pixel_note=note, all_classes=dataset.image_classes)
+    pages = audit.plot_audit_sheet(items, folder / "audit_sheet.png", pixel_note=note, all_classes=dataset.image_classes)
     sheet = audit.write_scoring_sheet(items, folder / "scoring_sheet.csv")
     info = {"html": str(html), "scoring_sheet": str(sheet), "pages": [str(p) for p in pages], "image_ids": [dataset.image_ids[i] for i in indices]}
     run.save_artifact("audit", info)
