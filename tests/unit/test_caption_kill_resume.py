@@ -81,6 +81,8 @@ def test_kill_and_resume_loses_and_repeats_nothing(tmp_path):
         late = [r for r in requests if r.image_digest == digest_of[image_id] and r.at > when]
         assert not late, f"{image_id} was recomputed after its record was written"
     # each kill can waste at most the requests in flight
+    print(f"kill/resume: {N_IMAGES} images, {len(kill_after)} kills, {len(requests)} requests, {len(keys)} ok records, "
+          f"{len(keys) - len(set(keys))} duplicated, {len(done_at)} done before the last kill, none recomputed")
     assert N_IMAGES <= len(requests) <= N_IMAGES + len(kill_after) * CONCURRENCY
     for path in [store, *logs.iterdir()]:
         assert FAKE_KEY not in path.read_text(), f"the API key leaked into {path.name}"
