@@ -145,7 +145,7 @@ BOOKS = {
                           code("clip['table']")]),
     "08_report": ("Report: every run side by side",
                   "Aggregates every `outputs/*/metrics.json` into one CSV and one comparison figure (also `rsrt report`).",
-                  [code("from rsrt_utils.study.report import build_report\nreport = build_report()\n"
+                  [code("from rsrt_utils.study.report import build_report\nreport = build_report(current=run.run_dir)\n"
                         "report['table'].drop(columns=['path'])"),
                    code(SHOW.format(path="report['figure']"))]),
 }

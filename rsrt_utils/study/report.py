@@ -28,26 +28,32 @@ def flatten_metrics(metrics: dict, path: Path) -> dict:
     return row
 
 
-def collect_metrics(root: Path | None = None) -> pd.DataFrame:
+def collect_metrics(root: Path | None = None, current: Path | None = None) -> pd.DataFrame:
     """One row per outputs/<run>/metrics*.json of every complete run (the run, and its CLIP / fusion baselines);
-    incomplete runs (a partial or failed last attempt) are left out and named."""
-    from .runner import is_complete
+    incomplete runs (a partial or failed last attempt) are left out and named. `current`: the run whose attempt is
+    in progress (its report notebook), included when this attempt wrote its metrics."""
+    from .runner import has_fresh_metrics, is_complete
 
     root = root or outputs_dir()
+
+    def counts(folder: Path) -> bool:
+        return is_complete(folder) or (current is not None and folder.resolve() == Path(current).resolve()
+                                       and has_fresh_metrics(folder))
+
     paths = sorted(root.glob("*/metrics*.json"))
-    skipped = sorted({p.parent.name for p in paths if not is_complete(p.parent)})
+    skipped = sorted({p.parent.name for p in paths if not counts(p.parent)})
     if skipped:
         print(f"left out (incomplete: the last attempt failed or ran only some notebooks): {', '.join(skipped)}")
-    rows = [flatten_metrics(json.loads(p.read_text()), p) for p in paths if is_complete(p.parent)]
+    rows = [flatten_metrics(json.loads(p.read_text()), p) for p in paths if counts(p.parent)]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 
-def build_report(root: Path | None = None) -> dict:
+def build_report(root: Path | None = None, current: Path | None = None) -> dict:
     """Write outputs/report/summary.csv and comparison.png; return their paths and the table."""
     from .figures import plot_comparison
 
     root = root or outputs_dir()
-    summary = collect_metrics(root)
+    summary = collect_metrics(root, current)
     target = root / "report"
     target.mkdir(parents=True, exist_ok=True)
     summary.to_csv(target / "summary.csv", index=False)

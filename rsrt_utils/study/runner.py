@@ -58,6 +58,7 @@ def git_revision() -> dict:
 
 
 FAILED_MARK = "RUN_FAILED.json"
+ATTEMPT_MARK = "RUN_ATTEMPT.json"
 
 
 class NotebookFailed(RuntimeError):
@@ -71,6 +72,12 @@ def is_complete(run_dir: Path, digest: str | None = None) -> bool:
     if not mark.is_file() or not (run_dir / "metrics.json").is_file():
         return False
     return digest is None or json.loads(mark.read_text()).get("params_digest") == digest
+
+
+def has_fresh_metrics(run_dir: Path) -> bool:
+    """metrics.json was written by the run's current (or last) attempt."""
+    attempt, metrics = run_dir / ATTEMPT_MARK, run_dir / "metrics.json"
+    return attempt.is_file() and metrics.is_file() and metrics.stat().st_mtime >= json.loads(attempt.read_text())["started"]
 
 
 def mark_complete(run_dir: Path, info: dict) -> None:
@@ -107,14 +114,14 @@ def run_study(params_path: str | Path, overrides: dict | None = None, notebooks:
     for mark in (COMPLETE_MARK, FAILED_MARK):
         (run.run_dir / mark).unlink(missing_ok=True)
     write_json_atomic(provenance(), run.path("provenance.json"))
-    attempt_started, timings = time.time(), {}
+    write_json_atomic({"started": time.time(), "notebooks": [nb.stem for nb in selected]}, run.run_dir / ATTEMPT_MARK)
+    timings = {}
     for notebook in selected:
         started = time.monotonic()
         print(f"[rsrt run {run.params.run_name}] {notebook.name}", flush=True)
         _execute(notebook, run, kernel_name, progress)
         timings[notebook.stem] = round(time.monotonic() - started, 1)
-    metrics = run.run_dir / "metrics.json"
-    fresh = metrics.is_file() and metrics.stat().st_mtime >= attempt_started
+    fresh = has_fresh_metrics(run.run_dir)
     if selected == all_notebooks and fresh:
         mark_complete(run.run_dir, {"params_digest": run.params.digest(), "notebooks": timings})
     else:
@@ -139,6 +146,8 @@ def sweep_runs(sweep_path: str | Path) -> list[tuple[str, dict, list[str] | None
         overrides = dict(zip(keys, values))
         suffix = ",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items()).replace(":", "-").replace("/", "-")
         overrides["run_name"] = f"{base.run_name}__{suffix}"
+        if spec.get("notebooks"):
+            overrides["notebooks"] = spec["notebooks"]  # the run IS these notebooks: complete when they all ran
         load_params(spec["base"], overrides)  # validate every combination before running any
         runs.append((spec["base"], overrides, spec.get("notebooks")))
     return runs

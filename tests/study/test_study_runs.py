@@ -104,11 +104,16 @@ def test_sweep_skips_complete_runs(study_dirs, tmp_path):
     env = {"RSRT_DATA_DIR": str(study_dirs["data"]), "RSRT_CACHE_DIR": str(study_dirs["cache"]),
            "RSRT_OUTPUTS_DIR": str(tmp_path), "MPLBACKEND": "Agg", "HF_HUB_OFFLINE": "1"}
     sweep = tmp_path / "sweep.yaml"
-    sweep.write_text(f"base: {PROJECT_ROOT / 'params/smoke.yaml'}\ngrid:\n  retrieval.pooling: [max, mean]\nnotebooks: ['00']\n")
+    notebooks = "['00', '01', '02', '03', '04']"  # the run is these notebooks; 04 writes metrics.json
+    sweep.write_text(f"base: {PROJECT_ROOT / 'params/smoke.yaml'}\ngrid:\n  retrieval.pooling: [max, mean]\nnotebooks: {notebooks}\n")
     first = rsrt("sweep", str(sweep), "--quiet", env=env).stdout
     assert first.count("done") == 2
     second = rsrt("sweep", str(sweep), "--quiet", env=env).stdout
     assert second.count("skipped (complete)") == 2
+    partial = tmp_path / "partial.yaml"  # a run of notebook 00 alone writes no metrics: never complete, never skipped
+    partial.write_text(f"base: {PROJECT_ROOT / 'params/smoke.yaml'}\ngrid:\n  retrieval.pooling: [max]\nnotebooks: ['00']\n")
+    rsrt("sweep", str(partial), "--quiet", env=env)
+    assert rsrt("sweep", str(partial), "--quiet", env=env).stdout.count("skipped (complete)") == 0
 
 
 def test_paid_backends_never_write_the_api_key(fake_openai, study_dirs, tmp_path):
