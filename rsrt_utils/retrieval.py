@@ -148,3 +148,13 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     order = np.take_along_axis(scores, part, axis=1).argsort(axis=1)[:, ::-1]
     return np.take_along_axis(part, order, axis=1)
+
+
+def hubness(vectors: np.ndarray, bank: np.ndarray, k: int = 10, exclude_self: bool = False) -> np.ndarray:
+    """Mean cosine of each row of `vectors` with its k nearest rows of `bank`: how generic a text is (a hub is close
+    to many texts). With exclude_self, `bank` is `vectors` itself and a row's own similarity is left out."""
+    sims = np.asarray(vectors, dtype=np.float32) @ np.asarray(bank, dtype=np.float32).T
+    if exclude_self:
+        np.fill_diagonal(sims, -np.inf)
+    k = min(k, sims.shape[1] - int(exclude_self))
+    return np.partition(sims, sims.shape[1] - k, axis=1)[:, -k:].mean(axis=1)

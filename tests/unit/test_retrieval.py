@@ -139,3 +139,15 @@ def test_fast_pooling_is_identical_to_the_reference(pooling, max_variants):
     sims = (queries @ g.embeddings.reshape(-1, dim).T).reshape(17, *g.mask.shape)
     reference = pool(sims, g.mask, pooling).astype(np.float32)  # mean divides by int counts -> float64
     np.testing.assert_array_equal(pooled_similarity(queries, g, pooling, chunk_size=10_000), reference)
+
+
+def test_hubness_is_the_mean_of_the_k_nearest_bank_similarities():
+    from rsrt_utils.retrieval import hubness
+
+    vectors = l2_normalise(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]))
+    bank = l2_normalise(np.array([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0]]))
+    sims = vectors @ bank.T
+    expected = np.sort(sims, axis=1)[:, -2:].mean(axis=1)
+    np.testing.assert_allclose(hubness(vectors, bank, k=2), expected, rtol=1e-6)
+    itself = hubness(vectors, vectors, k=1, exclude_self=True)  # the nearest OTHER row
+    np.testing.assert_allclose(itself, [np.sqrt(0.5), np.sqrt(0.5), np.sqrt(0.5)], rtol=1e-6)
