@@ -53,11 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data_commands(sub)
     _add_oracle_command(sub)
-    for module, adder in (("rsrt_utils.captioning.cli", "add_caption_subcommands"), ("rsrt_utils.study.cli", "add_study_subcommands")):
-        try:
-            getattr(__import__(module, fromlist=[adder]), adder)(sub)
-        except ImportError:
-            pass
+    from .captioning.cli import add_caption_subcommands
+    from .study.cli import add_study_subcommands
+
+    add_caption_subcommands(sub)  # an import error here must surface, never make commands vanish
+    add_study_subcommands(sub)
     return parser
 
 

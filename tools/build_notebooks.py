@@ -15,9 +15,7 @@ PARAMETERS = '''# Parameters (papermill injects new values below this cell). PAR
 PARAMS_PATH = "params/smoke.yaml"
 RUN_DIR = ""  # empty: outputs/<run_name>/'''
 
-SETUP = '''import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+SETUP = '''import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import Image, display
 
@@ -119,7 +117,7 @@ BOOKS = {
                        md("How much do ties and duplicate captions move the figure? (Diagnostics, not the protocol: "
                           "the protocol figure above counts only an image's own captions as relevant.)"),
                        code("pd.Series({k: v for k, v in metrics.items() if k.startswith('mR_')}, name='mR', dtype=object)"),
-                       md("## Beside the paper and its peers\nRows marked *quoted* come from the papers (STUDY.md); only "
+                       md("## Beside the paper and its peers\nRows marked *quoted* come from the papers named in `source`; only "
                           "*measured* rows were computed here, on the images stated in `source`."),
                        code("from rsrt_utils.study.reference import comparison_table\n"
                             "table = comparison_table([metrics], dataset=metrics['dataset'] if metrics['dataset'] in ('rsitmd', 'rsicd') else None)\ntable"),

@@ -420,7 +420,7 @@ _CLIP_B32_RSITMD_DIRECTIONS = {"i2t R@1": 9.51, "i2t R@5": 23.01, "i2t R@10": 32
 
 
 def published_clip_figures() -> pd.DataFrame:
-    """Published CLIP-family figures from STUDY.md (percent, mR over six recalls): quoted, not measured."""
+    """Published CLIP-family figures, each with its source paper (percent, mR over six recalls): quoted, not measured."""
     rows = []
     for system, backbone, setting, dataset, m_r, source in _PUBLISHED:
         row = {"system": system, "backbone": backbone, "setting": setting, "dataset": dataset, "mR": m_r}

@@ -448,10 +448,10 @@ class NeighbourCaptioner:
             image_extractor = make_image_extractor(pick(image_model, "image_model"), tta=self.tta, cache_root=cache_root,
                                                    progress=False)
         self.image_extractor = image_extractor
-        bank_model = bank.feature_identity.split("|", 1)[0]
-        if bank.feature_identity and bank_model != self.image_extractor.model_name:
-            raise ValueError(f"the bank's features come from {bank_model!r} but the query images would be embedded with "
-                             f"{self.image_extractor.model_name!r}; build the bank with the same image encoder")
+        if bank.feature_identity and bank.feature_identity != self.image_extractor.identity:
+            raise ValueError(f"the bank's features come from {bank.feature_identity!r} but the query images would be "
+                             f"embedded as {self.image_extractor.identity!r}; build the bank with the same image encoder "
+                             f"and settings (image_model, tta)")
         self.model = f"caption-transfer:{self.image_extractor.model_name}+{self.text_encoder.name}"
         self.settings = {"k": self.k, "tau": self.tau, "weight_candidates": self.weight_candidates,
                          "n_variants": self.n_variants, "n_query_captions": self.n_query_captions, "tta": self.tta,

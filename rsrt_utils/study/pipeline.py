@@ -166,7 +166,11 @@ def make_backend(run: StudyRun):
 
         train = load_split(run, "train").with_images()
         encoder = CachedEncoder(make_text_encoder(run.params.encoder.spec), progress=False)
-        bank = TrainBank.from_dataset(train, image_model=c.options.get("image_model"))  # the captioner's own encoder
+        from ..captioning.neighbour import DEFAULT_SETTINGS
+
+        # the bank's features come from the captioner's own image encoder and settings (the query side's)
+        bank = TrainBank.from_dataset(train, image_model=c.options.get("image_model"),
+                                      tta=bool(c.options.get("tta", DEFAULT_SETTINGS["tta"])))
         return NeighbourCaptioner(bank, text_encoder=encoder, **c.options)
     from ..captioning.api import make_caption_backend
 

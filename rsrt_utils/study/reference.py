@@ -1,4 +1,4 @@
-"""Published figures from STUDY.md (quoted, never measured here) and the side-by-side comparison table."""
+"""Published figures, each with its source (quoted, never measured here), and the side-by-side comparison table."""
 
 from __future__ import annotations
 

@@ -398,3 +398,13 @@ def test_whitened_captioner_searches_the_whitened_bank(encoder):
     expected = consensus_captions(whitening.apply(queries), white, white.caption_vectors(encoder), 5, 0.05, 1)
     assert [a.variants[0].one_sentence for a in answers] == [white.caption_texts[row[0]] for row in expected]
     assert [a.variants[0].one_sentence for a in answers] != [a.variants[0].one_sentence for a in raw]
+
+
+def test_a_bank_built_without_tta_is_refused_for_tta_queries(bank, encoder, tmp_path):
+    from rsrt_utils.image_features import make_image_extractor
+
+    plain = make_image_extractor("efficientnet-lite0", tta=False, cache_root=tmp_path).identity
+    no_tta_bank = TrainBank(bank.image_ids, bank.features, bank.captions, feature_identity=plain)
+    NeighbourCaptioner(no_tta_bank, text_encoder=encoder, image_model="efficientnet-lite0", tta=False, cache_root=tmp_path)
+    with pytest.raises(ValueError, match="no-tta.*tta-flip-rot180.*image_model, tta"):
+        NeighbourCaptioner(no_tta_bank, text_encoder=encoder, image_model="efficientnet-lite0", tta=True, cache_root=tmp_path)
