@@ -14,10 +14,7 @@ the labels are the TRAIN images' scene classes (the query image's own label is n
 Whitening (whiten_dim > 0): before any neighbour search, bank and query features are PCA-whitened
 with a projection fitted on the bank's features alone (top whiten_dim components, shrunk by
 singular value ** 0.5, then L2-normalised; FeatureWhitening). It evens out the few dominant
-directions of ImageNet features: on the validation splits the class vote picks the right scene
-class for 88 % of held-out images instead of 85 %, and top-10 neighbours share it 75 % vs 73 %.
-(The v1 exploration found whitening worse than raw features; that was Lite0 head features without the
-class vote and at tau 0.03. With the multilayer features it helps, and it wants a wider tau, 0.08.)
+directions of ImageNet features.
 It uses in-domain train captions (and, with the class vote, train scene labels), so it is NOT
 zero-shot: its label says so wherever it appears.
 
@@ -32,41 +29,8 @@ Directions. `n_variants` variants form the gallery (text->image, max-pooled); mo
 returns the top `n_query_captions` captions joined by a space as the query text, and
 `i2t_variants(answer)` gives the variants an image->text run should max-pool over.
 
-How the defaults were chosen (benchmarks/tune_neighbour_captioner.py, results in
-benchmarks/results/neighbour_tuning.json; never on test): RSICD train images with AID-150 pixels
-(8973) are split, stratified by scene class, holding out blocks of 8 consecutively numbered scenes
-(RSICD's test split holds out runs of consecutive numbers; adjacent AID tiles are near-duplicates),
-15 % per seed, three seeds. The validation gallery is made test-like: RSICD's test captions differ
-from its train captions in two measured ways - 54 % of train images carry one sentence five times
-(test: 2 of 1027 images), and 30 % of held-out train captions occur verbatim among the bank's
-captions (test: 11 %) - so the gallery keeps held-out images with >= 2 distinct captions and the
-queries drop captions found verbatim in the bank (~550 images, ~2100 queries per seed). The v1
-selection (one seed, all captions: neighbour_tuning_v1.json) rewarded single generic captions that
-match verbatim and did not transfer to test (validation +0.7, test -0.5). Settings are ranked by
-the mean validation mR over seeds (random ties, the shared scoring path): a grid over class_vote_k
-{0, 10} x paragraph_size {0, 8} x k {10, 20} on the multilayer features (tau 0.03, nearest_bonus 0.1
-from v1); coordinate ascent one factor at a time (k {5, 10, 15, 20}, paragraph_size {5, 8, 12, 16,
-20}, nearest_bonus {0, 0.1, 0.2}, tau {0.02, 0.03, 0.05}, class_vote_k {5, 10, 20, 30, 40}; up to 4
-rounds); then (v3) a grid whiten_dim {0, 256, 512} x tau {0.03, 0.05, 0.08} around that choice and
-two more coordinate rounds (class_vote_k {20, 30, 40}, paragraph_size {8, 12, 16}, k {5, 10, 15},
-tau {0.05, 0.08, 0.12}). An earlier grid on the same splits with all captions as queries
-(neighbour_tuning_v2_all_queries.json) compared the features: Lite0 head 18.84, multilayer 20.83,
-multilayer with TTA 20.81 (no gain from TTA).
-Validation, mean over 3 seeds: baseline (Lite0, k 10, unweighted) 16.06; v1 defaults 16.98; best grid
-row (class vote 10, paragraph 8) 20.23; v2 defaults (class vote 20, paragraph 12; neighbour_tuning_v2.json)
-21.05; coordinate ascent 21.17 (class vote 30); whitening 512 with tau 0.08: 21.50 (tau 0.03 21.08,
-0.05 21.32; 256 dims 21.20-21.37; tau 0.08 without whitening 20.94); final round, class vote 20 and
-2 query captions: DEFAULT_SETTINGS 21.58 [21.22, 23.19, 20.34] (pessimistic 21.44, optimistic 21.67).
-Tried on validation and left out: features at 320 px (class-vote accuracy 85.4 % vs 84.8 %, twice the
-cost), database-side augmentation of the bank features (20.6-20.9) and query expansion (19.5-20.4),
-penalising generic captions by their similarity to the bank's or class's mean caption (20.8-21.0).
-On RSICD test / AID-150 (1027 images, 5135 queries; benchmarks/results/neighbour_captioner.json),
-random ties [95 % CI] (pessimistic / optimistic): DEFAULT_SETTINGS 16.95 [16.03, 17.89] (15.90 / 18.70),
-T2I 3.64/16.49/28.35, I2T 5.14/18.22/29.83; v2 defaults 16.08 [15.18, 17.05]; v1 defaults 13.17
-[12.35, 14.01]; baseline 13.63 [12.76, 14.39]; BEST_TWO_ENCODER_SETTINGS (the v1 two-encoder row) 14.23.
-The STUDY figure 16.35 (ties counted in the query's favour for text->image) is reached under the
-study's random tie order. With paragraph_size 12 the five variants share most of their sentences (they
-differ in the lead sentence), so 1, 3 or 5 variants score alike.
+The defaults were chosen on validation splits held out from TRAIN, never on test: the procedure,
+what was tried and the figures are in docs/neighbour_captioner.md and benchmarks/results/neighbour_tuning*.json.
 """
 
 from __future__ import annotations
