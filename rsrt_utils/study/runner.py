@@ -84,6 +84,25 @@ def mark_complete(run_dir: Path, info: dict) -> None:
     write_json_atomic({**info, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}, run_dir / COMPLETE_MARK)
 
 
+def _ipc_kernel_manager():
+    """A kernel manager whose kernel talks over local IPC sockets in the temp folder: no TCP port is opened, and
+    the kernel prints no "running over TCP without encryption" warning on every notebook."""
+    import tempfile
+    import uuid
+
+    from jupyter_client.manager import KernelManager
+    from traitlets import CaselessStrEnum, default
+
+    class IPCKernelManager(KernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        @default("ip")
+        def _ip_default(self):
+            return str(Path(tempfile.gettempdir()) / f"rsrt-kernel-{uuid.uuid4().hex[:12]}")
+
+    return IPCKernelManager
+
+
 def _execute(notebook: Path, run, kernel_name: str, progress: bool) -> None:
     import papermill
 
@@ -91,7 +110,8 @@ def _execute(notebook: Path, run, kernel_name: str, progress: bool) -> None:
     try:
         papermill.execute_notebook(str(notebook), str(executed),
                                    parameters={"PARAMS_PATH": str(run.run_dir / "params.resolved.yaml"), "RUN_DIR": str(run.run_dir)},
-                                   cwd=str(NOTEBOOKS_DIR), kernel_name=kernel_name, progress_bar=progress)
+                                   cwd=str(NOTEBOOKS_DIR), kernel_name=kernel_name, progress_bar=progress,
+                                   kernel_manager_class=_ipc_kernel_manager())
     except papermill.PapermillExecutionError as error:
         line = f"{notebook.name} failed in cell {error.exec_count}: {error.ename}: {str(error.evalue).splitlines()[0] if error.evalue else ''}"
         write_json_atomic({"notebook": notebook.name, "cell": error.exec_count, "error": error.ename,

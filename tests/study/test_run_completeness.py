@@ -53,7 +53,7 @@ def test_partial_and_failed_attempts_are_not_complete_and_not_reported(study_dir
     failed = rsrt(study_dirs, "run", "params/smoke.yaml", "--quiet", "--set", "run_name=rerun",
                   "--set", "captioner.backend=import", "--set", f"captioner.corpus_path={bad}", "--set", "captioner.options={}")
     assert failed.returncode == 2
-    last = [line for line in failed.stderr.strip().splitlines() if not line.startswith("[IPKernelApp] WARNING")]
+    last = failed.stderr.strip().splitlines()
     assert len(last) == 1 and last[0].startswith("rsrt run: error: 01_captioning.ipynb failed in cell ")
     assert "ValueError: " in last[0] and "holds no image to import" in last[0] and "full traceback in" in last[0]
     assert (run_dir / "metrics.json").is_file(), "the old figures stay on disk ..."
