@@ -452,6 +452,7 @@ these those there here which who whom whose what where when while as than then s
 several lot lots very also can could may might will would shall should do does did not no one two three four five
 other others each both all any either neither same own only just about like image picture photo scene area view shows
 shown showing seen visible appears appear located situated part parts of kind type we see aerial satellite
+for towards toward another away further likely possibly perhaps overall their they them its it's into upon
 """.split())
 DIRECTION_WORDS = frozenset("""
 north south east west northern southern eastern western northeast northwest southeast southwest northeastern
