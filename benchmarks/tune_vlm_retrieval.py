@@ -26,7 +26,6 @@ Writes benchmarks/results/vlm_quality.json.
 from __future__ import annotations
 
 import itertools
-import json
 import os
 import platform
 import re

@@ -7,7 +7,6 @@ import logging
 from pathlib import Path
 
 from .. import logsafe
-from ..paths import cache_dir
 from .backend import MODES
 from .runner import estimate_cost
 

@@ -123,7 +123,7 @@ def _parse_line(text: str, format: str) -> tuple[str, object, str | None]:
     return image_id, variant, model
 
 
-def _parse_plain(obj: dict) -> tuple[str, VariantSet | list[Variant], str | None]:
+def _parse_plain(obj: dict) -> tuple[str, object, str | None]:
     if "cache_key" in obj and obj.get("status") == "failed":
         raise SkippedLine("failed record(s)")
     if "cache_key" in obj and obj.get("mode", "variants") != "variants":

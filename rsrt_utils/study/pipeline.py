@@ -7,7 +7,6 @@ features, embeddings) is cached under `cache/`, keyed by everything that changes
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from ..data import Dataset, load_dataset, validation_report
 from ..data.store import download, import_from_folder, is_complete
 from ..encoders import CachedEncoder, make_text_encoder
 from ..evaluation import ORACLE_CAPTIONER, embed_grouped_texts, human_caption_oracle, metrics_record
-from ..fileutil import write_json_atomic
+from ..fileutil import file_sha256, write_json_atomic
 from ..metrics import duplicate_aware_relevance, evaluate_scores, mr_under_other_tie_policies
 from ..paths import cache_dir, data_dir, outputs_dir, shared_mirror_dir
 from ..retrieval import text_to_text_scores
@@ -254,7 +253,7 @@ def _import_corpus(run: StudyRun, dataset: Dataset) -> dict:
     if not source.is_file():
         raise FileNotFoundError(f"captioner.corpus_path {str(source)!r} does not exist; give the path of the corpus JSONL "
                                 f"to import (format {c.import_format!r})")
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:10]
+    digest = file_sha256(source)[:10]
     path = cache_dir() / "corpora" / f"{dataset.name}-{dataset.split}-import-{digest}.jsonl"
     report = import_corpus(source, path, format=c.import_format, known_image_ids=load_split(run).image_ids)
     info = {"captioner": f"import:{source.name}", "corpus": str(path), "corpora": [str(path)], "label": c.options.get("label"),
@@ -299,7 +298,7 @@ def corpus_variants(run: StudyRun, dataset: Dataset, corpus_path: str | list[str
     from ..captioning.corpus import load_variants_union
 
     paths = [corpus_path] if isinstance(corpus_path, str) else corpus_path or run_corpus_paths(run, dataset)
-    keys = corpus_keys(run, "variants") if run is not None and not corpus_path else None
+    keys = None if corpus_path else corpus_keys(run, "variants")  # another corpus file: no current keys for it
     return load_variants_union(paths, keys)
 
 

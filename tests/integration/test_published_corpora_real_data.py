@@ -3,7 +3,6 @@ local HTTP server serving the mirror, full coverage of both test splits, and one
 
 from __future__ import annotations
 
-import functools
 import http.server
 import json
 import os
