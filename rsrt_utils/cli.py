@@ -8,6 +8,10 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .data.registry import DATASETS, SPLITS
+from .data.sources import STORE_DATASETS
+from .metrics import DEFAULT_TIES, TIE_POLICIES
+from .retrieval import POOLINGS
 
 
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +23,8 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     dl.add_argument("--base-url", default=None, help="serve the same paths from a mirror (default: GitHub raw)")
     dl.add_argument("--workers", type=int, default=8)
     for cmd in (imp, dl):
-        cmd.add_argument("--datasets", nargs="+", default=None, help="rsitmd rsicd aid150 vlm_captions (default: all)")
+        cmd.add_argument("--datasets", nargs="+", default=None, choices=STORE_DATASETS, metavar="NAME",
+                         help=f"store datasets: {' '.join(STORE_DATASETS)} (default: all)")
         cmd.add_argument("--overwrite", action="store_true", help="replace a complete dataset already in the store")
         cmd.add_argument("--store", type=Path, default=None, help="store folder (default: data/ or RSRT_DATA_DIR)")
     status = data_sub.add_parser("status", help="which datasets are complete in the store")
@@ -29,8 +34,8 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_dataset_args(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("--dataset", default="rsitmd", choices=["rsitmd", "rsicd"])
-    cmd.add_argument("--split", default="test", choices=["test", "train"])
+    cmd.add_argument("--dataset", default="rsitmd", choices=DATASETS)
+    cmd.add_argument("--split", default="test", choices=SPLITS)
     cmd.add_argument("--data-root", type=Path, default=None, help="store or mirror folder (default: the project store)")
     cmd.add_argument("--source", default=None, help="annotation source inside the root: amfmn (default) or json (RSITMD)")
     cmd.add_argument("--annotations", type=Path, default=None, help="an annotation file/folder in any supported format")
@@ -40,8 +45,8 @@ def _add_oracle_command(sub: argparse._SubParsersAction) -> None:
     oracle = sub.add_parser("oracle", help="evaluate the human-caption oracle (leave-one-caption-out ceiling)")
     _add_dataset_args(oracle)
     oracle.add_argument("--encoder", default="all-MiniLM-L6-v2", help="text encoder spec (see rsrt_utils.encoders)")
-    oracle.add_argument("--pooling", default="max", choices=["max", "mean", "top2-mean"])
-    oracle.add_argument("--ties", default="random", choices=["random", "pessimistic", "optimistic"],
+    oracle.add_argument("--pooling", default="max", choices=POOLINGS)
+    oracle.add_argument("--ties", default=DEFAULT_TIES, choices=TIE_POLICIES,
                         help="how exact score ties are ordered (default: expected value under a random order)")
     oracle.add_argument("--n-boot", type=int, default=1000)
     oracle.add_argument("--out", type=Path, default=None, help="metrics.json path (default outputs/oracle-<dataset>-<split>/)")
@@ -54,10 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_commands(sub)
     _add_oracle_command(sub)
     from .captioning.cli import add_caption_subcommands
+    from .search.cli import add_search_subcommands
     from .study.cli import add_study_subcommands
 
     add_caption_subcommands(sub)  # an import error here must surface, never make commands vanish
     add_study_subcommands(sub)
+    from .app.cli import add_serve_subcommand
+
+    add_serve_subcommand(sub)
+    add_search_subcommands(sub)
     return parser
 
 

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from .paths import cache_dir
 from .vector_store import SQLiteVectorStore
-from .retrieval import l2_normalise
+from .vectors import l2_normalise
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -15,13 +15,6 @@ import numpy as np
 POOLINGS = ("max", "mean", "top2-mean")
 
 
-def l2_normalise(vectors: np.ndarray) -> np.ndarray:
-    """Return float32 rows scaled to unit length (zero rows stay zero)."""
-    vectors = np.asarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
-
-
 @dataclass
 class VariantGallery:
     """Texts of a gallery, grouped by image: embeddings (n_images, n_variants, dim) + validity mask."""

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from ..encoders.cache import CachedEncoder
 from ..metrics import evaluate_scores
-from ..retrieval import l2_normalise
+from ..vectors import l2_normalise
 from .image_cache import CachedImageEncoder, file_sha256, load_rgb
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
@@ -399,37 +399,6 @@ def run_clip_baseline(dataset, backend: ClipBackend, cache_root: Path | str | No
 
 
 # ----------------------------------------------------------------------------- published figures
-
-_QUOTED = "quoted, not measured"
-_PUBLISHED = [
-    # system, backbone, setting, dataset, mR, source
-    ("CLIP", "ViT-B/32", "zero-shot", "RSITMD", 24.19, "RS5M paper, Table II"),
-    ("CLIP", "ViT-B/32", "zero-shot", "RSICD", 15.74, "RS5M paper, Table II"),
-    ("CLIP (TRSLLaVA paper's baseline)", "unspecified", "zero-shot", "RSITMD", 23.86, "TRSLLaVA paper abstract"),
-    ("GeoRSCLIP", "ViT-B/32", "zero-shot", "RSITMD", 35.68, "RS5M paper / README"),
-    ("GeoRSCLIP", "ViT-B/32", "zero-shot", "RSICD", 26.18, "RS5M paper / README"),
-    ("GeoRSCLIP", "ViT-H/14", "zero-shot", "RSITMD", 40.38, "RS5M paper / README"),
-    ("GeoRSCLIP", "ViT-H/14", "zero-shot", "RSICD", 28.48, "RS5M paper / README"),
-    ("RemoteCLIP", "ViT-B/32", "trained on RSITMD+RSICD train", "RSITMD", 49.38, "RemoteCLIP paper, Table II"),
-    ("RemoteCLIP", "ViT-B/32", "trained on RSITMD+RSICD train", "RSICD", 35.26, "RemoteCLIP paper, Table II"),
-    ("GeoRSCLIP-FT", "ViT-B/32", "fine-tuned", "RSITMD", 51.81, "RS5M paper, Table II"),
-    ("GeoRSCLIP-FT", "ViT-B/32", "fine-tuned", "RSICD", 38.87, "RS5M paper, Table II"),
-]
-_CLIP_B32_RSITMD_DIRECTIONS = {"i2t R@1": 9.51, "i2t R@5": 23.01, "i2t R@10": 32.74,
-                               "t2i R@1": 8.81, "t2i R@5": 27.88, "t2i R@10": 43.19}
-
-
-def published_clip_figures() -> pd.DataFrame:
-    """Published CLIP-family figures, each with its source paper (percent, mR over six recalls): quoted, not measured."""
-    rows = []
-    for system, backbone, setting, dataset, m_r, source in _PUBLISHED:
-        row = {"system": system, "backbone": backbone, "setting": setting, "dataset": dataset, "mR": m_r}
-        is_clip_b32_rsitmd = (system, backbone, dataset) == ("CLIP", "ViT-B/32", "RSITMD")
-        row.update({key: (value if is_clip_b32_rsitmd else np.nan) for key, value in _CLIP_B32_RSITMD_DIRECTIONS.items()})
-        row.update({"source": source, "status": _QUOTED})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
 
 # ----------------------------------------------------------------------------- a tiny random CLIP (tests, benchmarks)
 

@@ -1,21 +1,20 @@
-"""`make_caption_backend(config)`: one factory for every captioning backend, with errors that name the fix."""
+"""`make_caption_backend(config)`: one factory for every captioning backend (the registry's), with typed options
+checked before anything is built, and errors that name the fix."""
 
 from __future__ import annotations
 
 import difflib
 import importlib
 import inspect
+from functools import lru_cache
+from typing import Any
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError, create_model
 
 from .backend import CaptionBackend
+from .registry import BACKENDS, BACKENDS_INFO, DEFAULT_OPENAI_MODEL, PAID_BACKENDS
 
-BACKENDS = ("openai-chat", "openai-batch", "transformers", "neighbour", "import")
-_CLASSES = {
-    "openai-chat": ("rsrt_utils.captioning.openai_chat", "OpenAIChatBackend"),
-    "openai-batch": ("rsrt_utils.captioning.openai_batch", "OpenAIBatchBackend"),
-    "transformers": ("rsrt_utils.captioning.transformers_vlm", "TransformersVLMBackend"),
-    "neighbour": ("rsrt_utils.captioning.neighbour", "NeighbourCaptioner"),
-    "import": ("rsrt_utils.captioning.importer", "ImportedCorpusBackend"),
-}
+_INTERNAL = ("self", "sleep")  # constructor arguments that are not user options
 
 
 def _did_you_mean(value: str, choices) -> str:
@@ -34,52 +33,6 @@ def check_openai_model(model: str, base_url: str | None) -> None:
                      f"also give base_url)")
 
 
-def _load_class(backend: str):
-    module_name, class_name = _CLASSES[backend]
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as error:
-        if error.name == module_name:
-            raise ValueError(f"backend {backend!r} is not available: module {module_name} is missing") from None
-        raise
-    return getattr(module, class_name)
-
-
-def _check_options(cls, backend: str, options: dict) -> None:
-    parameters = inspect.signature(cls.__init__).parameters
-    required = [n for n, p in parameters.items() if n != "self" and p.default is inspect.Parameter.empty
-                and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
-    missing = [name for name in required if name not in options]
-    if missing:
-        raise ValueError(f"backend {backend!r} needs option(s) {', '.join(map(repr, missing))}; "
-                         f"add them to the caption config")
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()) and backend != "openai-batch":
-        return
-    accepted = [n for n in parameters if n != "self" and parameters[n].kind is not inspect.Parameter.VAR_KEYWORD]
-    if backend == "openai-batch":
-        accepted += [n for n in inspect.signature(cls.__mro__[1].__init__).parameters if n not in ("self", "sleep")]
-    unknown = [name for name in options if name not in accepted]
-    if unknown:
-        raise ValueError(f"option(s) {', '.join(map(repr, unknown))} not accepted by backend {backend!r}"
-                         f"{_did_you_mean(unknown[0], accepted)} (accepted: {', '.join(sorted(set(accepted)))})")
-
-
-def make_caption_backend(config: dict) -> CaptionBackend:
-    """Build a backend from {"backend": one of BACKENDS, **options}; the options go to its constructor."""
-    if not isinstance(config, dict) or "backend" not in config:
-        raise ValueError(f"caption backend config needs a 'backend' key (one of {', '.join(BACKENDS)}); got {config!r}")
-    options = dict(config)
-    backend = options.pop("backend")
-    if backend not in BACKENDS:
-        raise ValueError(f"caption backend {backend!r} is not known{_did_you_mean(backend, BACKENDS)} "
-                         f"(choose one of {', '.join(BACKENDS)})")
-    if backend in ("openai-chat", "openai-batch"):
-        check_openai_model(options.get("model", "gpt-4.1"), options.get("base_url"))
-    cls = _load_class(backend)
-    _check_options(cls, backend, options)
-    return cls(**options)
-
-
 def check_base_url(base_url: str | None) -> None:
     """An OpenAI-compatible server address must be an http(s) URL with a host (credentials are never echoed)."""
     from urllib.parse import urlsplit
@@ -92,23 +45,96 @@ def check_base_url(base_url: str | None) -> None:
         raise ValueError(f"base_url {shown!r} is not an http(s) URL with a host; give e.g. http://localhost:8000/v1")
 
 
-def check_backend_options(backend: str, options: dict) -> None:
-    """Check a backend's option names (and the OpenAI model and base_url) without building it: nothing is loaded
-    or contacted, so a typo is reported before any work starts."""
+def _check_known(backend: str) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"caption backend {backend!r} is not known{_did_you_mean(backend, BACKENDS)} "
                          f"(choose one of {', '.join(BACKENDS)})")
-    if backend in ("openai-chat", "openai-batch"):
-        check_base_url(options.get("base_url"))
-        check_openai_model(options.get("model", "gpt-4.1"), options.get("base_url"))
+
+
+def _load_class(backend: str):
+    info = BACKENDS_INFO[backend]
+    try:
+        module = importlib.import_module(info.module)
+    except ModuleNotFoundError as error:
+        if error.name == info.module:
+            raise ValueError(f"backend {backend!r} is not available: module {info.module} is missing") from None
+        raise
+    return getattr(module, info.class_name)
+
+
+def _plain_type(hint) -> Any:
+    """The annotation if pydantic can check it, else Any (objects such as a TrainBank are checked by the class)."""
+    try:
+        TypeAdapter(hint)
+        return hint
+    except Exception:  # noqa: BLE001 - any annotation pydantic cannot build a schema for
+        return Any
+
+
+def _annotation(annotation, namespace: dict) -> Any:
+    """A parameter's annotation, resolved in its module, as a type pydantic can check (else Any)."""
+    if annotation is inspect.Parameter.empty:
+        return Any
+    try:
+        hint = eval(annotation, dict(namespace)) if isinstance(annotation, str) else annotation  # noqa: S307 - own code
+    except Exception:  # noqa: BLE001 - a name only known to type checkers
+        return Any
+    return Any if isinstance(hint, str) else _plain_type(hint)
+
+
+def _parameters(cls) -> dict[str, tuple[Any, Any]]:
+    """name -> (type, default or ...) of a backend's constructor (openai-batch: its own and the chat backend's)."""
+    fields = {}
+    for klass in ([cls, cls.__mro__[1]] if cls.__name__ == "OpenAIBatchBackend" else [cls]):
+        namespace = vars(inspect.getmodule(klass))
+        for name, p in inspect.signature(klass.__init__).parameters.items():
+            if name in _INTERNAL or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or name in fields:
+                continue
+            default = ... if p.default is inspect.Parameter.empty else p.default
+            fields[name] = (_annotation(p.annotation, namespace), default)
+    return fields
+
+
+@lru_cache(maxsize=None)
+def options_model(backend: str):
+    """A pydantic model of the backend's options (names, types, defaults) built from its constructor."""
+    _check_known(backend)
     cls = _load_class(backend)
-    parameters = inspect.signature(cls.__init__).parameters
-    accepted = [n for n in parameters if n != "self" and parameters[n].kind is not inspect.Parameter.VAR_KEYWORD]
-    if backend == "openai-batch":
-        accepted += [n for n in inspect.signature(cls.__mro__[1].__init__).parameters if n not in ("self", "sleep")]
-    elif any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        return
-    unknown = [name for name in options if name not in accepted]
+    config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    return create_model(f"{cls.__name__}Options", __config__=config, **_parameters(cls))
+
+
+def check_backend_options(backend: str, options: dict, require_all: bool = False) -> None:
+    """Check a backend's option names and types (and the OpenAI model and base_url) without building it: nothing is
+    loaded or contacted, so a typo is reported before any work starts. require_all: also every required option."""
+    _check_known(backend)
+    if backend in PAID_BACKENDS:
+        check_base_url(options.get("base_url"))
+        check_openai_model(options.get("model", DEFAULT_OPENAI_MODEL), options.get("base_url"))
+    model = options_model(backend)
+    accepted = sorted(model.model_fields)
+    unknown = [name for name in options if name not in model.model_fields]
     if unknown:
         raise ValueError(f"option(s) {', '.join(map(repr, unknown))} not accepted by backend {backend!r}"
-                         f"{_did_you_mean(unknown[0], accepted)} (accepted: {', '.join(sorted(set(accepted)))})")
+                         f"{_did_you_mean(unknown[0], accepted)} (accepted: {', '.join(accepted)})")
+    missing = [n for n, f in model.model_fields.items() if f.is_required() and n not in options]
+    if require_all and missing:
+        raise ValueError(f"backend {backend!r} needs option(s) {', '.join(map(repr, missing))}; add them to the caption config")
+    try:
+        model.model_validate({**{n: None for n in missing}, **options} if not require_all else options)
+    except ValidationError as error:
+        wrong = [e for e in error.errors() if e["loc"] and e["loc"][0] not in missing]
+        if wrong:
+            e = wrong[0]
+            raise ValueError(f"option {e['loc'][0]!r} of backend {backend!r}: {e['msg']} "
+                             f"(got a {type(e.get('input')).__name__})") from None
+
+
+def make_caption_backend(config: dict) -> CaptionBackend:
+    """Build a backend from {"backend": one of BACKENDS, **options}; the options go to its constructor."""
+    if not isinstance(config, dict) or "backend" not in config:
+        raise ValueError(f"caption backend config needs a 'backend' key (one of {', '.join(BACKENDS)}); got {config!r}")
+    options = dict(config)
+    backend = options.pop("backend")
+    check_backend_options(backend, options, require_all=True)
+    return _load_class(backend)(**options)

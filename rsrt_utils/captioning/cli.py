@@ -7,14 +7,11 @@ import logging
 from pathlib import Path
 
 from .. import logsafe
+from ..data.registry import DATASETS, SPLITS
 from .backend import MODES
+from .registry import CAPTIONING_BACKENDS, DEFAULT_OPENAI_MODEL, EXPECTED_TOKENS, PAID_BACKENDS, default_prices
 from .runner import estimate_cost
 
-# USD per million tokens; GPT-4.1 list prices when this was written: check the provider's page before a paid run.
-GPT41_PRICES = {"input_per_1m": 2.0, "output_per_1m": 8.0, "batch_discount": 0.5}
-# Per image: prompt (~250) + one high-detail tile for a small image (~255) ; five variants (~900).
-EXPECTED_TOKENS = {"input": 550, "output": 1000}
-PAID_BACKENDS = ("openai-chat", "openai-batch")
 
 
 def positive_int(text: str) -> int:
@@ -31,11 +28,10 @@ def positive_int(text: str) -> int:
 def add_caption_subcommands(subparsers) -> None:
     """Add `caption` and `caption-import` to an argparse subparsers object (handler in `func`)."""
     caption = subparsers.add_parser("caption", help="describe gallery images with a VLM into an RSRT corpus (resumable)")
-    caption.add_argument("--dataset", required=True, choices=("rsitmd", "rsicd"))
-    caption.add_argument("--split", default="test", choices=("train", "test"))
-    caption.add_argument("--backend", default="openai-chat",
-                         choices=("openai-chat", "openai-batch", "transformers", "neighbour"))
-    caption.add_argument("--model", default=None, help="model id (default: the backend's; gpt-4.1 for OpenAI)")
+    caption.add_argument("--dataset", required=True, choices=DATASETS)
+    caption.add_argument("--split", default="test", choices=SPLITS)
+    caption.add_argument("--backend", default="openai-chat", choices=CAPTIONING_BACKENDS)
+    caption.add_argument("--model", default=None, help=f"model id (default: the backend's; {DEFAULT_OPENAI_MODEL} for OpenAI)")
     caption.add_argument("--base-url", default=None, help="an OpenAI-compatible server, e.g. http://localhost:8000/v1")
     caption.add_argument("--mode", default="variants", choices=MODES)
     caption.add_argument("--concurrency", type=positive_int, default=8)
@@ -73,11 +69,10 @@ def _backend_config(args) -> dict:
 def _train_bank(args):
     """The neighbour captioner's bank: the TRAIN split (with pixels) of the same dataset, never the test split."""
     from ..data import load_dataset
-    from .neighbour import TrainBank
 
     train = load_dataset(args.dataset, split="train", root=args.data_root).with_images()
     print(f"neighbour captioner bank: {train.coverage_note()} (uses in-domain train captions; not zero-shot)")
-    return TrainBank.from_dataset(train)
+    return train
 
 
 def _requests(args):
@@ -113,7 +108,7 @@ def run_caption_command(args) -> int:
     missing = [r for r in requests if request_key(backend, r, args.mode) not in done]
     print(f"{len(requests)} image(s); {len(requests) - len(missing)} already in {out}; {len(missing)} to caption")
     if args.backend in PAID_BACKENDS and not args.base_url:
-        print("estimate: " + estimate_cost(len(missing), GPT41_PRICES, EXPECTED_TOKENS,
+        print("estimate: " + estimate_cost(len(missing), default_prices(), EXPECTED_TOKENS,
                                            batch=args.backend == "openai-batch")["text"])
     if args.dry_run:
         return 0

@@ -25,9 +25,9 @@ Variant fields. Variant i holds consensus caption i as `one_sentence` and `featu
 gallery images rarely share a whole paragraph, so far fewer exact score ties than with single
 captions (which many gallery images share). Nothing but train captions enters a variant.
 
-Directions. `n_variants` variants form the gallery (text->image, max-pooled); mode "image_query"
-returns the top `n_query_captions` captions joined by a space as the query text, and
-`i2t_variants(answer)` gives the variants an image->text run should max-pool over.
+Directions. `n_variants` variants form the gallery (text->image, max-pooled); how many of them an
+image->text query pools over is the study's `retrieval.n_query_variants` (one owner, not a captioner
+setting). Mode "image_query" returns the single best consensus caption as the image's query text.
 
 The defaults were chosen on validation splits held out from TRAIN, never on test: the procedure,
 what was tried and the figures are in docs/neighbour_captioner.md and benchmarks/results/neighbour_tuning*.json.
@@ -43,25 +43,16 @@ from typing import Sequence
 
 import numpy as np
 
-from ..retrieval import l2_normalise
+from ..vectors import l2_normalise
 from .backend import MODES, BackendAnswer, CaptionRequest, Mode
 from .schema import Variant
 
 NEIGHBOUR_LABEL = "uses in-domain train captions; not zero-shot"
 NEIGHBOUR_PROMPT_VERSION = "neighbour-consensus-v2.2"  # v2: class vote, paragraphs; .1: widen only for the variants; .2: whitening
 
-# Chosen on the train validation split (see module docstring and neighbour_tuning.json).
-DEFAULT_SETTINGS = {"k": 10, "tau": 0.08, "weight_candidates": False, "n_variants": 5, "n_query_captions": 2,
-                    "tta": False, "nearest_bonus": 0.1, "image_model": "efficientnet-lite0-multilayer",
-                    "class_vote_k": 20, "paragraph_size": 12, "whiten_dim": 512}
-# The best validation row overall, with two image encoders (about 3.5x the feature cost): an option.
-BEST_TWO_ENCODER_SETTINGS = {"k": 10, "tau": 0.03, "weight_candidates": False, "n_variants": 5, "n_query_captions": 2,
-                             "tta": False, "nearest_bonus": 0.05, "image_model": "efficientnet-lite0+efficientnet-lite2",
-                             "class_vote_k": 0, "paragraph_size": 0, "whiten_dim": 0}
-# The measured starting point: k = 10, unweighted consensus, five variants, no TTA.
-BASELINE_SETTINGS = {"k": 10, "tau": None, "weight_candidates": False, "n_variants": 5, "n_query_captions": 5,
-                     "tta": False, "nearest_bonus": 0.0, "image_model": "efficientnet-lite0",
-                     "class_vote_k": 0, "paragraph_size": 0, "whiten_dim": 0}
+# Chosen on the train validation split (see docs/neighbour_captioner.md and benchmarks/results/neighbour_tuning*.json).
+DEFAULT_SETTINGS = {"k": 10, "tau": 0.08, "n_variants": 5, "tta": False, "nearest_bonus": 0.1,
+                    "image_model": "efficientnet-lite0-multilayer", "class_vote_k": 20, "paragraph_size": 12, "whiten_dim": 512}
 CLASS_VOTE_TAU = 0.05  # temperature of the similarity-weighted class vote (fixed, not tuned)
 WHITENING_POWER = 0.5  # shrinkage of the PCA whitening: 0 = projection only, 1 = full whitening (fixed, not tuned)
 MIN_IMAGES_PER_WHITENED_DIM = 2  # the default whitening is on only for banks with at least 2 * whiten_dim images
@@ -278,15 +269,13 @@ def candidate_captions(bank: TrainBank, neighbour_index: np.ndarray, weights: np
     return cand, cand_w
 
 
-def consensus_scores(vectors: np.ndarray, cand: np.ndarray, cand_w: np.ndarray, weight_candidates: bool) -> np.ndarray:
+def consensus_scores(vectors: np.ndarray, cand: np.ndarray, cand_w: np.ndarray) -> np.ndarray:
     """Weighted mean similarity of each candidate to the OTHER candidates; -inf on padding."""
     emb = vectors[np.maximum(cand, 0)] * (cand >= 0)[..., None]
     sims = np.matmul(emb, emb.transpose(0, 2, 1))
     votes = (sims * cand_w[:, None, :]).sum(axis=2) - cand_w  # drop the self-vote (self-similarity 1)
     total = cand_w.sum(axis=1, keepdims=True) - cand_w
     score = votes / np.maximum(total, 1e-12)
-    if weight_candidates:
-        score = score * cand_w
     return np.where(cand >= 0, score, -np.inf)
 
 
@@ -317,7 +306,7 @@ def nearest_own_mask(bank: TrainBank, cand: np.ndarray, neighbour_index: np.ndar
 
 
 def consensus_captions(query_features: np.ndarray, bank: TrainBank, caption_vectors: np.ndarray, k: int,
-                       tau: float | None, n: int, weight_candidates: bool = False,
+                       tau: float | None, n: int,
                        nearest_bonus: float = 0.0, class_vote_k: int = 0, min_distinct: int | None = None) -> list[list[int]]:
     """For each query image, the bank caption indices of its (up to) n consensus captions, best first (vectorised in blocks).
 
@@ -341,7 +330,7 @@ def consensus_captions(query_features: np.ndarray, bank: TrainBank, caption_vect
     for start in range(0, len(neighbour_index), block):
         stop = start + block
         cand, cand_w = candidate_captions(bank, neighbour_index[start:stop], weights[start:stop])
-        scores = consensus_scores(caption_vectors, cand, cand_w, weight_candidates)
+        scores = consensus_scores(caption_vectors, cand, cand_w)
         if nearest_bonus:
             scores = scores + nearest_bonus * nearest_own_mask(bank, cand, neighbour_index[start:stop])
         chosen.extend(rank_distinct(bank, cand, scores, n))
@@ -349,7 +338,7 @@ def consensus_captions(query_features: np.ndarray, bank: TrainBank, caption_vect
     short = [row for row, picked in enumerate(chosen) if len(picked) < needed]
     if short and k < bank.n_images:  # too few distinct captions among k neighbours: widen to 2k for those images only
         wider = consensus_captions(query_features[short], bank, caption_vectors, min(2 * k, bank.n_images), tau, n,
-                                   weight_candidates, nearest_bonus, class_vote_k, min_distinct)
+                                   nearest_bonus, class_vote_k, min_distinct)
         for row, picked in zip(short, wider):
             chosen[row] = picked
     return chosen
@@ -378,19 +367,20 @@ class NeighbourCaptioner:
     label = NEIGHBOUR_LABEL
     prompt_version = NEIGHBOUR_PROMPT_VERSION
 
-    def __init__(self, bank: TrainBank, text_encoder=None, image_extractor=None, k: int | None = None,
-                 tau: float | None | str = "default", weight_candidates: bool | None = None, n_variants: int | None = None,
-                 n_query_captions: int | None = None, tta: bool | None = None, batch_size: int = 1024,
+    def __init__(self, bank: TrainBank | Dataset, text_encoder=None, image_extractor=None, k: int | None = None,
+                 tau: float | None | str = "default", n_variants: int | None = None, tta: bool | None = None,
+                 batch_size: int = 1024,
                  cache_root: Path | None = None, nearest_bonus: float | None = None, image_model: str | None = None,
                  class_vote_k: int | None = None, paragraph_size: int | None = None, whiten_dim: int | None = None):
         pick = lambda value, key: DEFAULT_SETTINGS[key] if value is None else value  # noqa: E731
+        self.tta = bool(pick(tta, "tta"))
+        if not isinstance(bank, TrainBank):  # a train split: its features come from this captioner's own image settings
+            bank = TrainBank.from_dataset(bank.with_images(), image_model=pick(image_model, "image_model"), tta=self.tta,
+                                          cache_root=cache_root)
         self.bank = bank
         self.k = int(pick(k, "k"))
         self.tau = DEFAULT_SETTINGS["tau"] if tau == "default" else tau
-        self.weight_candidates = bool(pick(weight_candidates, "weight_candidates"))
         self.n_variants = int(pick(n_variants, "n_variants"))
-        self.n_query_captions = int(pick(n_query_captions, "n_query_captions"))
-        self.tta = bool(pick(tta, "tta"))
         self.nearest_bonus = float(pick(nearest_bonus, "nearest_bonus"))
         # The default class vote needs bank labels; without them it is off (recorded in settings), asked-for it is an error.
         self.class_vote_k = int(class_vote_k if class_vote_k is not None else
@@ -417,8 +407,7 @@ class NeighbourCaptioner:
                              f"embedded as {self.image_extractor.identity!r}; build the bank with the same image encoder "
                              f"and settings (image_model, tta)")
         self.model = f"caption-transfer:{self.image_extractor.model_name}+{self.text_encoder.name}"
-        self.settings = {"k": self.k, "tau": self.tau, "weight_candidates": self.weight_candidates,
-                         "n_variants": self.n_variants, "n_query_captions": self.n_query_captions, "tta": self.tta,
+        self.settings = {"k": self.k, "tau": self.tau, "n_variants": self.n_variants, "tta": self.tta,
                          "nearest_bonus": self.nearest_bonus, "class_vote_k": self.class_vote_k,
                          "paragraph_size": self.paragraph_size, "whiten_dim": self.whiten_dim,
                          "whitening_power": WHITENING_POWER if self.whiten_dim else None,
@@ -426,7 +415,7 @@ class NeighbourCaptioner:
                          "bank": bank.identity, "bank_features": bank.feature_identity}
 
     def _check_settings(self) -> None:
-        for key in ("k", "n_variants", "n_query_captions"):
+        for key in ("k", "n_variants"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         for key in ("class_vote_k", "paragraph_size", "whiten_dim"):
@@ -444,7 +433,7 @@ class NeighbourCaptioner:
         if whitening is not None:
             query_features = whitening.apply(query_features)
         vectors = bank.caption_vectors(self.text_encoder)
-        chosen = consensus_captions(query_features, bank, vectors, self.k, self.tau, n, self.weight_candidates,
+        chosen = consensus_captions(query_features, bank, vectors, self.k, self.tau, n,
                                     self.nearest_bonus, self.class_vote_k, min_distinct)
         return [[bank.caption_texts[c] for c in row] for row in chosen]
 
@@ -465,7 +454,7 @@ class NeighbourCaptioner:
         if not requests:
             return []
         features = self.image_extractor.extract([r.image_path for r in requests])
-        n = max(self.n_variants, self.paragraph_size) if mode == "variants" else self.n_query_captions
+        n = max(self.n_variants, self.paragraph_size) if mode == "variants" else 1
         answers = []
         # Widen only to find the variants the schema needs; a paragraph may hold fewer than paragraph_size captions.
         for captions in self.choose(features, n, min_distinct=self.n_variants if mode == "variants" else None):
@@ -474,42 +463,3 @@ class NeighbourCaptioner:
             else:
                 answers.append(BackendAnswer(query_text=" ".join(captions)))
         return answers
-
-    def i2t_variants(self, variants: Sequence[Variant]) -> list[Variant]:
-        """The variants an image->text run pools over: the top n_query_captions of the gallery variants."""
-        return list(variants[:self.n_query_captions])
-
-
-def score_gallery(captioner: NeighbourCaptioner, dataset, text_encoder=None, field: str = "caption"):
-    """Caption every image of a (test) dataset and return (t2i, i2t) score matrices on its captions.
-
-    t2i: max over the image's n_variants variants; i2t: max over its first n_query_captions variants
-    against every caption of the dataset (the standard protocol of this study).
-    """
-    requests = [CaptionRequest(im.image_id, im.image_path, scene_class=im.scene_class) for im in dataset.images]
-    answers = []
-    for start in range(0, len(requests), captioner.batch_size):
-        answers.extend(captioner.answer_batch(requests[start:start + captioner.batch_size], "variants"))
-    t2i, i2t_by_n = score_variant_sets([a.variants for a in answers], dataset.captions, text_encoder or captioner.text_encoder,
-                                       [captioner.n_query_captions], field)
-    return t2i, i2t_by_n[captioner.n_query_captions]
-
-
-def score_variant_sets(variant_sets: Sequence[Sequence[Variant]], captions: Sequence[str], text_encoder,
-                       n_query: Sequence[int], field: str = "caption") -> tuple[np.ndarray, dict[int, np.ndarray]]:
-    """(t2i, {n: i2t}) for per-image variant lists against the captions: t2i max-pools every variant of an
-    image, i2t (n_images, n_captions) max-pools its first n variants, for each n in n_query."""
-    from ..retrieval import VariantGallery, pooled_similarity
-
-    texts = [v.text(field) for variants in variant_sets for v in variants]
-    owner = np.repeat(np.arange(len(variant_sets)), [len(variants) for variants in variant_sets])
-    slot = np.concatenate([np.arange(len(variants)) for variants in variant_sets])
-    vectors = l2_normalise(text_encoder.encode(texts))
-    queries = l2_normalise(text_encoder.encode(list(captions)))
-    t2i = pooled_similarity(queries, VariantGallery.from_groups(vectors, owner, len(variant_sets)), "max")
-    i2t = {}
-    for n in n_query:
-        keep = slot < n
-        gallery = VariantGallery.from_groups(vectors[keep], owner[keep], len(variant_sets))
-        i2t[n] = np.ascontiguousarray(pooled_similarity(queries, gallery, "max").T)
-    return t2i, i2t

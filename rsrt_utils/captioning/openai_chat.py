@@ -25,12 +25,13 @@ from .. import logsafe
 from .backend import MODES, BackendAnswer, BackendFatalError, CaptionRequest
 from .images import DEFAULT_JPEG_QUALITY, ImageLoadError, jpeg_data_url
 from .prompts import PROMPT_VERSION, prompt_for
+from .registry import DEFAULT_OPENAI_MODEL
 
 logsafe.install()  # base_url credentials never reach a log
 
 log = logging.getLogger(__name__)
 
-AUTHORS_SETTINGS = {"model": "gpt-4.1", "temperature": 0.3, "max_tokens": 1800, "jpeg_quality": DEFAULT_JPEG_QUALITY,
+AUTHORS_SETTINGS = {"model": DEFAULT_OPENAI_MODEL, "temperature": 0.3, "max_tokens": 1800, "jpeg_quality": DEFAULT_JPEG_QUALITY,
                     "detail": "high", "json_response_format": True}
 KNOWN_OPENAI_VISION_MODELS = ("gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o", "gpt-4o-mini", "gpt-5", "gpt-5-mini",
                               "gpt-5-nano", "o3", "o4-mini")
@@ -100,7 +101,7 @@ class OpenAIChatBackend:
     batch_size = 1
     label = None
 
-    def __init__(self, model: str = "gpt-4.1", base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
+    def __init__(self, model: str = DEFAULT_OPENAI_MODEL, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
                  temperature: float = 0.3, max_tokens: int = 1800, jpeg_quality: int = DEFAULT_JPEG_QUALITY,
                  detail: str = "high", json_response_format: bool = True, timeout: float = 120.0,
                  max_retries: int = 6, backoff_base: float = 1.0, backoff_max: float = 60.0,

@@ -11,16 +11,9 @@ import numpy as np
 
 from ..paths import data_dir
 from .formats import AnnotationFormatError, RawImage, read_annotations
+from .registry import DATASETS, DATASETS_INFO, SPLITS
 
-DATASETS = ("rsitmd", "rsicd")
-SPLITS = ("train", "test")
 UNLABELLED = "unlabelled"
-
-# Where each dataset's annotations live inside a store or mirror (first is the default source).
-ANNOTATION_SOURCES = {
-    "rsitmd": {"amfmn": "rsitmd/precomp_amfmn", "json": "rsitmd/Transferdataset_rsitmd.json"},
-    "rsicd": {"amfmn": "rsicd/precomp_amfmn"},
-}
 AID150_MAPPING = "rsicd/rsicd_to_aid150.tsv"
 AID150_IMAGES = "aid150/images"
 
@@ -157,7 +150,7 @@ def load_dataset(name: str, split: str = "test", root: Path | str | None = None,
         raise ValueError(f"split {split!r} is not known; choose one of {', '.join(SPLITS)} ('train' includes val)")
     if annotations is None:
         root = _resolve_root(root, name)
-        sources = ANNOTATION_SOURCES[name]
+        sources = DATASETS_INFO[name].annotation_sources
         source = source or next(iter(sources))
         if source not in sources:
             raise ValueError(f"source {source!r} is not known for {name}; choose one of {', '.join(sources)}")

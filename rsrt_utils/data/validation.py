@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from .dataset import Dataset
-
-STANDARD_TEST_SPLITS = {"rsitmd": {"images": 452, "captions": 2260}, "rsicd": {"images": 1093, "captions": 5465}}
+from .registry import STANDARD_TEST_SPLITS
 
 
 def validation_report(dataset: Dataset, raw_blank_captions: int | None = None) -> dict:

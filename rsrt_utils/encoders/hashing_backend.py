@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..retrieval import l2_normalise
+from ..vectors import l2_normalise
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 

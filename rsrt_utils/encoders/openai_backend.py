@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..retrieval import l2_normalise
+from ..vectors import l2_normalise
 
 
 class OpenAIEmbeddingEncoder:

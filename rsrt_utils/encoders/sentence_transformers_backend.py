@@ -9,7 +9,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..retrieval import l2_normalise
+from ..vectors import l2_normalise
 from .packaged_models import PACKAGED_MODELS
 
 def resolve_model_path(model: str) -> str:

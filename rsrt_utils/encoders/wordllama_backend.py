@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..retrieval import l2_normalise
+from ..vectors import l2_normalise
 
 
 class WordLlamaEncoder:

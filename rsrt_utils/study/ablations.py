@@ -16,10 +16,11 @@ import pandas as pd
 
 from ..data import Dataset
 from ..encoders import available_offline_encoders
-from ..evaluation import evaluate_text_to_text, human_caption_oracle
+from ..evaluation import human_caption_oracle
 from ..metrics import evaluate_scores
 from ..paths import outputs_dir
-from .pipeline import StudyRun, gallery_texts, load_scores, run_corpus_paths, text_encoder
+from ..scoring import score_and_evaluate
+from .pipeline import StudyRun, gallery_variants, image_query_texts, load_scores, run_corpus_paths, scoring_spec, text_encoder
 
 
 def _row(axis: str, setting, result: dict, **extra) -> dict:
@@ -28,14 +29,14 @@ def _row(axis: str, setting, result: dict, **extra) -> dict:
             "t2i_R@1": result["t2i"]["R@1"], "i2t_R@1": result["i2t"]["R@1"], **extra}
 
 
-def _evaluate(run: StudyRun, dataset: Dataset, encoder, field: str | None = None, n_variants: int | None = None,
-              pooling: str | None = None, corpus_path: str | list[str] | None = None, granularity: str | None = None) -> dict:
-    r, e = run.params.retrieval, run.params.evaluation
-    texts, _ = gallery_texts(run, dataset, field, n_variants, corpus_path, granularity)
-    queries = None
-    if r.n_query_variants and r.n_query_variants != (n_variants or r.n_variants):
-        queries = gallery_texts(run, dataset, field, r.n_query_variants, corpus_path, granularity)[0]
-    return evaluate_text_to_text(dataset, texts, encoder, pooling or r.pooling, queries, e.ties, e.n_boot, e.seed)
+def _evaluate(run: StudyRun, dataset: Dataset, encoder, corpus_path: str | list[str] | None = None, **changes) -> dict:
+    """The run's scoring spec with `changes` (field, n_variants, pooling, granularity ...), through the one scoring path."""
+    spec = scoring_spec(run).replace(**changes)
+    variants, _ = gallery_variants(run, dataset, corpus_path)
+    queries = image_query_texts(run, dataset) if corpus_path is None else None
+    if queries is None and spec.image_query == "backend":
+        spec = spec.replace(image_query="variants")  # another corpus file has no image-query texts of this run
+    return score_and_evaluate(dataset, variants, encoder, spec, queries)
 
 
 def ablate_n_variants(run: StudyRun, dataset: Dataset, encoder=None) -> pd.DataFrame:

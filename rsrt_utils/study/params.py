@@ -15,12 +15,17 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ..captioning.registry import BACKENDS as _CAPTION_BACKENDS, EXPECTED_TOKENS, default_prices
+from ..encoders.cache import OVERWRITE_POLICIES
+from ..metrics import DEFAULT_TIES, TIE_POLICIES
 from ..paths import PROJECT_ROOT
+from ..retrieval import POOLINGS as _POOLINGS
+from ..scoring import FIELDS as _FIELDS, GRANULARITIES as _GRANULARITIES, IMAGE_QUERIES
 
-POOLINGS = Literal["max", "mean", "top2-mean"]
-FIELDS = Literal["one_sentence", "feature", "caption", "all"]
-BACKENDS = Literal["openai-chat", "openai-batch", "transformers", "neighbour", "import", "published", "oracle"]
-GRANULARITIES = Literal["paragraph", "sentences"]
+POOLINGS = Literal[_POOLINGS]
+FIELDS = Literal[_FIELDS]
+BACKENDS = Literal[_CAPTION_BACKENDS + ("published", "oracle")]
+GRANULARITIES = Literal[_GRANULARITIES]
 
 
 class _Section(BaseModel):
@@ -43,7 +48,7 @@ class CaptionerParams(_Section):
     model: str | None = None
     options: dict = Field(default_factory=dict, description="backend options (base_url, k, temperature, ...)")
     concurrency: int = Field(8, ge=1, le=256)
-    image_query: Literal["variants", "backend"] = Field(
+    image_query: Literal[IMAGE_QUERIES] = Field(
         "variants", description="image->text query text: the image's own variants, or the backend's image-query prompt")
     corpus_path: str | None = Field(None, description="backend 'import': the corpus JSONL to import; a captioning "
                                     "backend: the corpus file to use and resume (default: the corpus's one location, "
@@ -51,15 +56,15 @@ class CaptionerParams(_Section):
     corpora: list[str] = Field(default_factory=list,
                                description="for backend 'published': registry names (llava, qwenvl); several = union")
     import_format: Literal["rsrt", "plain"] = "plain"
-    prices: dict = Field(default_factory=lambda: {"input_per_1m": 2.0, "output_per_1m": 8.0, "batch_discount": 0.5},
+    prices: dict = Field(default_factory=default_prices,
                          description="USD per million tokens (GPT-4.1 list prices; check yours)")
-    expected_tokens: dict = Field(default_factory=lambda: {"input": 550, "output": 1000},
+    expected_tokens: dict = Field(default_factory=lambda: dict(EXPECTED_TOKENS),
                                   description="tokens per image, for the cost estimate shown before a paid run")
 
 
 class EncoderParams(_Section):
     spec: str = "all-MiniLM-L6-v2"
-    cache_policy: Literal["only-missing", "always", "never"] = "only-missing"
+    cache_policy: Literal[OVERWRITE_POLICIES] = "only-missing"
     options: dict = Field(default_factory=dict)
 
 
@@ -73,8 +78,8 @@ class RetrievalParams(_Section):
 
 
 class EvaluationParams(_Section):
-    ties: Literal["random", "pessimistic", "optimistic"] = Field(
-        "random", description="order of exactly tied scores: expected value under a random order (default), or worst/best case")
+    ties: Literal[TIE_POLICIES] = Field(
+        DEFAULT_TIES, description="order of exactly tied scores: expected value under a random order (default), or worst/best case")
     n_boot: int = Field(1000, ge=1)
     seed: int = 0
 
@@ -88,9 +93,9 @@ class AuditParams(_Section):
 class AblationParams(_Section):
     enabled: bool = True
     n_variants: list[int] = Field(default_factory=lambda: [1, 3, 5])
-    poolings: list[POOLINGS] = Field(default_factory=lambda: ["max", "mean", "top2-mean"])
-    fields: list[FIELDS] = Field(default_factory=lambda: ["one_sentence", "feature", "caption", "all"])
-    granularities: list[GRANULARITIES] = Field(default_factory=lambda: ["paragraph", "sentences"])
+    poolings: list[POOLINGS] = Field(default_factory=lambda: list(_POOLINGS))
+    fields: list[FIELDS] = Field(default_factory=lambda: list(_FIELDS))
+    granularities: list[GRANULARITIES] = Field(default_factory=lambda: list(_GRANULARITIES))
     fuse_with: list[str] = Field(default_factory=list,
                                  description="run names whose scores.npz to fuse with this run (RRF, z-score sum)")
     encoders: list[str] | Literal["offline"] = "offline"
@@ -120,6 +125,16 @@ class RunParams(_Section):
     ablations: AblationParams = Field(default_factory=AblationParams)
     clip: ClipParams = Field(default_factory=ClipParams)
     notebooks: list[str] | None = Field(None, description="notebook name prefixes to run (default: all)")
+
+    @model_validator(mode="after")
+    def _check_captioner_options(self):
+        """Backend option names and types (with "did you mean"), before anything is built or contacted."""
+        from ..captioning.api import check_backend_options
+
+        c = self.captioner
+        if c.backend in _CAPTION_BACKENDS and c.backend != "import":
+            check_backend_options(c.backend, {**({"model": c.model} if c.model else {}), **c.options})
+        return self
 
     @model_validator(mode="after")
     def _check_published(self):

@@ -8,7 +8,6 @@ features, embeddings) is cached under `cache/`, keyed by everything that changes
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,15 +16,13 @@ import numpy as np
 from ..data import Dataset, load_dataset, validation_report
 from ..data.store import download, import_from_folder, is_complete
 from ..encoders import CachedEncoder, make_text_encoder
-from ..evaluation import ORACLE_CAPTIONER, embed_grouped_texts, human_caption_oracle, metrics_record
+from ..evaluation import ORACLE_CAPTIONER, human_caption_oracle, metrics_record
 from ..fileutil import file_sha256, write_json_atomic
-from ..metrics import duplicate_aware_relevance, evaluate_scores, mr_under_other_tie_policies
 from ..paths import cache_dir, data_dir, outputs_dir, shared_mirror_dir
-from ..retrieval import text_to_text_scores
+from ..scoring import ScoringSpec, embed_grouped_texts, evaluate, image_texts, score_texts
 from .params import ParamsError, RunParams, dump_params, load_params
 from .smoke import make_smoke_dataset
 
-STORE_NEEDS = {"rsitmd": ["rsitmd"], "rsicd": ["rsicd", "aid150"], "published": ["vlm_captions"]}
 
 
 @dataclass
@@ -67,35 +64,34 @@ def open_run(params_path: str, run_dir: str = "", overrides: dict | None = None)
 
 
 # ---------------------------------------------------------------- before any notebook
-CAPTIONING_BACKENDS = ("openai-chat", "openai-batch", "transformers", "neighbour")
-
-
 def preflight(run: StudyRun) -> None:
-    """Check what can be checked before any work starts (paths exist, backend options and base_url are valid);
-    ParamsError naming every problem and its fix."""
-    from ..captioning.api import check_backend_options
-
+    """Check what can be checked before any work starts (paths exist; backend options were checked when the params
+    loaded); ParamsError naming every problem and its fix."""
     p, c = run.params.dataset, run.params.captioner
     problems = [f"dataset.{key}: {getattr(p, key)} does not exist; fix the path or remove the key"
                 for key in ("root", "annotations", "images_dir")
                 if getattr(p, key) and not Path(getattr(p, key)).expanduser().exists()]
     if c.backend == "import" and not (c.corpus_path and Path(c.corpus_path).expanduser().is_file()):
         problems.append(f"captioner.corpus_path {c.corpus_path!r}: backend 'import' needs an existing corpus JSONL")
-    if c.backend in CAPTIONING_BACKENDS:
-        options = {**({"model": c.model} if c.model else {}), **c.options}
-        try:
-            check_backend_options(c.backend, options)
-        except ValueError as error:
-            problems.append(f"captioner ({c.backend}): {error}")
     if problems:
         raise ParamsError(f"{run.params.run_name}: " + "; ".join(problems))
 
 
 # ---------------------------------------------------------------- 00 data
+def store_needs(name: str) -> list[str]:
+    """The store datasets a benchmark (or 'published', the VLM corpora) is loaded from; none for other names."""
+    from ..data.published import STORE_NAME
+    from ..data.registry import DATASETS_INFO
+
+    if name == "published":
+        return [STORE_NAME]
+    return list(DATASETS_INFO[name].store_needs) if name in DATASETS_INFO else []
+
+
 def ensure_store(name: str) -> Path:
     """The project store; missing datasets are imported from a local mirror (../shared/data or
     RSRT_MIRROR_DIR) when there is one, else downloaded from their public sources."""
-    missing = [d for d in STORE_NEEDS.get(name, []) if not is_complete(d)]
+    missing = [d for d in store_needs(name) if not is_complete(d)]
     if missing:
         mirror = shared_mirror_dir()
         if mirror is not None:
@@ -158,30 +154,21 @@ def data_report(run: StudyRun, dataset: Dataset) -> dict:
 
 # ---------------------------------------------------------------- 01 captioning
 def make_backend(run: StudyRun):
-    """The configured captioning backend (the neighbour captioner gets a train bank of the same dataset)."""
-    c = run.params.captioner
-    if c.backend == "neighbour":
-        from ..captioning.neighbour import NeighbourCaptioner, TrainBank
-
-        train = load_split(run, "train").with_images()
-        encoder = CachedEncoder(make_text_encoder(run.params.encoder.spec), progress=False)
-        from ..captioning.neighbour import DEFAULT_SETTINGS
-
-        # the bank's features come from the captioner's own image encoder and settings (the query side's)
-        bank = TrainBank.from_dataset(train, image_model=c.options.get("image_model"),
-                                      tta=bool(c.options.get("tta", DEFAULT_SETTINGS["tta"])))
-        return NeighbourCaptioner(bank, text_encoder=encoder, **c.options)
+    """The configured captioning backend, built by the one factory (the neighbour captioner gets the TRAIN split of the
+    same dataset as its bank, embedded with its own image settings)."""
     from ..captioning.api import make_caption_backend
 
+    c = run.params.captioner
     config = {"backend": c.backend, **({"model": c.model} if c.model else {}), **c.options}
+    if c.backend == "neighbour":
+        config.update(bank=load_split(run, "train"),
+                      text_encoder=CachedEncoder(make_text_encoder(run.params.encoder.spec), progress=False))
     return make_caption_backend(config)
-
-
-PAID_BACKENDS = ("openai-chat", "openai-batch")
 
 
 def cost_estimate(run: StudyRun, dataset: Dataset) -> dict:
     """Cost shown before a paid captioning run starts (local backends cost nothing)."""
+    from ..captioning.registry import PAID_BACKENDS
     from ..captioning.runner import estimate_cost
 
     c = run.params.captioner
@@ -302,50 +289,33 @@ def corpus_variants(run: StudyRun, dataset: Dataset, corpus_path: str | list[str
     return load_variants_union(paths, keys)
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
+def scoring_spec(run: StudyRun) -> ScoringSpec:
+    """The run's one scoring spec (field, variants per direction, pooling, image-query source, ties, bootstrap)."""
+    return ScoringSpec.from_params(run.params)
 
 
-def split_sentences(text: str) -> list[str]:
-    """The sentences of a paragraph (split after . ! ? followed by a capital or digit); never empty."""
-    parts = [p.strip() for p in _SENTENCE_END.split(text) if p.strip()]
-    return parts or [text]
-
-
-def variant_texts(variants, field: str, granularity: str = "paragraph") -> list[str]:
-    """The texts embedded for an image: each variant's field whole, or each of its sentences."""
-    texts = [v.text(field) for v in variants]
-    if granularity == "sentences":
-        texts = [s for t in texts for s in split_sentences(t)]
-    return texts
-
-
-def gallery_texts(run: StudyRun, dataset: Dataset, field: str | None = None, n_variants: int | None = None,
-                  corpus_path: str | list[str] | None = None, granularity: str | None = None) -> tuple[list[list[str]], list[str]]:
-    """Each image's variant texts (field, first n, whole or as sentences); images with no successful caption
-    get one empty text and are listed, so failures count against recall instead of vanishing."""
-    r = run.params.retrieval
-    field, n_variants, granularity = field or r.field, n_variants or r.n_variants, granularity or r.granularity
+def gallery_variants(run: StudyRun, dataset: Dataset, corpus_path: str | list[str] | None = None) -> tuple[list[list], list[str]]:
+    """Each image's variants from the run's corpora (empty for an image whose captioning failed), and those images' ids."""
     variants = corpus_variants(run, dataset, corpus_path)
-    texts, missing = [], []
-    for image in dataset.images:
-        chosen = variants.get(image.image_id, [])[:n_variants]
-        if not chosen:
-            missing.append(image.image_id)
-        texts.append(variant_texts(chosen, field, granularity) or [""])
-    return texts, missing
+    by_image = [list(variants.get(image.image_id, [])) for image in dataset.images]
+    return by_image, [image.image_id for image, v in zip(dataset.images, by_image) if not v]
 
 
-def image_query_texts(run: StudyRun, dataset: Dataset, field: str | None = None) -> list[list[str]] | None:
-    """Texts standing for each query image (image->text); None = the gallery variants themselves."""
+def gallery_texts(run: StudyRun, dataset: Dataset, spec: ScoringSpec | None = None,
+                  corpus_path: str | list[str] | None = None) -> tuple[list[list[str]], list[str]]:
+    """Each image's embedded texts under the spec (default: the run's), and the ids of images without variants."""
+    variants, missing = gallery_variants(run, dataset, corpus_path)
+    return image_texts(variants, spec or scoring_spec(run)), missing
+
+
+def image_query_texts(run: StudyRun, dataset: Dataset) -> list[list[str]] | None:
+    """The captioner's own image-query text of each image (captioner.image_query: backend), else None."""
     from ..captioning.corpus import load_query_texts
 
-    r = run.params.retrieval
-    if run.params.captioner.image_query == "backend":
-        queries = load_query_texts(run.artifacts()["corpus"]["corpus"], keys=corpus_keys(run, "image_query"))
-        return [[queries.get(im.image_id, "")] for im in dataset.images]
-    if r.n_query_variants and r.n_query_variants != r.n_variants:
-        return gallery_texts(run, dataset, field, r.n_query_variants)[0]
-    return None
+    if run.params.captioner.image_query != "backend":
+        return None
+    queries = load_query_texts(run.artifacts()["corpus"]["corpus"], keys=corpus_keys(run, "image_query"))
+    return [[queries.get(im.image_id, "")] for im in dataset.images]
 
 
 # ---------------------------------------------------------------- 02 embedding / 03 retrieval
@@ -355,17 +325,14 @@ def text_encoder(run: StudyRun, spec: str | None = None) -> CachedEncoder:
 
 
 def score_run(run: StudyRun, dataset: Dataset, encoder: CachedEncoder | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Embed (cached) and score both directions; saves scores.npz in the run folder."""
+    """Embed (cached) and score both directions through the one scoring path; saves scores.npz for notebook 04."""
     encoder = encoder or text_encoder(run)
-    r = run.params.retrieval
-    texts, missing = gallery_texts(run, dataset)
-    gallery = embed_grouped_texts(texts, encoder)
-    queries = image_query_texts(run, dataset)
-    image_queries = embed_grouped_texts(queries, encoder) if queries is not None else None
-    t2i, i2t = text_to_text_scores(encoder.encode(dataset.captions), gallery, image_queries, r.pooling)
+    spec = scoring_spec(run)
+    variants, missing = gallery_variants(run, dataset)
+    t2i, i2t = score_texts(variants, dataset.captions, encoder, spec, image_query_texts(run, dataset))
     np.savez_compressed(run.path("scores.npz"), t2i=t2i, i2t=i2t, caption_image_index=dataset.caption_image_index,
                         image_ids=np.array(dataset.image_ids))
-    run.save_artifact("retrieval", {"missing_captions": missing, "encoder": encoder.name, "pooling": r.pooling, "field": r.field})
+    run.save_artifact("retrieval", {"missing_captions": missing, "encoder": encoder.name, "pooling": spec.pooling, "field": spec.field})
     return t2i, i2t
 
 
@@ -378,12 +345,9 @@ def load_scores(run: StudyRun) -> tuple[np.ndarray, np.ndarray]:
 
 
 def caption_vectors_by_image(run: StudyRun, dataset: Dataset, encoder: CachedEncoder | None = None) -> np.ndarray:
-    """Mean gallery-text vector per image (for the embedding-space figure)."""
+    """Mean gallery-text vector per image (for the embedding-space figure); fills the embedding cache for 03."""
     encoder = encoder or text_encoder(run)
-    if run.is_oracle:
-        texts = dataset.captions_by_image()
-    else:
-        texts, _ = gallery_texts(run, dataset)
+    texts = dataset.captions_by_image() if run.is_oracle else gallery_texts(run, dataset)[0]
     gallery = embed_grouped_texts(texts, encoder)
     summed = (gallery.embeddings * gallery.mask[..., None]).sum(axis=1)
     return summed / np.linalg.norm(summed, axis=1, keepdims=True).clip(1e-12)
@@ -391,24 +355,23 @@ def caption_vectors_by_image(run: StudyRun, dataset: Dataset, encoder: CachedEnc
 
 # ---------------------------------------------------------------- 04 evaluation
 def evaluate_run(run: StudyRun, dataset: Dataset) -> dict:
-    """The standard protocol on this run; writes metrics.json and returns its content."""
-    e, r = run.params.evaluation, run.params.retrieval
-    encoder = text_encoder(run)
+    """The standard protocol on the scores notebook 03 saved (the oracle: all its leave-one-out rounds, computed
+    here); writes metrics.json and returns its content."""
+    spec = scoring_spec(run)
+    encoder_name = run.artifacts().get("retrieval", {}).get("encoder")
     if run.is_oracle:
-        result = human_caption_oracle(dataset, encoder, r.pooling, e.ties, e.n_boot, e.seed)
+        encoder = text_encoder(run)
+        encoder_name = encoder.name
+        result = human_caption_oracle(dataset, encoder, spec.pooling, spec.ties, spec.n_boot, spec.seed)
         captioner, label = ORACLE_CAPTIONER, "ceiling: human captions, leave-one-out"
     else:
-        t2i, i2t = load_scores(run) if (run.run_dir / "scores.npz").is_file() else score_run(run, dataset, encoder)
-        result = evaluate_scores(t2i, i2t, dataset.caption_image_index, dataset.image_classes, ties=e.ties, n_boot=e.n_boot, seed=e.seed)
-        result.update(mr_under_other_tie_policies(t2i, i2t, dataset.caption_image_index, e.ties))
-        result["mR_duplicates_relevant"] = evaluate_scores(
-            t2i, i2t, dataset.caption_image_index, ties=e.ties, n_boot=1,
-            relevant=duplicate_aware_relevance(dataset.captions, dataset.caption_image_index, dataset.n_images))["mR"]
+        t2i, i2t = load_scores(run)
+        result = evaluate(t2i, i2t, dataset.caption_image_index, spec, dataset.image_classes, captions=dataset.captions)
         corpus = run.artifacts().get("corpus", {})
         captioner, label = corpus.get("captioner", run.params.captioner.backend), corpus.get("label")
         result["missing_captions"] = len(run.artifacts().get("retrieval", {}).get("missing_captions", []))
-    record = metrics_record(result, dataset, captioner, encoder.name, r.pooling, run.params.model_dump(mode="json"), label)
-    record.update({"run_name": run.params.run_name, "params_digest": run.params.digest(), "field": r.field})
+    record = metrics_record(result, dataset, captioner, encoder_name, spec.pooling, run.params.model_dump(mode="json"), label)
+    record.update({"run_name": run.params.run_name, "params_digest": run.params.digest(), "field": spec.field})
     write_json_atomic(record, run.path("metrics.json"))
     return record
 
@@ -418,11 +381,10 @@ def oracle_scores(run: StudyRun, dataset: Dataset, k: int = 0) -> tuple[Dataset,
     of each image, so query q belongs to image q."""
     groups = dataset.captions_by_image()
     rest = [[c for j, c in enumerate(g) if j != k] for g in groups]
-    encoder = text_encoder(run)
     queries = Dataset(dataset.name, dataset.split, dataset.images, [g[k] for g in groups], np.arange(dataset.n_images),
                       dataset.source, dataset.notes + [f"oracle round k = {k + 1}: caption {k + 1} of each image as the query"])
-    t2i, i2t = text_to_text_scores(encoder.encode(queries.captions), embed_grouped_texts(rest, encoder),
-                                   pooling=run.params.retrieval.pooling)
+    spec = scoring_spec(run).replace(n_variants=max(len(g) for g in rest), n_query_variants=None, image_query="variants")
+    t2i, i2t = score_texts(rest, queries.captions, text_encoder(run), spec)
     return queries, t2i, i2t
 
 
@@ -455,8 +417,9 @@ def clip_baseline(run: StudyRun, dataset: Dataset) -> dict:
     otherwise the published figures, marked quoted."""
     import pandas as pd
 
-    from ..baselines.clip import make_clip_backend, published_clip_figures, run_clip_baseline
+    from ..baselines.clip import make_clip_backend, run_clip_baseline
     from ..baselines.fusion import evaluate_fused
+    from ..literature import published_clip_figures
 
     c, e = run.params.clip, run.params.evaluation
     quoted = published_clip_figures()

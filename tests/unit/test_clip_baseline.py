@@ -9,7 +9,7 @@ from PIL import Image
 
 from rsrt_utils.baselines import clip as clip_module
 from rsrt_utils.baselines.clip import (ClipModelLoadError, HFClipBackend, OpenClipBackend, loadable_clip_models,
-                                       make_clip_backend, published_clip_figures, resolve_device, run_clip_baseline,
+                                       make_clip_backend, resolve_device, run_clip_baseline,
                                        save_tiny_random_clip)
 from rsrt_utils.baselines.image_cache import CachedImageEncoder
 from rsrt_utils.data import Dataset, ImageRecord
@@ -280,6 +280,8 @@ def test_open_clip_backend_loads_a_local_checkpoint(tmp_path):
 
 
 def test_published_figures_are_quoted_with_sources():
+    from rsrt_utils.literature import published_clip_figures
+
     table = published_clip_figures()
     clip = table[(table.system == "CLIP") & (table.backbone == "ViT-B/32")].set_index("dataset")
     assert clip.loc["RSITMD", "mR"] == 24.19 and clip.loc["RSICD", "mR"] == 15.74

@@ -110,7 +110,7 @@ def test_consensus_score_is_mean_similarity_to_the_others():
     vectors[2] = [0.6, 0.8, 0.0]
     cand = np.array([[0, 1, 2, -1]])
     weights = np.array([[1.0, 1.0, 1.0, 0.0]], dtype=np.float32)
-    scores = consensus_scores(vectors, cand, weights, weight_candidates=False)[0]
+    scores = consensus_scores(vectors, cand, weights)[0]
     assert np.allclose(scores[:3], [(0 + 0.6) / 2, (0 + 0.8) / 2, (0.6 + 0.8) / 2])
     assert scores[3] == -np.inf
 
@@ -134,24 +134,31 @@ def test_duplicate_captions_are_merged(encoder):
     assert [v.one_sentence for v in answer.variants] == ["a dense forest", "dark trees in a forest"]
 
 
-def test_image_query_mode_returns_top_captions(bank, encoder):
+def test_image_query_mode_returns_the_best_consensus_caption(bank, encoder):
     table = {"q.jpg": unit((2, 1.0))}
-    captioner = make_captioner(bank, encoder, table, k=4, n_variants=5, n_query_captions=2)
+    captioner = make_captioner(bank, encoder, table, k=4, n_variants=5)
     variants = captioner.answer_batch(requests_for("q.jpg"), "variants")[0].variants
     query = captioner.answer_batch(requests_for("q.jpg"), "image_query")[0]
     assert query.variants is None
-    assert query.query_text == f"{variants[0].one_sentence} {variants[1].one_sentence}"
-    assert captioner.i2t_variants(variants) == variants[:2]
+    assert query.query_text == variants[0].one_sentence
+
+
+def test_query_variant_count_is_not_a_captioner_setting(bank, encoder):
+    """How many variants an image->text query pools over belongs to the study (retrieval.n_query_variants): changing
+    it must not change the captioner's settings, hence its cache keys."""
+    with pytest.raises(TypeError):
+        make_captioner(bank, encoder, {}, n_query_captions=2)
+    assert "n_query_captions" not in make_captioner(bank, encoder, {}).settings
 
 
 def test_backend_contract_and_settings(bank, encoder):
-    captioner = make_captioner(bank, encoder, {}, k=7, tau=0.05, n_variants=10, n_query_captions=3, tta=True)
+    captioner = make_captioner(bank, encoder, {}, k=7, tau=0.05, n_variants=10, tta=True)
     assert isinstance(captioner, CaptionBackend)
     assert captioner.name == "neighbour" and captioner.label == NEIGHBOUR_LABEL == "uses in-domain train captions; not zero-shot"
-    for key, value in {"k": 7, "tau": 0.05, "n_variants": 10, "n_query_captions": 3, "tta": True}.items():
+    for key, value in {"k": 7, "tau": 0.05, "n_variants": 10, "tta": True}.items():
         assert captioner.settings[key] == value
     assert captioner.settings["text_encoder"] == "hashing:512" and captioner.settings["bank"] == bank.identity
-    other = make_captioner(bank, encoder, {}, k=8, tau=0.05, n_variants=10, n_query_captions=3, tta=True)
+    other = make_captioner(bank, encoder, {}, k=8, tau=0.05, n_variants=10, tta=True)
     assert other.settings != captioner.settings
 
 

@@ -13,7 +13,7 @@ from rsrt_utils.captioning.parsing import ParseError, parse_variants
 from rsrt_utils.captioning.published import build_published_corpus, read_published_descriptions
 from rsrt_utils.captioning.schema import Variant
 from rsrt_utils.data import published
-from rsrt_utils.study.pipeline import split_sentences, variant_texts
+from rsrt_utils.scoring import split_sentences, variant_texts
 
 RSICD_IDS = ["airport_1.jpg", "beach_2.jpg", "church_3.jpg", "00017.jpg"]
 LINES = [

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rsrt_utils.retrieval import VariantGallery, l2_normalise, pool, pooled_similarity, text_to_text_scores, top_k
+from rsrt_utils.retrieval import VariantGallery, pool, pooled_similarity, text_to_text_scores, top_k
+from rsrt_utils.vectors import l2_normalise
 
 # Image 0 has three variants, image 1 only one (its other slots are padding and must be ignored).
 VARIANTS = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8], [0.8, 0.6]], dtype=np.float32)
