@@ -1,20 +1,23 @@
 """Benchmark: image-feature extraction time and the neighbour captioner's mR on RSICD test / AID-150.
 
 Usage:  python benchmarks/bench_neighbour_captioner.py [--mirror DIR] [--cache DIR] [--skip-cold] [--only features|retrieval]
-        [--threads N]
+        [--threads N] [--runs baseline tuned_defaults ...] [--out FILE]
 
 1. Feature extraction for all 10000 AID-150 images (EfficientNet-Lite0, float32, no TTA): a cold
    run into an emptied cache, then a cached rerun (hashing + SQLite reads only).
 2. The neighbour captioner on the 1027 RSICD test scenes found in AID-150 (queries = their 5135
-   human captions), standard protocol (t2i: max over an image's 5 variants; i2t: max over the image's
-   first n_query_captions variants against all test captions), for the baseline (k=10, unweighted
-   consensus, 5/5 variants, no TTA), for the defaults chosen on the train validation split
-   (tune_neighbour_captioner.py) and, for reference, for the previous defaults (Lite0, k 10, tau 0.03, 5/5).
+   human captions), through the shared scoring path (rsrt_utils.scoring.score_texts / evaluate) under the
+   default study's ScoringSpec (params/default.yaml; t2i: max over an image's 5 variants; i2t: max over its
+   first n_query_variants variants against all test captions), for the presets of neighbour_presets.py
+   (baseline: k=10, unweighted consensus, 5/5 variants, no TTA; v1 and v2 defaults; the two-encoder row, each
+   with the n_query_variants it was measured with) and the defaults chosen on the train validation split
+   (tune_neighbour_captioner.py) with the study's own n_query_variants.
 Ties are random (the shared default: expected hit rate under a uniformly random order of exactly
-tied candidates), with 95 % bootstrap intervals; pessimistic- and optimistic-tie figures are
-reported beside them, because images often share an identical consensus caption, so exact score
+tied candidates), with 95 % bootstrap intervals; mR under pessimistic and optimistic ties
+(mR_ties_*) is reported beside them, because images often share an identical consensus caption, so exact score
 ties are frequent. A tie-exact diagnostic (identical texts scored bit-identically, see
 tune_neighbour_captioner.tie_exact_pooled) shows how much float noise in the shared scoring path moves mR.
+`--runs` scores only some presets: a reduced run, which must go to another file (`--out`).
 Figures are on AID-150 pixels (150x150, a faithful proxy, not the benchmark's exact pixels), and
 the captioner uses in-domain train captions: it is not zero-shot.
 Writes benchmarks/results/neighbour_captioner.json (via a temp file + rename).
@@ -35,9 +38,11 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from neighbour_cli import add_common_arguments, apply_common_arguments  # noqa: E402
+
 from rsrt_utils.fileutil import write_json_atomic  # noqa: E402
 
 RESULT_PATH = HERE / "results" / "neighbour_captioner.json"
+STUDY_PARAMS = HERE.parent / "params" / "default.yaml"  # its retrieval + evaluation sections are the scoring protocol
 
 
 def time_feature_extraction(mirror: Path, cache_root: Path, skip_cold: bool) -> dict:
@@ -66,91 +71,99 @@ def time_feature_extraction(mirror: Path, cache_root: Path, skip_cold: bool) -> 
     return out
 
 
-OTHER_TIES = ("pessimistic", "optimistic")
-
-
-def tie_exact_scores(captioner, test, text_encoder) -> tuple:
-    """score_gallery's (t2i, i2t), but with identical texts scored bit-identically (a diagnostic)."""
-    import numpy as np
+def caption_variants(captioner, dataset) -> list[list]:
+    """Every image's variants, captioned in batches of the captioner's batch size (mode "variants")."""
     from rsrt_utils.captioning.backend import CaptionRequest
-    from rsrt_utils.retrieval import l2_normalise
-    from tune_neighbour_captioner import tie_exact_pooled
 
-    requests = [CaptionRequest(im.image_id, im.image_path, scene_class=im.scene_class) for im in test.images]
+    requests = [CaptionRequest(im.image_id, im.image_path, scene_class=im.scene_class) for im in dataset.images]
     answers = []
     for start in range(0, len(requests), captioner.batch_size):
         answers.extend(captioner.answer_batch(requests[start:start + captioner.batch_size], "variants"))
-    texts = [v.text("caption") for a in answers for v in a.variants]
-    owner = np.repeat(np.arange(len(answers)), [len(a.variants) for a in answers])
-    slot = np.concatenate([np.arange(len(a.variants)) for a in answers])
-    vectors = l2_normalise(text_encoder.encode(texts))
-    queries = l2_normalise(text_encoder.encode(list(test.captions)))
-    keep = slot < captioner.n_query_captions
-    t2i = tie_exact_pooled(queries, vectors, owner, len(answers))
-    i2t = np.ascontiguousarray(tie_exact_pooled(queries, vectors[keep], owner[keep], len(answers)).T)
-    return t2i, i2t
+    return [answer.variants for answer in answers]
 
 
-def evaluate_captioner(captioner, test, text_encoder) -> dict:
-    """Caption every test image, embed, score both directions, evaluate with the shared metric code (default ties)."""
-    from rsrt_utils.captioning.neighbour import score_gallery
-    from rsrt_utils.metrics import evaluate_scores
+def tie_exact_scores(variants: list[list], captions, encoder, spec) -> tuple:
+    """score_texts' (t2i, i2t), but with identical texts scored bit-identically (a diagnostic; see
+    tune_neighbour_captioner.tie_exact_pooled)."""
+    import numpy as np
+    from tune_neighbour_captioner import tie_exact_pooled
+
+    from rsrt_utils.scoring import image_texts
+
+    queries = encoder.encode(list(captions))
+
+    def pooled(groups: list[list[str]]):
+        owner = np.repeat(np.arange(len(groups)), [len(g) for g in groups])
+        return tie_exact_pooled(queries, encoder.encode([t for g in groups for t in g]), owner, len(groups))
+
+    t2i = pooled(image_texts(variants, spec))
+    return t2i, np.ascontiguousarray(pooled(image_texts(variants, spec, spec.query_variants)).T)
+
+
+def evaluate_captioner(captioner, test, encoder, spec) -> dict:
+    """Caption every test image, then score and evaluate through the shared scoring path (plus the tie-exact diagnostic)."""
+    from rsrt_utils.scoring import evaluate, score_texts
 
     start = time.perf_counter()
-    t2i, i2t = score_gallery(captioner, test, text_encoder)
-    result = evaluate_scores(t2i, i2t, test.caption_image_index)
+    variants = caption_variants(captioner, test)
+    t2i, i2t = score_texts(variants, test.captions, encoder, spec)
+    result = evaluate(t2i, i2t, test.caption_image_index, spec)
     result["seconds"] = round(time.perf_counter() - start, 2)
-    for ties in OTHER_TIES:
-        other = evaluate_scores(t2i, i2t, test.caption_image_index, ties=ties)
-        result[f"{ties}_ties"] = {key: other[key] for key in ("t2i", "i2t", "mR", "ci95")}
-    t2i, i2t = tie_exact_scores(captioner, test, text_encoder)
-    exact = evaluate_scores(t2i, i2t, test.caption_image_index)
+    exact = evaluate(*tie_exact_scores(variants, test.captions, encoder, spec), test.caption_image_index, spec)
     result["tie_exact_scoring"] = {"mR": exact["mR"], "ci95_mR": exact["ci95"]["mR"], "t2i": exact["t2i"], "i2t": exact["i2t"],
-                                   **{f"mR_ties_{ties}": evaluate_scores(t2i, i2t, test.caption_image_index, ties=ties,
-                                                                         n_boot=1)["mR"] for ties in OTHER_TIES}}
+                                   **{key: value for key, value in exact.items() if key.startswith("mR_ties_")}}
+    result["n_query_variants"] = spec.query_variants
     result["settings"] = captioner.settings
     return result
 
 
-# The v1 defaults (chosen on the v1 validation split: Lite0 head features, no class vote, one caption per variant).
-PREVIOUS_DEFAULTS = {"k": 10, "tau": 0.03, "weight_candidates": False, "n_variants": 5, "n_query_captions": 5, "tta": False,
-                     "nearest_bonus": 0.1, "image_model": "efficientnet-lite0", "class_vote_k": 0, "paragraph_size": 0,
-                     "whiten_dim": 0}
-# The v2 defaults (multilayer features, class vote 20, paragraphs of 12; no whitening).
-V2_DEFAULTS = {"k": 10, "tau": 0.03, "weight_candidates": False, "n_variants": 5, "n_query_captions": 5, "tta": False,
-               "nearest_bonus": 0.1, "image_model": "efficientnet-lite0-multilayer", "class_vote_k": 20, "paragraph_size": 12,
-               "whiten_dim": 0}
+RUNS = ("baseline", "tuned_defaults", "best_two_encoders", "v2_defaults", "previous_defaults")
 
 
-def run_retrieval(mirror: Path, cache_root: Path, threads: int | None = None) -> dict:
-    from rsrt_utils.captioning.neighbour import (BASELINE_SETTINGS, BEST_TWO_ENCODER_SETTINGS, DEFAULT_SETTINGS,
-                                                 NeighbourCaptioner, TrainBank)
+def preset_runs(study_spec, only=None) -> list[tuple]:
+    """(name, captioner settings, scoring spec) of each scored preset; the defaults under the study's own spec."""
+    from neighbour_presets import BASELINE_SETTINGS, BEST_TWO_ENCODER_SETTINGS, QUERY_VARIANTS, V1_DEFAULTS, V2_DEFAULTS
+
+    from rsrt_utils.captioning.neighbour import DEFAULT_SETTINGS
+
+    presets = {"baseline": (BASELINE_SETTINGS, QUERY_VARIANTS["baseline"]),
+               "tuned_defaults": (DEFAULT_SETTINGS, study_spec.query_variants),
+               "best_two_encoders": (BEST_TWO_ENCODER_SETTINGS, QUERY_VARIANTS["best_two_encoders"]),
+               "v2_defaults": (V2_DEFAULTS, QUERY_VARIANTS["v2_defaults"]),
+               "previous_defaults": (V1_DEFAULTS, QUERY_VARIANTS["v1_defaults"])}  # key kept from the results' history
+    return [(name, dict(settings), study_spec.replace(n_query_variants=n_query)) for name, (settings, n_query) in presets.items()
+            if (only is None or name in only) and (name == "tuned_defaults" or settings != DEFAULT_SETTINGS)]
+
+
+def run_retrieval(mirror: Path, cache_root: Path, threads: int | None = None, only=None) -> dict:
+    """Each preset captioner on RSICD test / AID-150, scored under the default study's ScoringSpec."""
+    from rsrt_utils.captioning.neighbour import NeighbourCaptioner, TrainBank
     from rsrt_utils.data import load_dataset
     from rsrt_utils.encoders import CachedEncoder, make_text_encoder
-    from rsrt_utils.image_features import ImageFeatureExtractor, make_image_extractor
+    from rsrt_utils.image_features import make_image_extractor
+    from rsrt_utils.scoring import PrecomputedEncoder, ScoringSpec
+    from rsrt_utils.study.params import load_params
 
     test = load_dataset("rsicd", split="test", root=mirror).with_images()
     train = load_dataset("rsicd", split="train", root=mirror).with_images()
     text_encoder = CachedEncoder(make_text_encoder("all-MiniLM-L6-v2"), cache_root=cache_root / "embeddings", progress=False)
+    encoder = PrecomputedEncoder(text_encoder, test.captions)  # the queries are embedded once for every preset
+    study_spec = ScoringSpec.from_params(load_params(STUDY_PARAMS))
     feature_root = cache_root / "image_features"
     banks = {}
-    out = {"gallery": repr(test), "train_bank": repr(train), "ties": "random (shared default); pessimistic/optimistic beside"}
-    runs = [("baseline", dict(BASELINE_SETTINGS)), ("tuned_defaults", dict(DEFAULT_SETTINGS)),
-            ("best_two_encoders", dict(BEST_TWO_ENCODER_SETTINGS))]
-    runs += [(name, settings) for name, settings in (("v2_defaults", V2_DEFAULTS), ("previous_defaults", PREVIOUS_DEFAULTS))
-             if settings != DEFAULT_SETTINGS]
-    for name, settings in runs:
-        model = settings.get("image_model", BASELINE_SETTINGS["image_model"])
+    out = {"gallery": repr(test), "train_bank": repr(train), "ties": "random (shared default); pessimistic/optimistic beside",
+           "scoring": f"ScoringSpec of {STUDY_PARAMS}, n_query_variants per preset"}
+    for name, settings, spec in preset_runs(study_spec, only):
+        model = settings["image_model"]
         if model not in banks:
             banks[model] = TrainBank.from_dataset(train, extractor=make_image_extractor(
                 model, cache_root=feature_root, torch_threads=threads))
-        bank = banks[model]
         extractor = make_image_extractor(model, tta=settings["tta"], cache_root=feature_root, progress=False,
-                                          torch_threads=threads)
-        captioner = NeighbourCaptioner(bank, text_encoder=text_encoder, image_extractor=extractor, **settings)
-        out[name] = evaluate_captioner(captioner, test, text_encoder)
+                                         torch_threads=threads)
+        captioner = NeighbourCaptioner(banks[model], text_encoder=text_encoder, image_extractor=extractor, **settings)
+        out[name] = evaluate_captioner(captioner, test, encoder, spec)
         print(name, out[name]["ties"], out[name]["mR"], out[name]["ci95"]["mR"],
-              *(f"{ties} {out[name][f'{ties}_ties']['mR']}" for ties in OTHER_TIES),
+              *(f"{key} {value}" for key, value in out[name].items() if key.startswith("mR_ties_")),
               "tie-exact", out[name]["tie_exact_scoring"]["mR"], flush=True)
     return out
 
@@ -160,24 +173,29 @@ def main() -> None:
     add_common_arguments(parser)
     parser.add_argument("--skip-cold", action="store_true", help="keep the feature cache; time only the cached rerun")
     parser.add_argument("--only", choices=("features", "retrieval"), default=None)
+    parser.add_argument("--runs", nargs="+", choices=RUNS, default=None,
+                        help="score only these presets (a reduced run: write it elsewhere with --out)")
+    parser.add_argument("--out", type=Path, default=RESULT_PATH, help="result file (default: the committed one)")
     args = parser.parse_args()
+    if args.runs and args.out.resolve() == RESULT_PATH:
+        parser.error(f"--runs is a reduced run: pass --out FILE so that it does not overwrite {RESULT_PATH}")
     apply_common_arguments(args)
-    payload = json.loads(RESULT_PATH.read_text()) if RESULT_PATH.exists() else {}
+    payload = json.loads(args.out.read_text()) if args.out.exists() else {}
     payload["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
     payload["note"] = ("AID-150 pixels (150x150) stand in for RSICD's: a faithful proxy, not the exact benchmark. "
                        "The neighbour captioner uses in-domain train captions; not zero-shot.")
     if args.only in (None, "features"):
         payload["feature_extraction"] = time_feature_extraction(Path(args.mirror), args.cache, args.skip_cold)
         print(json.dumps(payload["feature_extraction"], indent=2), flush=True)
-        write_json_atomic(payload, RESULT_PATH)
+        write_json_atomic(payload, args.out)
     elif "feature_extraction" in payload:
         payload["feature_extraction"]["note"] = (
             "not re-run with the latest retrieval figures (--only retrieval, to avoid recomputing the cache); the cold "
             "and cached figures are from the earlier run, measured while the machine was under other load")
     if args.only in (None, "retrieval"):
-        payload["retrieval"] = run_retrieval(Path(args.mirror), args.cache, args.threads)
-        write_json_atomic(payload, RESULT_PATH)
-    print(f"wrote {RESULT_PATH}")
+        payload["retrieval"] = run_retrieval(Path(args.mirror), args.cache, args.threads, args.runs)
+        write_json_atomic(payload, args.out)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Benchmark: the paper's text-to-text method on the published VLM corpora (LLaVA, Qwen-VL), both test splits.
 
-Usage:  python benchmarks/bench_vlm_corpora.py [--only retrieval|fusion|wall] [--encoders SPEC ...]
+Usage:  python benchmarks/bench_vlm_corpora.py [--only retrieval|fusion|wall] [--encoders SPEC ... --out FILE]
 
 1. retrieval: for RSITMD (452 images) and RSICD (1093), for LLaVA, Qwen-VL and both combined (the image's
    variants = the union of the two descriptions), every offline text encoder at the params files' settings
@@ -12,7 +12,8 @@ Usage:  python benchmarks/bench_vlm_corpora.py [--only retrieval|fusion|wall] [-
    The neighbour captioner uses in-domain train captions, so the fused rows are not zero-shot.
 3. wall: `rsrt run params/vlm_qwenvl_rsitmd.yaml`, cold (empty cache and outputs) and warm (the same again).
 Every configuration evaluated on a test split is listed in the results file; none of them chooses anything.
-Standard protocol, random ties, 95 % bootstrap intervals (1000 resamples). Writes benchmarks/results/vlm_corpora.json.
+Standard protocol through the shared scoring path (rsrt_utils.scoring, the run's ScoringSpec), random ties, 95 %
+bootstrap intervals (1000 resamples). Writes benchmarks/results/vlm_corpora.json (a reduced run: --out FILE).
 """
 
 from __future__ import annotations
@@ -54,28 +55,28 @@ def _open(corpus: str, dataset: str, work: Path, **overrides):
 
 
 def retrieval_rows(encoders: list[str], work: Path) -> list[dict]:
-    """Every corpus x dataset x encoder at the shipped settings, and the granularity rows with the default encoder."""
-    from rsrt_utils.evaluation import evaluate_text_to_text
+    """Every corpus x dataset x encoder at the shipped settings, and the granularity rows with the default encoder,
+    each through the shared scoring path (score_and_evaluate) under the run's ScoringSpec."""
+    from rsrt_utils.scoring import score_and_evaluate
     from rsrt_utils.study import pipeline as rs
 
     rows = []
     for dataset in DATASETS:
         for corpus in CORPORA:
             run, data = _open(corpus, dataset, work)
-            e = run.params.evaluation
-            for spec in encoders:
+            spec = rs.scoring_spec(run).replace(granularity="paragraph", pooling="max")
+            variants, missing = rs.gallery_variants(run, data)
+            for encoder_spec in encoders:
                 started = time.perf_counter()
-                encoder = rs.text_encoder(run, spec)
-                texts, missing = rs.gallery_texts(run, data)
-                result = evaluate_text_to_text(data, texts, encoder, "max", None, e.ties, e.n_boot, e.seed)
+                encoder = rs.text_encoder(run, encoder_spec)
+                result = score_and_evaluate(data, variants, encoder, spec)
                 rows.append(_row(result, dataset=dataset, corpus=corpus, encoder=encoder.name, granularity="paragraph",
                                  pooling="max", n_images=data.n_images, missing=len(missing),
                                  seconds=round(time.perf_counter() - started, 1)))
                 print(f"{dataset} {corpus:6s} {encoder.name:32s} paragraph/max  mR {result['mR']:6.2f} {result['ci95']['mR']}")
             encoder = rs.text_encoder(run)
             for granularity, pooling in GRANULARITY_ROWS:
-                texts, _ = rs.gallery_texts(run, data, granularity=granularity)
-                result = evaluate_text_to_text(data, texts, encoder, pooling, None, e.ties, e.n_boot, e.seed)
+                result = score_and_evaluate(data, variants, encoder, spec.replace(granularity=granularity, pooling=pooling))
                 rows.append(_row(result, dataset=dataset, corpus=corpus, encoder=encoder.name, granularity=granularity,
                                  pooling=pooling, n_images=data.n_images))
                 print(f"{dataset} {corpus:6s} {encoder.name:32s} {granularity}/{pooling}  mR {result['mR']:6.2f}")
@@ -123,8 +124,11 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=("retrieval", "fusion", "wall"), default=None)
     parser.add_argument("--encoders", nargs="+", default=None, help="encoder specs (default: every offline encoder)")
+    parser.add_argument("--out", type=Path, default=RESULT_PATH, help="result file (default: the committed one)")
     args = parser.parse_args(argv)
-    previous = json.loads(RESULT_PATH.read_text()) if RESULT_PATH.is_file() and args.only else {}
+    if args.encoders and args.out.resolve() == RESULT_PATH:
+        parser.error(f"--encoders is a reduced run: pass --out FILE so that it does not overwrite {RESULT_PATH}")
+    previous = json.loads(args.out.read_text()) if args.out.is_file() and args.only else {}
     result = {**previous, "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
               "protocol": "standard; random ties; 95 % bootstrap (1000); gallery = VLM description(s); "
                           "t2i queries = human test captions; i2t query = the image's own description(s)",
@@ -137,8 +141,8 @@ def main(argv=None) -> None:
             result["fusion"] = fusion_rows(Path(work))
     if args.only in (None, "wall"):
         result["wall_time"] = wall_times()
-    write_json_atomic(result, RESULT_PATH)
-    print(f"wrote {RESULT_PATH}")
+    write_json_atomic(result, args.out)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Choose the neighbour captioner's settings on validation splits held out from TRAIN (never on test).
 
 Usage:  python benchmarks/tune_neighbour_captioner.py [--mirror DIR] [--cache DIR] [--seeds 0 1 2] [--val-share 0.15]
-        [--min-distinct 2] [--threads N]
+        [--min-distinct 2] [--threads N] [--reference-only --out FILE]
 
 Procedure (v2, "test-like validation"): RSICD train images with AID-150 pixels are split, seeded and
 stratified by scene class; whole blocks of 8 consecutively numbered scenes are held out (RSICD's test
@@ -13,8 +13,8 @@ a gallery of those makes queries that occur verbatim in the bank (42 % of valida
 with fewer distinct captions leave the bank but are not queried. The rest of train is the bank (with
 its scene labels, for the class vote). Every setting is scored on several seeded splits and ranked
 by the mean mR over seeds (random ties: the shared default), through the shared scoring path
-(gallery texts = the variants' `caption` field, max over 5 variants for text->image, over the first
-n_query_captions for image->text, mean of six recalls).
+(rsrt_utils.scoring.score_texts / evaluate: gallery texts = the variants' `caption` field, max over 5 variants
+for text->image, over the first n_query_variants for image->text, mean of six recalls).
 The grid covers what the v1 selection did not: the image features (EfficientNet-Lite0 head; Lite0
 multilayer; multilayer with TTA on the gallery images), the class vote (neighbours restricted to the
 scene class voted by the 10 nearest train images; train labels only) and the paragraph variants
@@ -24,6 +24,7 @@ whitening of the image features, fitted on each split's bank (WHITEN_GRID: white
 stage-2 choice), and up to FINAL_ROUNDS more coordinate rounds (FINAL_REFINE) from the best row.
 Writes benchmarks/results/neighbour_tuning.json (v1's grid and split are kept in neighbour_tuning_v1.json,
 v2's run, without whitening and with shorter refine ranges, in neighbour_tuning_v2.json).
+`--reference-only` scores only the reference rows (v1 defaults, baseline): a reduced run, written to `--out`.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from neighbour_cli import add_common_arguments, apply_common_arguments  # noqa: E402
+from neighbour_presets import BASELINE_SETTINGS, V1_DEFAULTS  # noqa: E402
+
 from rsrt_utils.fileutil import write_json_atomic  # noqa: E402
 
 RESULT_PATH = HERE / "results" / "neighbour_tuning.json"
@@ -111,7 +114,7 @@ def tie_exact_pooled(queries: np.ndarray, variant_vectors: np.ndarray, owner: np
 OTHER_TIES = ("pessimistic", "optimistic")
 FEATURES = [("efficientnet-lite0-multilayer", False)]
 GRID = {"class_vote_k": [0, 10], "paragraph_size": [0, 8], "k": [10, 20]}
-FIXED = {"tau": 0.03, "weight_candidates": False, "nearest_bonus": 0.1, "n_variants": 5, "whiten_dim": 0}
+FIXED = {"tau": 0.03, "nearest_bonus": 0.1, "n_variants": 5, "whiten_dim": 0}
 # Stage 2: coordinate ascent from the best grid row: every value of one factor at a time; move to the best row
 # if it improves the mean over seeds, repeat (at most REFINE_ROUNDS rounds).
 REFINE = {"k": [5, 10, 15, 20], "paragraph_size": [5, 8, 12, 16, 20], "nearest_bonus": [0.0, 0.1, 0.2],
@@ -122,10 +125,9 @@ REFINE_ROUNDS = 4
 WHITEN_GRID = {"whiten_dim": [0, 256, 512], "tau": [0.03, 0.05, 0.08]}
 FINAL_REFINE = {"class_vote_k": [20, 30, 40], "paragraph_size": [8, 12, 16], "k": [5, 10, 15], "tau": [0.05, 0.08, 0.12]}
 FINAL_ROUNDS = 2
-# Reference rows scored on the same splits: the v1 defaults (Lite0 head features) and the baseline.
-V1_DEFAULTS = {"k": 10, "tau": 0.03, "weight_candidates": False, "nearest_bonus": 0.1, "n_variants": 5,
-               "image_model": "efficientnet-lite0", "tta": False, "class_vote_k": 0, "paragraph_size": 0, "whiten_dim": 0}
-N_QUERY_CAPTIONS = [2, 5]
+# Reference rows scored on the same splits: V1_DEFAULTS (Lite0 head features) and BASELINE_SETTINGS (neighbour_presets).
+# Every setting is scored with image->text pooled over its first n variants, for each n here (ScoringSpec.n_query_variants).
+N_QUERY_VARIANTS = [2, 5]
 
 
 def distinct_caption_count(captions: list[str]) -> int:
@@ -172,26 +174,27 @@ def whitened_banks(bank, dim: int):
 
 
 def score_setting(settings: dict, query_features, bank, bank_vectors, val, encoder) -> dict:
-    """Validation metrics of one setting, for every n_query_captions (random ties + the other policies)."""
-    from rsrt_utils.captioning.neighbour import consensus_captions, paragraph_variants, score_variant_sets
-    from rsrt_utils.metrics import evaluate_scores
+    """Validation metrics of one setting, for every n in N_QUERY_VARIANTS (random ties + the other policies)."""
+    from rsrt_utils.captioning.neighbour import consensus_captions, paragraph_variants
+    from rsrt_utils.scoring import PrecomputedEncoder, ScoringSpec, evaluate, image_texts, score_texts
 
     whitening, bank = whitened_banks(bank, settings.get("whiten_dim", 0))  # as the captioner does
     if whitening is not None:
         query_features = whitening.apply(query_features)
-    width = max(settings["n_variants"], settings["paragraph_size"], max(N_QUERY_CAPTIONS))
+    width = max(settings["n_variants"], settings["paragraph_size"], max(N_QUERY_VARIANTS))
     chosen = consensus_captions(query_features, bank, bank_vectors, settings["k"], settings["tau"], width,
-                                settings["weight_candidates"], settings["nearest_bonus"], settings["class_vote_k"],
+                                settings["nearest_bonus"], settings["class_vote_k"],
                                 min_distinct=settings["n_variants"])  # as the captioner does
     variants = [paragraph_variants([bank.caption_texts[c] for c in row], settings["n_variants"], settings["paragraph_size"])
                 for row in chosen]
-    t2i, i2t_by_n = score_variant_sets(variants, val.captions, encoder, N_QUERY_CAPTIONS)
+    spec = ScoringSpec(n_variants=settings["n_variants"], n_boot=1)
+    encoder = PrecomputedEncoder(encoder, [t for g in image_texts(variants, spec) for t in g] + list(val.captions))
     out = {}
-    for nq, i2t in i2t_by_n.items():
-        result = evaluate_scores(t2i, i2t, val.caption_image_index, n_boot=1)
+    for nq in N_QUERY_VARIANTS:  # each n rescored from the same vectors
+        nq_spec = spec.replace(n_query_variants=nq)
+        result = evaluate(*score_texts(variants, val.captions, encoder, nq_spec), val.caption_image_index, nq_spec)
         out[nq] = {"mR": result["mR"], "t2i": result["t2i"], "i2t": result["i2t"],
-                   **{f"mR_ties_{ties}": evaluate_scores(t2i, i2t, val.caption_image_index, ties=ties, n_boot=1)["mR"]
-                      for ties in OTHER_TIES}}
+                   **{key: value for key, value in result.items() if key.startswith("mR_ties_")}}
     return out
 
 
@@ -204,10 +207,14 @@ def main() -> None:
     parser.add_argument("--queries", choices=("novel", "all"), default="novel",
                         help="novel: drop validation captions found verbatim in the bank (as test captions rarely are)")
     parser.add_argument("--out", type=Path, default=RESULT_PATH)
+    parser.add_argument("--reference-only", action="store_true",
+                        help="score only the reference rows (v1 defaults, baseline): a reduced run, needs --out FILE")
     args = parser.parse_args()
+    if args.reference_only and args.out.resolve() == RESULT_PATH:
+        parser.error(f"--reference-only is a reduced run: pass --out FILE so that it does not overwrite {RESULT_PATH}")
     apply_common_arguments(args)
 
-    from rsrt_utils.captioning.neighbour import BASELINE_SETTINGS, TrainBank
+    from rsrt_utils.captioning.neighbour import TrainBank
     from rsrt_utils.data import load_dataset
     from rsrt_utils.encoders import CachedEncoder, make_text_encoder
     from rsrt_utils.image_features import make_image_extractor
@@ -217,13 +224,14 @@ def main() -> None:
     encoder = CachedEncoder(make_text_encoder("all-MiniLM-L6-v2"), cache_root=args.cache / "embeddings", progress=False)
     feature_root = args.cache / "image_features"
     paths = [im.image_path for im in train.images]
+    models = {V1_DEFAULTS["image_model"], BASELINE_SETTINGS["image_model"]} | (set() if args.reference_only else {m for m, _ in FEATURES})
     plain = {model: make_image_extractor(model, cache_root=feature_root, torch_threads=args.threads).extract(paths)
-             for model in sorted({m for m, _ in FEATURES} | {V1_DEFAULTS["image_model"], BASELINE_SETTINGS["image_model"]})}
+             for model in sorted(models)}
     captions = train.captions_by_image()
     splits = {seed: test_like_split(train, args.val_share, seed, args.min_distinct) for seed in args.seeds}
     every_gallery = sorted(set(np.concatenate([g for g, _ in splits.values()]).tolist()))
     tta = {}
-    for model in sorted({m for m, t in FEATURES if t}):
+    for model in sorted({m for m, t in FEATURES if t and not args.reference_only}):
         extracted = make_image_extractor(model, tta=True, cache_root=feature_root, torch_threads=args.threads).extract(
             [paths[i] for i in every_gallery])
         tta[model] = dict(zip(every_gallery, extracted))
@@ -246,7 +254,7 @@ def main() -> None:
     scored_points: dict = {}
 
     def score_everywhere(point: dict) -> dict:
-        """{seed: {n_query_captions: metrics}} of one setting on every split (each setting scored once)."""
+        """{seed: {n_query_variants: metrics}} of one setting on every split (each setting scored once)."""
         key = tuple(sorted(point.items()))
         if key in scored_points:
             return scored_points[key]
@@ -260,15 +268,21 @@ def main() -> None:
 
     def summarise(point: dict, scored: dict, stage: str) -> list[dict]:
         rows = []
-        for nq in N_QUERY_CAPTIONS:
+        for nq in N_QUERY_VARIANTS:
             seeds = [scored[seed][nq] for seed in args.seeds]
-            rows.append({**point, "n_query_captions": nq, "stage": stage, "mR": round(float(np.mean([r["mR"] for r in seeds])), 2),
+            rows.append({**point, "n_query_variants": nq, "stage": stage, "mR": round(float(np.mean([r["mR"] for r in seeds])), 2),
                          **{f"mR_ties_{t}": round(float(np.mean([r[f"mR_ties_{t}"] for r in seeds])), 2) for t in OTHER_TIES},
                          "mR_per_seed": [r["mR"] for r in seeds], "per_seed": seeds})
         return rows
 
-    grid_rows = [row for point in points[:-2] for row in summarise(point, score_everywhere(point), "grid")]
     reference_rows = {name: summarise(point, score_everywhere(point), name) for name, point in zip(("v1_defaults", "baseline"), points[-2:])}
+    if args.reference_only:
+        write_json_atomic({"reference_only": True, "split": {"seeds": args.seeds, "per_seed": split_info},
+                           "v1_default_rows": reference_rows["v1_defaults"], "baseline_rows": reference_rows["baseline"],
+                           "seconds": round(time.perf_counter() - started, 1)}, args.out)
+        print("v1 defaults", [r["mR"] for r in reference_rows["v1_defaults"]], "baseline", [r["mR"] for r in reference_rows["baseline"]])
+        return
+    grid_rows = [row for point in points[:-2] for row in summarise(point, score_everywhere(point), "grid")]
     best = max(grid_rows, key=lambda r: r["mR"])  # first best in grid order on an exact tie
     def coordinate_ascent(start: dict, factors: dict, rounds: int, label: str, earlier: list[dict]) -> tuple[dict, list[dict]]:
         """Every value of one factor at a time around `start`; move to the best row seen if it improves, repeat."""
@@ -295,14 +309,14 @@ def main() -> None:
     rows = grid_rows + refine_rows + reference_rows["v1_defaults"] + reference_rows["baseline"]
     rows = list({json.dumps({k: v for k, v in r.items() if k not in ("stage", "per_seed")}, sort_keys=True): r
                  for r in reversed(rows)}.values())[::-1]  # a setting revisited in a later round: its first row
-    keys = ("k", "tau", "weight_candidates", "n_variants", "n_query_captions", "tta", "nearest_bonus", "image_model",
+    keys = ("k", "tau", "n_variants", "n_query_variants", "tta", "nearest_bonus", "image_model",
             "class_vote_k", "paragraph_size", "whiten_dim")
     payload = {
         "procedure": " ".join(__doc__.strip().splitlines()[4:]),
         "split": {"dataset": repr(train), "val_share": args.val_share, "seeds": args.seeds, "min_distinct_captions": args.min_distinct,
                   "queries": args.queries,
                   "held_out_unit": "blocks of 8 consecutively numbered scenes", "stratified_by": "scene class", "per_seed": split_info},
-        "text_encoder": encoder.name, "fixed": FIXED, "grid": {"features": FEATURES, **GRID, "n_query_captions": N_QUERY_CAPTIONS},
+        "text_encoder": encoder.name, "fixed": FIXED, "grid": {"features": FEATURES, **GRID, "n_query_variants": N_QUERY_VARIANTS},
         "chosen": {key: chosen[key] for key in keys}, "chosen_row": chosen,
         "best_grid_row": best, "refine": REFINE, "refine_rounds": REFINE_ROUNDS, "stage2_choice": stage2,
         "whiten_grid": WHITEN_GRID, "stage3_choice": stage3, "final_refine": FINAL_REFINE, "final_rounds": FINAL_ROUNDS,

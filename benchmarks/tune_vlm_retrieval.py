@@ -2,7 +2,7 @@
 reported on the other (choose on RSICD -> report RSITMD, and the reverse); every configuration evaluated on a test
 split is listed in the results file.
 
-Usage:  python benchmarks/tune_vlm_retrieval.py
+Usage:  python benchmarks/tune_vlm_retrieval.py [--out FILE]
 
 Zero-shot track (the VLM descriptions, frozen encoders, nothing from any train split). Gallery = the union of the
 LLaVA and Qwen-VL descriptions of each image; levers, all training-free:
@@ -20,11 +20,13 @@ Train-data track (labelled "uses in-domain train captions; not zero-shot"): the 
 other dataset, plus a text->image hubness correction against the split's own TRAIN captions as the query bank
 (beta_b chosen on the other dataset), and on RSICD / AID-150 a fusion with the neighbour captioner's run (z-scored
 score sum, equal weights, fixed in advance).
-Writes benchmarks/results/vlm_quality.json.
+Scores come from the shared scoring path (rsrt_utils.scoring.score_texts, one ScoringSpec per configuration) and are
+corrected / summed here; every figure comes from scoring.evaluate. Writes benchmarks/results/vlm_quality.json.
 """
 
 from __future__ import annotations
 
+import argparse
 import itertools
 import os
 import platform
@@ -88,54 +90,83 @@ class Texts:
         self._encoders = {}
 
     def encoder(self, spec: str):
+        """The encoder `spec` (embeddings cached on disk), with this dataset's captions embedded once up front."""
         from rsrt_utils.encoders import CachedEncoder, make_text_encoder
+        from rsrt_utils.scoring import PrecomputedEncoder
 
         if spec not in self._encoders:
-            self._encoders[spec] = CachedEncoder(make_text_encoder(spec), progress=False)
+            self._encoders[spec] = PrecomputedEncoder(CachedEncoder(make_text_encoder(spec), progress=False),
+                                                      self.dataset.captions)
         return self._encoders[spec]
 
-    def gallery(self, spec: str, strip: bool, sentences: bool = False):
-        from rsrt_utils.evaluation import embed_grouped_texts
-        from rsrt_utils.study.pipeline import split_sentences
+    def groups(self, strip: bool) -> list[list[str]]:
+        """Each image's descriptions, with the opening boilerplate stripped or not."""
+        return [[strip_boilerplate(t) if strip else t for t in g] for g in self.descriptions]
 
-        groups = [[strip_boilerplate(t) if strip else t for t in g] for g in self.descriptions]
-        if sentences:
-            groups = [[s for t in g for s in split_sentences(t)] for g in groups]
-        return embed_grouped_texts(groups, self.encoder(spec))
+    def spec(self, **changes):
+        """The ScoringSpec of every configuration (all of an image's descriptions, random ties, seed 0), changed."""
+        from rsrt_utils.scoring import ScoringSpec
+
+        return ScoringSpec(n_variants=max(len(g) for g in self.descriptions), seed=0).replace(**changes)
+
+    def scores(self, spec: str, strip: bool, **changes) -> tuple[np.ndarray, np.ndarray]:
+        """(t2i, i2t) through the shared scoring path: the captions against each image's descriptions."""
+        from rsrt_utils.scoring import score_texts
+
+        return score_texts(self.groups(strip), self.dataset.captions, self.encoder(spec), self.spec(**changes))
+
+    def gallery(self, spec: str, strip: bool):
+        """The descriptions' embeddings as a VariantGallery (for the mean description of an image)."""
+        from rsrt_utils.scoring import embed_grouped_texts, image_texts
+
+        return embed_grouped_texts(image_texts(self.groups(strip), self.spec()), self.encoder(spec))
+
+
+def mean_descriptions(gallery) -> np.ndarray:
+    """Each image's normalised mean description vector."""
+    from rsrt_utils.vectors import l2_normalise
+
+    return l2_normalise((gallery.embeddings * gallery.mask[..., None]).sum(axis=1))
 
 
 def score_matrices(texts: Texts, config: dict, cache: dict) -> tuple[np.ndarray, np.ndarray]:
     """(t2i, i2t) of one zero-shot configuration: per encoder, pooled cosine with the hubness corrections, summed."""
-    from rsrt_utils.retrieval import hubness, l2_normalise, pooled_similarity
-
     t2i = i2t = 0.0
     for spec in ENCODERS[config["encoder"]]:
         key = (spec, config["strip"], config["pooling"], config["prf"])
         if key not in cache:
-            gallery = texts.gallery(spec, config["strip"])
-            captions = texts.encoder(spec).encode(texts.dataset.captions)
-            means = l2_normalise((gallery.embeddings * gallery.mask[..., None]).sum(axis=1))
-            bank = texts.encoder(spec).encode([strip_boilerplate(t) if config["strip"] else t for t in texts.ucm])
-            base = pooled_similarity(captions, gallery, config["pooling"])
-            forward, backward = _with_feedback(captions, gallery, means, base, config) if config["prf"] else (base, base.T)
-            cache[key] = (forward, backward, hubness(means, means, HUB_K, exclude_self=True), hubness(captions, bank, HUB_K))
+            cache[key] = encoder_terms(texts, spec, config)
         forward, backward, hub_images, hub_captions = cache[key]
         t2i = t2i + forward - config["beta_g"] * hub_images[None, :]
         i2t = i2t + backward - config["beta_c"] * hub_captions[None, :]
     if config["gamma"]:
         key = ("sentences", config["strip"])
         if key not in cache:
-            spec = "all-MiniLM-L6-v2"
-            cache[key] = pooled_similarity(texts.encoder(spec).encode(texts.dataset.captions),
-                                           texts.gallery(spec, config["strip"], sentences=True), "max")
+            cache[key] = texts.scores("all-MiniLM-L6-v2", config["strip"], granularity="sentences", pooling="max")[0]
         t2i = t2i + config["gamma"] * cache[key]
         i2t = i2t + config["gamma"] * cache[key].T
     return np.ascontiguousarray(t2i, dtype=np.float32), np.ascontiguousarray(i2t, dtype=np.float32)
 
 
+def encoder_terms(texts: Texts, spec: str, config: dict) -> tuple:
+    """One encoder's (t2i, i2t) from the shared scoring path (then pseudo-relevance feedback if asked), and the
+    hubness of each image (among the gallery) and of each caption (against the UCM bank)."""
+    from rsrt_utils.retrieval import hubness
+
+    encoder = texts.encoder(spec)
+    forward, backward = texts.scores(spec, config["strip"], pooling=config["pooling"])
+    gallery = texts.gallery(spec, config["strip"])
+    captions, means = encoder.encode(texts.dataset.captions), mean_descriptions(gallery)
+    if config["prf"]:
+        forward, backward = _with_feedback(captions, gallery, means, forward, config)
+    bank = encoder.encode([strip_boilerplate(t) if config["strip"] else t for t in texts.ucm])
+    return forward, backward, hubness(means, means, HUB_K, exclude_self=True), hubness(captions, bank, HUB_K)
+
+
 def _with_feedback(captions: np.ndarray, gallery, means: np.ndarray, base: np.ndarray, config: dict):
     """(t2i, i2t) after one round of pseudo-relevance feedback (no labels: each query's own top candidates)."""
-    from rsrt_utils.retrieval import VariantGallery, l2_normalise, pooled_similarity, top_k
+    from rsrt_utils.retrieval import VariantGallery, pooled_similarity, top_k
+    from rsrt_utils.vectors import l2_normalise
 
     alpha = config["prf"]
     moved_captions = l2_normalise(captions + alpha * means[top_k(base, PRF_M)].mean(axis=1))
@@ -144,12 +175,14 @@ def _with_feedback(captions: np.ndarray, gallery, means: np.ndarray, base: np.nd
     return pooled_similarity(moved_captions, gallery, config["pooling"]), pooled_similarity(captions, moved, config["pooling"]).T
 
 
-def evaluate(texts: Texts, t2i, i2t, n_boot: int) -> dict:
-    from rsrt_utils.metrics import evaluate_scores
+def metrics(texts: Texts, t2i, i2t, n_boot: int) -> dict:
+    """The shared evaluation (scoring.evaluate) of one configuration's scores, with n_boot bootstrap resamples."""
+    from rsrt_utils.scoring import evaluate
 
     d = texts.dataset
-    r = evaluate_scores(t2i, i2t, d.caption_image_index, d.image_classes, n_boot=n_boot, seed=0)
-    return {"t2i": r["t2i"], "i2t": r["i2t"], "mR": r["mR"], "ci95": r["ci95"]["mR"], "per_class": r.get("per_class")}
+    r = evaluate(t2i, i2t, d.caption_image_index, texts.spec(n_boot=n_boot), d.image_classes)
+    return {"t2i": r["t2i"], "i2t": r["i2t"], "mR": r["mR"], "ci95": r["ci95"]["mR"], "per_class": r.get("per_class"),
+            **{key: value for key, value in r.items() if key.startswith("mR_ties_")}}
 
 
 def grid_configs() -> list[dict]:
@@ -158,15 +191,17 @@ def grid_configs() -> list[dict]:
 
 def train_bank_hubness(texts: Texts, config: dict) -> np.ndarray:
     """Each image's mean cosine to its 10 nearest TRAIN captions (MiniLM): hubness against the query distribution."""
-    from rsrt_utils.retrieval import hubness, l2_normalise
+    from rsrt_utils.retrieval import hubness
 
     spec = "all-MiniLM-L6-v2"
-    gallery = texts.gallery(spec, config["strip"])
-    means = l2_normalise((gallery.embeddings * gallery.mask[..., None]).sum(axis=1))
+    means = mean_descriptions(texts.gallery(spec, config["strip"]))
     return hubness(means, texts.encoder(spec).encode(texts.train), HUB_K)
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=RESULT_PATH, help="result file (default: the committed one)")
+    args = parser.parse_args(argv)
     started = time.time()
     texts = {name: Texts(name) for name in DATASETS}
     configs = grid_configs()
@@ -174,8 +209,8 @@ def main() -> None:
     for name in DATASETS:
         cache: dict = {}
         for i, config in enumerate(configs):
-            result = evaluate(texts[name], *score_matrices(texts[name], config, cache), n_boot=1)
-            grid[name].append({**config, "mR": result["mR"]})
+            result = metrics(texts[name], *score_matrices(texts[name], config, cache), n_boot=1)
+            grid[name].append({**config, "mR": result["mR"], **{k: v for k, v in result.items() if k.startswith("mR_ties_")}})
             if i % 72 == 0:
                 print(f"{name}: {i}/{len(configs)} configurations, last mR {result['mR']}", flush=True)
     out = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "grid": GRID, "baseline": BASELINE,
@@ -195,32 +230,32 @@ def main() -> None:
         base_t2i, base_i2t = score_matrices(texts[chosen_on], config, {})
         hub = train_bank_hubness(texts[chosen_on], config)
         for beta in BETA_BANK:
-            rows.append({"beta_b": beta, "mR": evaluate(texts[chosen_on], base_t2i - beta * hub[None, :], base_i2t, 1)["mR"]})
+            rows.append({"beta_b": beta, "mR": metrics(texts[chosen_on], base_t2i - beta * hub[None, :], base_i2t, 1)["mR"]})
         beta = max(rows, key=lambda r: r["mR"])["beta_b"]
         t2i, i2t = score_matrices(texts[report_on], config, {})
         t2i = t2i - beta * train_bank_hubness(texts[report_on], config)[None, :]
         train_track[report_on] = {"chosen_on": chosen_on, "beta_b_grid_on_chosen": rows, "beta_b": beta,
-                                  "config": config, **evaluate(texts[report_on], t2i, i2t, 1000)}
+                                  "config": config, **metrics(texts[report_on], t2i, i2t, 1000)}
         if report_on == "rsicd":
             train_track["rsicd"]["fusion_with_neighbour"] = _fuse_with_neighbour(texts["rsicd"], t2i, i2t)
         print(f"train-data: beta_b {beta} (chosen on {chosen_on}) -> {report_on} mR {train_track[report_on]['mR']}")
     out["tracks"] = {"zero-shot": zero_shot, "uses train data": train_track}
     out["seconds"] = round(time.time() - started, 1)
-    write_json_atomic(out, RESULT_PATH)
-    print(f"wrote {RESULT_PATH}")
+    write_json_atomic(out, args.out)
+    print(f"wrote {args.out}")
 
 
 def _path_of_steps(texts: Texts, chosen: dict) -> list[dict]:
     """From the plain baseline to the chosen setting, one lever at a time (in GRID order), with 95 % intervals."""
     steps, config = [], dict(BASELINE)
-    result = evaluate(texts, *score_matrices(texts, config, {}), n_boot=1000)
+    result = metrics(texts, *score_matrices(texts, config, {}), n_boot=1000)
     steps.append({"step": "baseline (MiniLM, paragraphs, max, no correction)", "config": dict(config), **result})
     cache: dict = {}
     for lever in GRID:
         if chosen[lever] == config[lever]:
             continue
         config[lever] = chosen[lever]
-        result = evaluate(texts, *score_matrices(texts, config, cache), n_boot=1000)
+        result = metrics(texts, *score_matrices(texts, config, cache), n_boot=1000)
         steps.append({"step": f"+ {lever} = {chosen[lever]}", "config": dict(config), **result})
     return steps
 

@@ -23,6 +23,11 @@ def cache_dir() -> Path:
     return _env_path("RSRT_CACHE_DIR", PROJECT_ROOT / "cache")
 
 
+def indexes_dir() -> Path:
+    """Searchable collections of your own imagery, one folder per name. Override with RSRT_INDEX_DIR."""
+    return _env_path("RSRT_INDEX_DIR", cache_dir() / "indexes")
+
+
 def outputs_dir() -> Path:
     """Executed notebooks, figures and metrics. Override with RSRT_OUTPUTS_DIR."""
     return _env_path("RSRT_OUTPUTS_DIR", PROJECT_ROOT / "outputs")

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The README's test command: set up the pinned environment, then run pytest: unit and integration tests
+# The README's test command: set up the pinned environment, lint with ruff, then run pytest: unit and integration tests
 # (the real data in ../shared/data when it is there; skipped with a reason when not), the study through
 # papermill, and every notebook with nbval on its default (smoke) parameters.
 # Data, caches and outputs of the tests go to a fresh temporary folder (RSRT_TEST_ROOT to reuse one).
@@ -9,6 +9,7 @@ bash scripts/ensure_env.sh
 export MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 root="${RSRT_TEST_ROOT:-$(mktemp -d -t rsrt-tests-XXXXXX)}"
 export RSRT_DATA_DIR="$root/data" RSRT_CACHE_DIR="$root/cache" RSRT_OUTPUTS_DIR="$root/outputs"
+.venv/bin/ruff check .  # the linter (code and notebooks; config in pyproject.toml)
 if [ "$#" -eq 0 ]; then
   set -- tests notebooks
 fi

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Iterator, Protocol, Sequence
 
 import numpy as np
-import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 

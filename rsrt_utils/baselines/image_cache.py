@@ -16,10 +16,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..fileutil import file_sha256
 from ..encoders.cache import OVERWRITE_POLICIES, EmbeddingCache
+from ..fileutil import file_sha256
 from ..paths import cache_dir
-
 
 
 class ImageEncoder(Protocol):

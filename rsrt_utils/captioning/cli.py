@@ -13,7 +13,6 @@ from .registry import CAPTIONING_BACKENDS, DEFAULT_OPENAI_MODEL, EXPECTED_TOKENS
 from .runner import estimate_cost
 
 
-
 def positive_int(text: str) -> int:
     """argparse type: an integer >= 1 (0 or a negative number is an error, never 'all')."""
     try:

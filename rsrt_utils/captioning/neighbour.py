@@ -39,13 +39,16 @@ import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ..vectors import l2_normalise
 from .backend import MODES, BackendAnswer, CaptionRequest, Mode
 from .schema import Variant
+
+if TYPE_CHECKING:
+    from ..data.dataset import Dataset
 
 NEIGHBOUR_LABEL = "uses in-domain train captions; not zero-shot"
 NEIGHBOUR_PROMPT_VERSION = "neighbour-consensus-v2.2"  # v2: class vote, paragraphs; .1: widen only for the variants; .2: whitening
@@ -349,7 +352,7 @@ def paragraph_variants(captions: Sequence[str], n_variants: int, paragraph_size:
     `caption` (the detailed paragraph) is caption i followed by the other captions among the top paragraph_size
     (paragraph_size 0: caption i alone). Images rarely share a whole paragraph, so fewer exact score ties."""
     variants = []
-    for i, sentence in enumerate(captions[:n_variants]):
+    for sentence in captions[:n_variants]:
         others = [c for c in captions[:paragraph_size] if c != sentence]
         variants.append(Variant(one_sentence=sentence, feature=sentence, caption=" ".join([sentence, *others])))
     return variants

@@ -42,7 +42,7 @@ class RunSummary:
     def text(self) -> str:
         lines = [f"captioned {self.ok} image(s), {self.failed} failed, {self.skipped_done} already done "
                  f"(of {self.total}); {self.retried} retried with the strict prompt; {self.elapsed_s:.1f} s",
-                 f"tokens: " + ", ".join(f"{k}={v}" for k, v in sorted(self.usage.items())) if self.usage else "tokens: none reported",
+                 "tokens: " + ", ".join(f"{k}={v}" for k, v in sorted(self.usage.items())) if self.usage else "tokens: none reported",
                  f"store: {self.store_path}"]
         if self.failure_reasons:
             lines.append("failures by reason:")

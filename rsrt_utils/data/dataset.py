@@ -11,11 +11,9 @@ import numpy as np
 
 from ..paths import data_dir
 from .formats import AnnotationFormatError, RawImage, read_annotations
-from .registry import DATASETS, DATASETS_INFO, SPLITS
+from .registry import AID150_IMAGES, AID150_MAPPING, DATASETS, DATASETS_INFO, SPLITS
 
 UNLABELLED = "unlabelled"
-AID150_MAPPING = "rsicd/rsicd_to_aid150.tsv"
-AID150_IMAGES = "aid150/images"
 
 
 def scene_class_of(filename: str) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..fileutil import file_sha256
 from .published import PUBLISHED_CORPORA, STORE_NAME as PUBLISHED_STORE
+from .registry import AID150_MAPPING, DATASETS_INFO
 
 CHECKSUM_DIR = Path(__file__).with_name("checksums")
 STORE_DATASETS = ("rsitmd", "rsicd", "aid150", PUBLISHED_STORE)
@@ -30,13 +31,8 @@ UPSTREAM_PREFIXES = [
     ("rsicd/precomp_amfmn/", AMFMN, "AMFMN/data/rsicd_precomp/"),
     ("aid150/images/", TESTTENSOR, "AID/"),
 ]
-MIRROR_ONLY = ("rsicd/rsicd_to_aid150.tsv",)
-ANNOTATION_FILES = {
-    "rsitmd": [f"rsitmd/precomp_amfmn/{s}_{k}.txt" for s in ("test", "train") for k in ("caps", "filename")]
-    + ["rsitmd/Transferdataset_rsitmd.json"],
-    "rsicd": [f"rsicd/precomp_amfmn/{s}_{k}.txt" for s in ("test", "train") for k in ("caps", "filename")]
-    + ["rsicd/rsicd_to_aid150.tsv"],
-}
+MIRROR_ONLY = (AID150_MAPPING,)
+ANNOTATION_FILES = {name: list(info.store_files) for name, info in DATASETS_INFO.items()}
 
 
 @dataclass(frozen=True)

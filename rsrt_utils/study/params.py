@@ -15,12 +15,15 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from ..captioning.registry import BACKENDS as _CAPTION_BACKENDS, EXPECTED_TOKENS, default_prices
+from ..captioning.registry import BACKENDS as _CAPTION_BACKENDS
+from ..captioning.registry import EXPECTED_TOKENS, default_prices
 from ..encoders.cache import OVERWRITE_POLICIES
 from ..metrics import DEFAULT_TIES, TIE_POLICIES
 from ..paths import PROJECT_ROOT
 from ..retrieval import POOLINGS as _POOLINGS
-from ..scoring import FIELDS as _FIELDS, GRANULARITIES as _GRANULARITIES, IMAGE_QUERIES
+from ..scoring import FIELDS as _FIELDS
+from ..scoring import GRANULARITIES as _GRANULARITIES
+from ..scoring import IMAGE_QUERIES
 
 POOLINGS = Literal[_POOLINGS]
 FIELDS = Literal[_FIELDS]

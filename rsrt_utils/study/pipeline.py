@@ -24,7 +24,6 @@ from .params import ParamsError, RunParams, dump_params, load_params
 from .smoke import make_smoke_dataset
 
 
-
 @dataclass
 class StudyRun:
     """One run: its validated parameters and its output folder."""
@@ -273,10 +272,10 @@ def _published_corpora(run: StudyRun) -> dict:
 def run_corpus_paths(run: StudyRun, dataset: Dataset) -> list[str]:
     """The corpus files of the run (one, or several whose union is the gallery)."""
     info = run.artifacts().get("corpus", {})
-    if not info.get("corpus") and not run.is_oracle:
-        info = build_corpus(run, dataset, progress=False)  # resumes from the cache when already done
-    if not info.get("corpus"):
+    if run.is_oracle:
         raise ValueError("the oracle run has no corpus: its gallery is the human captions")
+    if not info.get("corpus"):
+        raise FileNotFoundError(f"run {run.params.run_name!r} has no corpus yet; run the captioning notebook (01) first")
     return info.get("corpora") or [info["corpus"]]
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..paths import PROJECT_ROOT
 from ..literature import published_mr
+from ..paths import PROJECT_ROOT
 from .reference import GEORSCLIP_README
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "vlm_quality.json"

@@ -222,7 +222,7 @@ class FakeOpenAIServer:
         if batch.status in ("completed", "expired", "failed", "cancelled"):
             return
         batch.polls += 1
-        lines = [json.loads(l) for l in self.files[batch.input_file_id]["content"].decode().splitlines() if l.strip()]
+        lines = [json.loads(t) for t in self.files[batch.input_file_id]["content"].decode().splitlines() if t.strip()]
         batch.counts["total"] = len(lines)
         if batch.polls < self.batch_polls_to_complete:
             batch.status = "in_progress"
@@ -247,7 +247,10 @@ class FakeOpenAIServer:
                                "response": {"status_code": status, "request_id": self.new_id("req"),
                                             "body": {"error": {"message": f"simulated HTTP {status}", "type": "server_error"}}},
                                "error": None})
-        as_jsonl = lambda rows: ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
+
+        def as_jsonl(rows: list) -> bytes:
+            return ("\n".join(json.dumps(r) for r in rows) + "\n").encode()
+
         batch.output_file_id = self.add_file(as_jsonl(outputs), "output.jsonl", "batch_output") if outputs else None
         batch.error_file_id = self.add_file(as_jsonl(errors), "errors.jsonl", "batch_output") if errors else None
         batch.counts.update(completed=len(outputs), failed=len(errors))

@@ -8,10 +8,16 @@ embeddings go to the project cache (paths.cache_dir()), so reruns take seconds.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from rsrt_utils.paths import shared_mirror_dir
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+from neighbour_presets import BASELINE_SETTINGS, QUERY_VARIANTS  # noqa: E402
 
 MIRROR = shared_mirror_dir()
 pytestmark = pytest.mark.skipif(
@@ -35,7 +41,7 @@ def stratified(dataset, per_class: int, seed: int) -> list[int]:
 
 @pytest.fixture(scope="module")
 def setting():
-    from rsrt_utils.captioning.neighbour import BASELINE_SETTINGS, NeighbourCaptioner, TrainBank
+    from rsrt_utils.captioning.neighbour import NeighbourCaptioner, TrainBank
     from rsrt_utils.data import load_dataset
     from rsrt_utils.encoders import DEFAULT_TEXT_ENCODER, CachedEncoder, make_text_encoder
 
@@ -79,12 +85,15 @@ def test_neighbours_mostly_share_the_scene_class(setting):
 
 
 def test_retrieval_is_far_above_chance(setting):
-    from rsrt_utils.captioning.neighbour import score_gallery
-    from rsrt_utils.metrics import evaluate_scores
+    from rsrt_utils.captioning.backend import CaptionRequest
+    from rsrt_utils.scoring import ScoringSpec, evaluate, score_texts
 
     test, _, _, captioner = setting
-    t2i, i2t = score_gallery(captioner, test)
-    result = evaluate_scores(t2i, i2t, test.caption_image_index, n_boot=200)
+    requests = [CaptionRequest(im.image_id, im.image_path, scene_class=im.scene_class) for im in test.images]
+    answers = captioner.answer_batch(requests, "variants")  # one batch: the subset is smaller than captioner.batch_size
+    spec = ScoringSpec(n_variants=BASELINE_SETTINGS["n_variants"], n_query_variants=QUERY_VARIANTS["baseline"], n_boot=200)
+    t2i, i2t = score_texts([a.variants for a in answers], test.captions, captioner.text_encoder, spec)
+    result = evaluate(t2i, i2t, test.caption_image_index, spec)
     chance_r10 = 100 * 10 / test.n_images
     assert result["t2i"]["R@10"] > 4 * chance_r10 and result["i2t"]["R@10"] > 4 * chance_r10, result
     assert result["mR"] >= 15.0, result  # sanity floor for this 300-image gallery / 3000-image bank

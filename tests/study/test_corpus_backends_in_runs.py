@@ -34,6 +34,9 @@ def test_import_backend_runs_and_reports_a_missing_file(study_env, tmp_path, smo
     dataset = rs.prepare_dataset(run)
     info = rs.build_corpus(run, dataset)
     assert info["summary"]["imported"] == len(ids) and info["summary"]["n_bad_lines"] == 0
+    with pytest.raises(FileNotFoundError, match=r"run the retrieval notebook \(03\) first"):
+        rs.evaluate_run(run, dataset)  # stages hand over: 04 evaluates the scores 03 saved, never recomputes them
+    rs.score_run(run, dataset)
     metrics = rs.evaluate_run(run, dataset)
     assert metrics["missing_captions"] == 0 and metrics["mR"] > 50  # two of the image's own captions as its gallery
 

@@ -1,7 +1,5 @@
 """Params files: every shipped file validates; typos and bad values are errors that name them."""
 
-from pathlib import Path
-
 import pytest
 import yaml
 

@@ -60,7 +60,7 @@ def test_kill_and_resume_loses_and_repeats_nothing(tmp_path):
     with FakeOpenAIServer(latency=LATENCY) as server:
         for run, condition in enumerate(kill_after):
             process, out, err = start_worker(server, tmp_path / "img", store, logs, run)
-            wait_until(lambda: condition(server) or process.poll() is not None)
+            wait_until(lambda stop=condition, worker=process: stop(server) or worker.poll() is not None)
             process.send_signal(signal.SIGKILL)
             process.wait()
             out.close(), err.close()

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import importlib
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from rsrt_utils.baselines import clip as clip_module
-from rsrt_utils.baselines.clip import (ClipModelLoadError, HFClipBackend, OpenClipBackend, loadable_clip_models,
-                                       make_clip_backend, resolve_device, run_clip_baseline,
-                                       save_tiny_random_clip)
+from rsrt_utils.baselines.clip import (
+    ClipModelLoadError,
+    HFClipBackend,
+    OpenClipBackend,
+    loadable_clip_models,
+    make_clip_backend,
+    resolve_device,
+    run_clip_baseline,
+    save_tiny_random_clip,
+)
 from rsrt_utils.baselines.image_cache import CachedImageEncoder
 from rsrt_utils.data import Dataset, ImageRecord
 from rsrt_utils.metrics import evaluate_scores

@@ -179,3 +179,54 @@ def test_audit_summary(tmp_path):
                             "direction_errors": [0.0, 0.5, 1.0], "completeness_1to5": [4.0, 3.5, 2.0], "n_rows": [4, 4, 4]})
     figures.plot_audit_summary(summary, path=tmp_path / "audit.png", coverage="TOY: 4 images")
     assert_png(tmp_path / "audit.png")
+
+
+def _segments(ax) -> list[tuple[tuple, tuple]]:
+    """(x pair, y pair) of every two-point piece of the lines on the axes (pieces are separated by NaN), rounded:
+    interval bars and their caps are drawn as such pieces."""
+    pieces = []
+    for line in ax.lines:
+        xy = np.column_stack([np.asarray(line.get_xdata(), float), np.asarray(line.get_ydata(), float)])
+        breaks = np.flatnonzero(np.isnan(xy).any(axis=1))
+        for piece in np.split(xy, breaks):
+            piece = piece[~np.isnan(piece).any(axis=1)]
+            if len(piece) == 2:
+                pieces.append((tuple(np.round(piece[:, 0], 4)), tuple(np.round(piece[:, 1], 4))))
+    return pieces
+
+
+def test_ablation_draws_the_given_intervals():
+    frame = pd.DataFrame({"setting": ["max", "mean"], "mR": [16.95, 16.71], "ci_low": [16.03, 15.80], "ci_high": [17.89, 17.62]})
+    ax = figures.plot_ablation(frame, "pooling", "pooling", "TOY").axes[0]
+    segments = _segments(ax)
+    assert ((0.0, 0.0), (16.03, 17.89)) in segments and ((1.0, 1.0), (15.80, 17.62)) in segments, segments
+    points = [tuple(np.round(line.get_ydata(), 4)) for line in ax.lines if line.get_marker() == "o"]
+    assert (16.95, 16.71) in points, points  # the estimates are the given mR, not a mean of the bounds
+
+
+def test_comparison_draws_intervals_for_measured_rows_only():
+    rows = comparison_rows()
+    rows.loc[rows["mR"] == 16.35, "ci_low"] = 15.2  # an asymmetric interval: a mean of the bounds would not give mR
+    fig = figures.plot_comparison(rows)
+    rsicd = next(ax for ax in fig.axes if ax.get_title(loc="left") == "RSICD")
+    widths = sorted(round(p.get_width(), 4) for p in rsicd.patches)
+    assert widths == [15.74, 16.35]  # bars end at the given mR
+    intervals = [x for x, y in _segments(rsicd) if y[0] == y[1] and x[0] != x[1]]
+    assert intervals == [(15.2, 17.1)]  # the measured row's 95 % interval; none for the quoted figure
+
+
+def test_intervals_must_contain_their_value():
+    frame = pd.DataFrame({"setting": ["a"], "mR": [20.0], "ci_low": [21.0], "ci_high": [22.0]})
+    with pytest.raises(ValueError, match="mR lies outside \\[ci_low, ci_high\\]"):
+        figures.plot_ablation(frame, "t", "x", "c")
+
+
+def test_quality_path_intervals(tmp_path):
+    rows = {"rsitmd": [{"step": "baseline", "mR": 22.42, "ci95": [20.85, 24.02], "track": "zero-shot"},
+                       {"step": "+ hubness", "mR": 26.53, "ci95": [24.72, 28.29], "track": "uses train data"}]}
+    fig = figures.plot_quality_path(rows, path=tmp_path / "path.png")
+    assert_png(tmp_path / "path.png")
+    ax = fig.axes[0]
+    assert sorted(round(p.get_width(), 2) for p in ax.patches) == [22.42, 26.53]
+    horizontal = [x for x, y in _segments(ax) if y[0] == y[1]]
+    assert (20.85, 24.02) in horizontal and (24.72, 28.29) in horizontal, horizontal

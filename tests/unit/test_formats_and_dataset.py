@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from foundation_helpers import (make_dataset, write_amfmn_per_caption, write_amfmn_per_image, write_json,
-                                write_karpathy, write_lines)
+from foundation_helpers import (
+    make_dataset,
+    write_amfmn_per_caption,
+    write_amfmn_per_image,
+    write_json,
+    write_karpathy,
+    write_lines,
+)
 
-from rsrt_utils.data import (AnnotationFormatError, Dataset, detect_format, load_dataset, read_annotations,
-                             scene_class_of, validation_report)
+from rsrt_utils.data import (
+    AnnotationFormatError,
+    Dataset,
+    detect_format,
+    load_dataset,
+    read_annotations,
+    scene_class_of,
+    validation_report,
+)
 from rsrt_utils.data.formats import read_amfmn_precomp
 
 TEST_IMAGES = {"airport_1.jpg": ["a plane", "two planes"], "beach_2.jpg": ["sand and sea", "waves"]}

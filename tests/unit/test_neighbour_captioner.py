@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from rsrt_utils.captioning.backend import CaptionBackend, CaptionRequest
-from rsrt_utils.captioning.neighbour import (NEIGHBOUR_LABEL, NeighbourCaptioner, TrainBank, consensus_captions,
-                                             consensus_scores, nearest_neighbours)
+from rsrt_utils.captioning.neighbour import (
+    NEIGHBOUR_LABEL,
+    NeighbourCaptioner,
+    TrainBank,
+    consensus_captions,
+    consensus_scores,
+    nearest_neighbours,
+)
 from rsrt_utils.captioning.schema import VariantSet
 from rsrt_utils.encoders import make_text_encoder
 

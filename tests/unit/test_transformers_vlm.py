@@ -52,8 +52,14 @@ def _tokenizer():
 @pytest.fixture(scope="module")
 def tiny_vlm_dir(tmp_path_factory):
     """Save a tiny LLaVA (CLIP vision tower 16x16 px, patch 8 -> 4 image tokens; 1-layer Llama) + processor."""
-    from transformers import (CLIPImageProcessorPil, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-                              LlavaForConditionalGeneration, LlavaProcessor)
+    from transformers import (
+        CLIPImageProcessorPil,
+        CLIPVisionConfig,
+        LlamaConfig,
+        LlavaConfig,
+        LlavaForConditionalGeneration,
+        LlavaProcessor,
+    )
 
     tokenizer = _tokenizer()
     image_processor = CLIPImageProcessorPil(size={"shortest_edge": 16}, crop_size={"height": 16, "width": 16})
