@@ -136,7 +136,7 @@ def main(argv=None) -> None:
               "selection": "nothing is chosen on these figures: every configuration evaluated on a test split is listed"}
     with tempfile.TemporaryDirectory() as work:
         if args.only in (None, "retrieval"):
-            result["retrieval"] = retrieval_rows(args.encoders or available_offline_encoders(), Path(work))
+            result["retrieval"] = retrieval_rows(args.encoders or available_offline_encoders(large=True), Path(work))
         if args.only in (None, "fusion"):
             result["fusion"] = fusion_rows(Path(work))
     if args.only in (None, "wall"):

@@ -31,6 +31,8 @@ def _imports(path: Path, module: str, is_package: bool) -> set[str]:
                 target = node.module or ""
             if target.startswith("rsrt_utils"):
                 found.add(target)
+                if not node.module:  # `from .. import logsafe`: the names that are modules
+                    found |= {f"{target}.{a.name}" for a in node.names if a.name != "__version__"}
     return found
 
 
@@ -49,7 +51,7 @@ def main(root: Path) -> None:
         lines["rsrt_utils/" + str(path.parent.relative_to(package)).replace(".", "(top level)")] += len(path.read_text().splitlines())
         for target in _imports(path, module, path.name == "__init__.py"):
             dst = _folder(target)
-            if dst != _folder(module):
+            if dst != _folder(module) and dst != "rsrt_utils":
                 edges[_folder(module)].add(dst)
     print("lines of code per folder:")
     for folder, n in sorted(lines.items()):

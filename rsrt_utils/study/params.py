@@ -101,7 +101,8 @@ class AblationParams(_Section):
     granularities: list[GRANULARITIES] = Field(default_factory=lambda: list(_GRANULARITIES))
     fuse_with: list[str] = Field(default_factory=list,
                                  description="run names whose scores.npz to fuse with this run (RRF, z-score sum)")
-    encoders: list[str] | Literal["offline"] = "offline"
+    encoders: list[str] | Literal["offline", "offline-large"] = Field(
+        "offline", description="offline: MiniLM, WordLlama, hashing; offline-large: also all-mpnet-base-v2; or a list")
     corpora: list[str] = Field(default_factory=list, description="extra corpus JSONL files to compare as captioners")
     include_oracle: bool = True
 

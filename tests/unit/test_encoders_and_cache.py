@@ -116,5 +116,18 @@ def test_factory_builds_hashing_and_rejects_unknown():
 def test_factory_reports_unloadable_sentence_transformer(tmp_path, monkeypatch):
     pytest.importorskip("sentence_transformers")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    encoder = make_text_encoder(f"st:{tmp_path / 'no-such-model'}")  # loads on the first text to embed
     with pytest.raises(RuntimeError, match="could not load sentence-transformers model"):
-        make_text_encoder(f"st:{tmp_path / 'no-such-model'}")
+        encoder.encode(["a river"])
+
+
+def test_cached_texts_never_load_the_model(tmp_path):
+    """A rerun whose texts are all cached must not pay for loading torch and the weights."""
+    pytest.importorskip("sentence_transformers")
+    first = CachedEncoder(make_text_encoder("all-MiniLM-L6-v2"), cache_root=tmp_path, progress=False)
+    expected = first.encode(["a river", "an airport"])
+    again = CachedEncoder(make_text_encoder("all-MiniLM-L6-v2"), cache_root=tmp_path, progress=False)
+    np.testing.assert_array_equal(again.encode(["an airport", "a river"]), expected[::-1])
+    assert again.encoder._model is None
+    again.encode(["a new text"])
+    assert again.encoder._model is not None
