@@ -77,8 +77,8 @@ def main() -> None:
     from rsrt_utils.captioning.published import build_published_corpus
     from rsrt_utils.data import load_dataset
     from rsrt_utils.data.published import PUBLISHED_CORPORA
+    from rsrt_utils.data.store import ensure_store
     from rsrt_utils.scoring import PrecomputedEncoder, ScoringSpec, evaluate
-    from rsrt_utils.study.pipeline import ensure_store
 
     ensure_store("rsitmd")
     ensure_store("published")

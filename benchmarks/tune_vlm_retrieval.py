@@ -72,8 +72,8 @@ class Texts:
         from rsrt_utils.captioning.published import build_published_corpus
         from rsrt_utils.data import load_dataset
         from rsrt_utils.data.published import PUBLISHED_CORPORA
+        from rsrt_utils.data.store import ensure_store
         from rsrt_utils.paths import data_dir
-        from rsrt_utils.study.pipeline import ensure_store
 
         ensure_store(dataset_name)
         ensure_store("published")

@@ -182,3 +182,30 @@ def download(datasets: Iterable[str] | None = None, store: Path | None = None, b
     # mirror-only files (the RSICD->AID-150 table) have no public source; the loader rebuilds the mapping by name
     return {d: _assemble(d, store, f"download:{base_url}", fetch, workers, overwrite, progress, skip=lambda f: f.url() is None)
             for d in chosen}
+
+
+def store_needs(name: str) -> list[str]:
+    """The store datasets a benchmark (or 'published', the VLM corpora) is loaded from; none for other names."""
+    from .published import STORE_NAME
+    from .registry import DATASETS_INFO
+
+    if name == "published":
+        return [STORE_NAME]
+    return list(DATASETS_INFO[name].store_needs) if name in DATASETS_INFO else []
+
+
+def ensure_store(name: str) -> Path:
+    """The project store; missing datasets are imported from a local mirror (../shared/data or
+    RSRT_MIRROR_DIR) when there is one, else downloaded from their public sources."""
+    from ..paths import data_dir, shared_mirror_dir
+
+    missing = [d for d in store_needs(name) if not is_complete(d)]
+    if missing:
+        mirror = shared_mirror_dir()
+        if mirror is not None:
+            print(f"importing {missing} from the mirror {mirror} into {data_dir()} ...")
+            import_from_folder(mirror, missing)
+        else:
+            print(f"downloading {missing} from their public sources into {data_dir()} ...")
+            download(missing)
+    return data_dir()

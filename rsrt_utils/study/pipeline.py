@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 
 from ..data import Dataset, load_dataset, validation_report
-from ..data.store import download, import_from_folder, is_complete
+from ..data.store import ensure_store
 from ..encoders import CachedEncoder, make_text_encoder
 from ..evaluation import ORACLE_CAPTIONER, human_caption_oracle, metrics_record
 from ..fileutil import file_sha256, write_json_atomic
-from ..paths import cache_dir, data_dir, outputs_dir, shared_mirror_dir
+from ..paths import cache_dir, data_dir, outputs_dir
 from ..scoring import ScoringSpec, embed_grouped_texts, evaluate, image_texts, score_texts
 from .params import ParamsError, RunParams, dump_params, load_params
 from .smoke import make_smoke_dataset
@@ -77,31 +77,6 @@ def preflight(run: StudyRun) -> None:
 
 
 # ---------------------------------------------------------------- 00 data
-def store_needs(name: str) -> list[str]:
-    """The store datasets a benchmark (or 'published', the VLM corpora) is loaded from; none for other names."""
-    from ..data.published import STORE_NAME
-    from ..data.registry import DATASETS_INFO
-
-    if name == "published":
-        return [STORE_NAME]
-    return list(DATASETS_INFO[name].store_needs) if name in DATASETS_INFO else []
-
-
-def ensure_store(name: str) -> Path:
-    """The project store; missing datasets are imported from a local mirror (../shared/data or
-    RSRT_MIRROR_DIR) when there is one, else downloaded from their public sources."""
-    missing = [d for d in store_needs(name) if not is_complete(d)]
-    if missing:
-        mirror = shared_mirror_dir()
-        if mirror is not None:
-            print(f"importing {missing} from the mirror {mirror} into {data_dir()} ...")
-            import_from_folder(mirror, missing)
-        else:
-            print(f"downloading {missing} from their public sources into {data_dir()} ...")
-            download(missing)
-    return data_dir()
-
-
 def load_split(run: StudyRun, split: str | None = None) -> Dataset:
     """Load the configured dataset split (the smoke benchmark is generated on first use)."""
     p = run.params.dataset

@@ -1,0 +1,158 @@
+"""What keeps the local web app safe: no secret in any page or log line, no path outside a collection, no foreign site
+driving the app (DNS rebinding, cross-site posts), no unbounded upload."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from urllib.parse import urlsplit
+
+from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.datastructures import Headers, MutableHeaders
+
+from ..logsafe import redact
+
+_SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
+_MIN_SECRET_CHARS = 8
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+def secret_values() -> list[str]:
+    """Values of environment variables whose names say they are secrets (API keys, tokens, passwords)."""
+    values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= _MIN_SECRET_CHARS}
+    return sorted(values, key=len, reverse=True)
+
+
+def scrub(text):
+    """The text with every secret value and URL credential replaced by ***; non-strings pass unchanged."""
+    if not isinstance(text, str):
+        return text
+    for value in secret_values():
+        text = text.replace(value, "***")
+    return redact(text)
+
+
+def scrub_tree(value):
+    """A JSON-like value with every string scrubbed (dict keys included)."""
+    if isinstance(value, dict):
+        return {scrub_tree(k): scrub_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_tree(v) for v in value]
+    return scrub(value)
+
+
+class ScrubbedJSONResponse(JSONResponse):
+    """The app's JSON answers: no secret value in any string they carry."""
+
+    def render(self, content) -> bytes:
+        return super().render(scrub_tree(content))
+
+
+class ScrubSecrets(logging.Filter):
+    """Rewrites a log record whose arguments or message hold a secret value or URL credentials (arguments are kept as
+    arguments: uvicorn's access formatter unpacks them)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(scrub(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: scrub(v) for k, v in record.args.items()}
+        message = record.getMessage()
+        clean = scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+def install_log_scrubbing(logger_names=("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi", "rsrt_utils")) -> None:
+    """Put the secret filter on the server's loggers, their handlers and every root handler (idempotent)."""
+    loggers = [logging.getLogger(name) for name in logger_names]
+    handlers = [h for logger in [*loggers, logging.getLogger()] for h in logger.handlers]
+    for target in [*loggers, *handlers]:
+        if not any(isinstance(f, ScrubSecrets) for f in target.filters):
+            target.addFilter(ScrubSecrets())
+
+
+def is_safe_relative_id(image_id: str) -> bool:
+    """A relative posix path with no empty, '.' or '..' part, no backslash or NUL (checked before any lookup)."""
+    if not image_id or image_id.startswith("/") or any(ch in image_id for ch in "\\\x00"):
+        return False
+    return all(part not in ("", ".", "..") for part in image_id.split("/"))
+
+
+def allowed_hosts(host: str) -> list[str]:
+    """Host headers the app answers: the loopback names when bound to loopback (defeats DNS rebinding), else any."""
+    if host in LOOPBACK_HOSTS:
+        return ["127.0.0.1", "localhost", "::1", "[::1]"]
+    return ["*"]
+
+
+def same_origin(origin: str | None, host_header: str | None) -> bool:
+    """A browser's Origin header names this server (requests without Origin, e.g. from scripts, pass)."""
+    if not origin:
+        return True
+    return bool(host_header) and urlsplit(origin).netloc.lower() == host_header.lower()
+
+
+def allowed_request(method: str, headers) -> bool:
+    """Another site's page may link here (a top-level GET) but never post, nor load our pages or images in the
+    background (Sec-Fetch-Site says where a browser request comes from; Origin is checked as well)."""
+    reading = method in ("GET", "HEAD")
+    if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
+        return reading and headers.get("sec-fetch-mode") == "navigate"
+    return reading or same_origin(headers.get("origin"), headers.get("host"))
+
+
+class SameOriginGuard:
+    """ASGI middleware: refuses state-changing requests that another site's page sent (Origin is not this server) and
+    adds the security headers to every answer."""
+
+    def __init__(self, app, headers: dict[str, str]):
+        self.app, self.headers = app, headers
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(self.headers)
+            await send(message)
+
+        request_headers = Headers(scope=scope)
+        if not allowed_request(scope["method"], request_headers):
+            refusal = PlainTextResponse("cross-site request refused: open the page from this server", 403)
+            return await refusal(scope, receive, send_with_headers)
+        return await self.app(scope, receive, send_with_headers)
+
+
+class UploadTooLarge(Exception):
+    """The request body went over the upload limit."""
+
+    def __init__(self, limit: int):
+        super().__init__(f"the request is larger than {limit // (1 << 20)} MB")
+        self.limit = limit
+
+
+class BodyLimit:
+    """ASGI middleware: every request body stops at `limit` bytes, declared or not (UploadTooLarge, handled by the
+    app's error handler)."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        seen = 0
+
+        async def counting_receive():
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise UploadTooLarge(self.limit)
+            return message
+
+        return await self.app(scope, counting_receive, send)

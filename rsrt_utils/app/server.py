@@ -1,0 +1,106 @@
+"""The FastAPI app behind `rsrt serve`: search pages over collections and the caption audit of study runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from ..paths import outputs_dir
+from ..study.audit import ScoringSheetError
+from .audit_runs import AuditRunCache, UnknownRun
+from .safety import BodyLimit, SameOriginGuard, ScrubbedJSONResponse, UploadTooLarge, allowed_hosts, scrub
+from .shelf import CollectionShelf, UnknownCollection
+from .uploads import MAX_UPLOAD_BYTES
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+UPLOAD_PATH = "/search/image"
+FORM_OVERHEAD_BYTES = 64 * 1024
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+                               "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",  # "no-referrer" would make browsers send "Origin: null" with form posts
+    "X-Frame-Options": "DENY",
+}
+
+templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
+templates.env.finalize = scrub  # every value a template prints passes the secret filter before escaping
+
+
+def render(request: Request, name: str, context: dict, status: int = 200) -> HTMLResponse:
+    """A page from templates/ (autoescaped; secrets scrubbed)."""
+    return templates.TemplateResponse(request, name, context, status_code=status)
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+def error_response(request: Request, status: int, message: str):
+    """JSON {"detail": ...} for the API, the error page otherwise; the message is scrubbed of secrets."""
+    message = scrub(message)
+    if is_api(request):
+        return ScrubbedJSONResponse({"detail": message}, status_code=status)
+    return render(request, "error.html", {"status": status, "message": message}, status)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def http_error(request, exc: HTTPException):
+        return error_response(request, exc.status_code, str(exc.detail))
+
+    async def not_found(request, exc: LookupError):
+        return error_response(request, 404, str(exc.args[0] if exc.args else exc))
+
+    async def too_large(request, exc: UploadTooLarge):
+        return error_response(request, 413, f"{exc}; choose an image of at most {MAX_UPLOAD_BYTES // (1 << 20)} MB")
+
+    async def broken_sheet(request, exc: ScoringSheetError):
+        return error_response(request, 409, f"the run's scoring sheet cannot be read: {exc}")
+
+    async def bad_request(request, exc: RequestValidationError):
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        return error_response(request, 422, f"the request is not valid: {problems}")
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(UnknownRun, not_found)
+    app.add_exception_handler(UnknownCollection, not_found)
+    app.add_exception_handler(UploadTooLarge, too_large)
+    app.add_exception_handler(ScoringSheetError, broken_sheet)
+    app.add_exception_handler(RequestValidationError, bad_request)
+
+
+def _install_middleware(app: FastAPI, host: str) -> None:
+    app.add_middleware(SameOriginGuard, headers=SECURITY_HEADERS)
+    app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host))
+
+
+def create_app(outputs_root: Path | str | None = None, index_root: Path | str | None = None,
+               host: str = "127.0.0.1", captioners: Mapping[str, object] | None = None) -> FastAPI:
+    """The app over the study runs under outputs_root (default outputs_dir()) and the collections under index_root
+    (default rsrt_utils.paths.indexes_dir()); `host` is where it is bound (loopback: only loopback Host headers);
+    captioners: caption backends by collection name, for collections built with a bank given in code."""
+    from .audit_routes import router as audit_router
+    from .search_routes import router as search_router
+
+    app = FastAPI(title="rsrt", docs_url=None, redoc_url=None, openapi_url=None,
+                  default_response_class=ScrubbedJSONResponse)
+    app.state.outputs_root = Path(outputs_root or outputs_dir()).expanduser().resolve()
+    app.state.audits = AuditRunCache(app.state.outputs_root)
+    app.state.collections = CollectionShelf(Path(index_root).expanduser() if index_root else None, captioners)
+    app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
+    app.add_api_route("/favicon.ico", lambda: FileResponse(PACKAGE_DIR / "static" / "favicon.svg",
+                                                           media_type="image/svg+xml"), include_in_schema=False)
+    app.include_router(search_router)
+    app.include_router(audit_router)
+    _install_error_handlers(app)
+    _install_middleware(app, host)
+    return app

@@ -1,0 +1,129 @@
+"""`rsrt index build|list` and `rsrt search`: build a searchable collection of your own imagery and query it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import textwrap
+from pathlib import Path
+
+from ..captioning.cli import positive_int
+
+SHOWN_DESCRIPTION = 90  # characters of the first description in the human output
+
+
+def add_search_subcommands(subparsers) -> None:
+    """Add `index` (build, list) and `search` to an argparse subparsers object (handler in `func`)."""
+    index = subparsers.add_parser("index", help="build and list searchable collections of your own images")
+    index_sub = index.add_subparsers(dest="index_command", required=True)
+    _add_build(index_sub)
+    listing = index_sub.add_parser("list", help="the collections with their counts")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    listing.set_defaults(func=run_index_list)
+
+    search = subparsers.add_parser("search", help="search a collection by text, or by an image (described first)")
+    search.add_argument("name", help="the collection (see `rsrt index list`)")
+    search.add_argument("query", nargs="?", default=None, help='a text query, e.g. "a bridge over a river"')
+    search.add_argument("--image", type=Path, default=None, help="a query image instead of text (described by the "
+                        "collection's captioner, then matched as text)")
+    search.add_argument("--k", type=positive_int, default=10, help="number of results (>= 1)")
+    search.add_argument("--json", action="store_true", help="print the hits as a JSON list")
+    search.set_defaults(func=run_search)
+
+
+def _add_build(index_sub) -> None:
+    build = index_sub.add_parser("build", help="describe, embed and index every image under DIR (incremental, resumable)")
+    build.add_argument("images_dir", type=Path, metavar="DIR", help="folder of images (jpg/jpeg, png, tif/tiff; recursive)")
+    build.add_argument("--name", required=True, help="collection name: letters, digits, '.', '_', '-'")
+    build.add_argument("--captioner", default="neighbour", help="neighbour (default, offline; uses in-domain RSICD "
+                       "train captions; not zero-shot), openai-chat, openai-batch, transformers, import")
+    build.add_argument("--model", default=None, help="model id (openai-*: default gpt-4.1; transformers: required)")
+    build.add_argument("--base-url", default=None, help="an OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    build.add_argument("--corpus", type=Path, default=None, help="for --captioner import: a JSONL with one line per "
+                       'image, {"image_id": <path relative to DIR>, "variants": [five {one_sentence, feature, caption}]}')
+    build.add_argument("--corpus-format", default="plain", choices=("plain", "rsrt"), help="format of --corpus")
+    build.add_argument("--encoder", default=None, help="text encoder spec (default all-MiniLM-L6-v2)")
+    build.add_argument("--concurrency", type=positive_int, default=8, help="requests in flight (paid backends)")
+    build.add_argument("--limit", type=positive_int, default=None, help="only the first N images (sorted by path)")
+    build.add_argument("--rebuild", action="store_true", help="replace the collection (another folder, captioner or "
+                       "encoder); captions already in its corpus are reused where they still apply")
+    build.add_argument("--dry-run", action="store_true", help="show what would be captioned (and its cost), then stop")
+    build.add_argument("--quiet", action="store_true", help="no progress bars")
+    build.set_defaults(func=run_index_build)
+
+
+def captioner_options(args) -> dict:
+    """The backend config from the command line, checked for options that do not belong to the chosen captioner."""
+    config = {"backend": args.captioner}
+    paid = args.captioner in ("openai-chat", "openai-batch")
+    if args.base_url and not paid:
+        raise ValueError(f"--base-url is for --captioner openai-chat or openai-batch, not {args.captioner!r}")
+    if args.corpus and args.captioner != "import":
+        raise ValueError(f"--corpus is for --captioner import, not {args.captioner!r}")
+    if args.model:
+        config["model"] = args.model
+    if args.base_url:
+        config["base_url"] = args.base_url
+    if paid:
+        config["concurrency"] = args.concurrency
+    if args.captioner == "import" and args.corpus:
+        config.update(path=args.corpus, format=args.corpus_format)
+    return config
+
+
+def run_index_build(args) -> int:
+    """Build or update a collection; exit code 1 if some images could not be described."""
+    from .. import logsafe
+    from .collection import build_collection
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logsafe.install()
+    summary = build_collection(args.images_dir, args.name, captioner_options(args), args.encoder,
+                               progress=not args.quiet, concurrency=args.concurrency, limit=args.limit,
+                               rebuild=args.rebuild, dry_run=args.dry_run)
+    print(summary.text())
+    return 1 if summary.failed else 0
+
+
+def run_index_list(args) -> int:
+    """Print every collection with its image count, captioner and encoder."""
+    from ..paths import indexes_dir
+    from .collection import list_collections, read_manifest
+
+    rows = []
+    for name in list_collections():
+        manifest = read_manifest(indexes_dir() / name)
+        rows.append({"name": name, "images": manifest["counts"]["indexed"], "files": manifest["counts"]["files"],
+                     "captioner": manifest["captioner"]["label"], "encoder": manifest["encoder"]["name"],
+                     "index": manifest["index"]["kind"], "images_dir": manifest["images_dir"], "updated": manifest["updated"]})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print(f"no collection in {indexes_dir()}; build one with `rsrt index build DIR --name NAME`")
+    for row in [] if args.json else rows:
+        print(f"{row['name']}: {row['images']} image(s) from {row['images_dir']}; {row['captioner']}; {row['encoder']}; "
+              f"{row['index']} index; updated {row['updated']}")
+    return 0
+
+
+def run_search(args) -> int:
+    """Search by text or by image; human lines (rank, score, path, first description) or --json."""
+    from .collection import Collection
+
+    if (args.query is None) == (args.image is None):
+        raise ValueError('give either a text query or --image FILE (not both), e.g. rsrt search NAME "a bridge over a river"')
+    collection = Collection.open(args.name)
+    hits = collection.search_image(args.image, args.k) if args.image else collection.search_text(args.query, args.k)
+    if args.json:
+        print(json.dumps([_hit_dict(collection, hit) for hit in hits], indent=2))
+        return 0
+    print(f"{collection.name}: {collection.n_images} image(s); captioner {collection.captioner}; encoder {collection.encoder}")
+    for hit in hits:
+        first = textwrap.shorten(hit.descriptions[0], SHOWN_DESCRIPTION, placeholder=" ...") if hit.descriptions else ""
+        print(f"{hit.rank:>3}  {hit.score:.4f}  {collection.item(hit.image_id).path}  {first}")
+    return 0
+
+
+def _hit_dict(collection, hit) -> dict:
+    return {"rank": hit.rank, "image_id": hit.image_id, "path": str(collection.item(hit.image_id).path),
+            "score": round(hit.score, 6), "descriptions": hit.descriptions}

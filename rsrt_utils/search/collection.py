@@ -1,0 +1,729 @@
+"""Collections: your own imagery described as caption variants, embedded and indexed, searchable by text or by image.
+
+A collection is one folder under `indexes_dir()` (RSRT_INDEX_DIR), one per name:
+  manifest.json   images_dir, every file with its sha256, the captioner config (never a secret), encoder, index
+                  kind, counts, timings, created/updated times; written last, so it always names a complete index
+  corpus.jsonl    the captions, written by the study's corpus runner (`caption_images`): one record per image,
+                  keyed by its bytes and the captioner's settings, so a killed build resumes and nothing is paid twice
+  queries.jsonl   the descriptions of query images (`search_image`), kept the same way
+  index-<digest>/ the indexed images (items.jsonl: id, sha256, embedded texts, in index order) and the VectorIndex
+A second build captions only new or changed files (a changed file has a new sha256) and drops removed ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import difflib
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from ..fileutil import write_json_atomic
+from ..paths import indexes_dir
+
+CAPTIONERS = ("neighbour", "openai-chat", "openai-batch", "transformers", "import")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
+DEFAULT_BANK = "rsicd-train"  # the neighbour captioner's bank: RSICD train images with pixels (AID-150)
+NAME_RULE = re.compile(r"[A-Za-z0-9._-]+")
+MANIFEST, CORPUS, QUERY_CORPUS, ITEMS, INDEX, BUILD_LOCK = ("manifest.json", "corpus.jsonl", "queries.jsonl",
+                                                           "items.jsonl", "vectors", "build.lock")
+FIELD_BY_BACKEND = {"neighbour": "caption"}  # as the study: neighbour variants embed `caption`, VLM variants all fields
+DEFAULT_FIELD = "all"
+N_QUERY_VARIANTS = 2  # an image query is its first two variants, as the study's image->text queries
+# Config keys whose change does not change an answer (left out of the compatibility check).
+NOT_IDENTITY = ("concurrency",)
+_SECRET_ENDINGS = ("api_key", "apikey", "secret", "password", "_token", "access_token")  # never "max_tokens"
+_SECRET_NAMES = ("key", "token", "auth", "authorization")
+_QUERY_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Item:
+    """One indexed image: its id (path relative to images_dir, posix), file, content hash and embedded texts."""
+
+    image_id: str
+    path: Path
+    sha256: str
+    descriptions: list[str]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: rank (1 = best), the image, its max-pooled cosine and its descriptions."""
+
+    rank: int
+    image_id: str
+    score: float
+    descriptions: list[str]
+
+
+@dataclass
+class BuildSummary:
+    """What a build did: file changes, captions written (model calls), failures, index and timings."""
+
+    name: str
+    folder: Path
+    images_dir: Path
+    captioner: str
+    encoder: str
+    n_files: int = 0
+    n_indexed: int = 0
+    new: int = 0
+    changed: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    to_caption: int = 0
+    captioned: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    index_kind: str = ""
+    index_reused: bool = False
+    dry_run: bool = False
+    estimate: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    started: float = 0.0  # time.monotonic() at the start of the build
+
+    def text(self) -> str:
+        """A few lines for the terminal."""
+        lines = [f"collection {self.name!r}: {self.n_indexed} of {self.n_files} image(s) indexed from {self.images_dir}",
+                 f"files: {self.new} new, {self.changed} changed, {self.removed} removed, {self.unchanged} unchanged; "
+                 f"{self.to_caption} to caption" + ("" if self.dry_run else f", {self.captioned} captioned now"),
+                 f"captioner: {self.captioner}", f"encoder: {self.encoder}"]
+        if self.estimate:
+            lines.append(f"estimate: {self.estimate}")
+        if self.dry_run:
+            return "\n".join(lines + ["dry run: nothing was captioned or written"])
+        lines.append(f"index: {self.index_kind}" + (" (unchanged, kept)" if self.index_reused else "") + f" in {self.folder}")
+        lines.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
+        if self.skipped:
+            lines.append(f"skipped {len(self.skipped)} file(s) that resolve outside the folder or are not readable "
+                         f"(first: {self.skipped[0]})")
+        if self.failed:
+            first = next(iter(self.failed.items()))
+            lines.append(f"{len(self.failed)} image(s) could not be described and are not searchable (first: {first[0]}: "
+                         f"{first[1]}); a rerun of the same build retries them")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- checks made before any work
+def _did_you_mean(value: str, choices) -> str:
+    close = difflib.get_close_matches(str(value), list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def check_name(name: str) -> str:
+    """A collection name is a folder name: only [A-Za-z0-9._-], not starting with a dot."""
+    if not isinstance(name, str) or not NAME_RULE.fullmatch(name) or name.startswith("."):
+        raise ValueError(f"collection name {name!r} is not allowed: use only letters, digits, '.', '_' and '-', "
+                         f"not starting with a dot (e.g. 'my-scenes')")
+    return name
+
+
+def check_images_dir(images_dir: Path | str) -> Path:
+    """The folder of images, resolved; a clear error if it is missing."""
+    path = Path(images_dir).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"image folder {str(path)!r} does not exist or is not a folder; give the folder that holds "
+                         f"your images (searched recursively for {', '.join(IMAGE_SUFFIXES)})")
+    return path.resolve()
+
+
+def check_encoder_spec(spec: str | None) -> str:
+    """The encoder spec in its normal form ("st:all-MiniLM-L6-v2"); unknown names get a "did you mean"."""
+    from ..encoders import DEFAULT_TEXT_ENCODER
+
+    spec = (spec or DEFAULT_TEXT_ENCODER).strip()
+    kinds = ("st", "sentence-transformers", "openai", "wordllama", "hashing")
+    known = (DEFAULT_TEXT_ENCODER, "all-mpnet-base-v2", "hashing:4096", "wordllama:l2_supercat", "openai:text-embedding-3-small")
+    kind, sep, rest = spec.partition(":")
+    if not sep:
+        if spec in known or Path(spec).expanduser().exists():
+            return f"st:{spec}"
+        raise ValueError(f"text encoder {spec!r} is not known{_did_you_mean(spec, known)} (known: {', '.join(known)}; "
+                         f"any sentence-transformers model: st:<hub id or local path>)")
+    if kind.lower() not in kinds or not rest:
+        raise ValueError(f"text encoder {spec!r}: kind {kind!r} is not known{_did_you_mean(kind.lower(), kinds)} "
+                         f"(use one of {', '.join(k + ':' for k in kinds)}, e.g. {known[0]!r} or 'hashing:4096')")
+    if kind.lower() == "hashing" and not (rest.isdigit() and int(rest) > 0):
+        raise ValueError(f"text encoder {spec!r}: hashing needs a positive dimension, e.g. 'hashing:4096'")
+    return f"st:{rest}" if kind.lower() == "sentence-transformers" else f"{kind.lower()}:{rest}"
+
+
+def captioner_config(captioner: dict | None) -> dict:
+    """The backend config (make_caption_backend's) with defaults: the neighbour captioner on the RSICD train bank."""
+    from ..captioning.api import check_backend_options
+
+    config = dict(captioner or {"backend": "neighbour"})
+    backend = config.get("backend")
+    if backend not in CAPTIONERS:
+        raise ValueError(f"captioner {backend!r} is not known{_did_you_mean(backend, CAPTIONERS)} "
+                         f"(choose one of {', '.join(CAPTIONERS)})")
+    if backend == "neighbour":
+        config.setdefault("bank", DEFAULT_BANK)
+        if isinstance(config["bank"], str) and config["bank"] != DEFAULT_BANK:
+            raise ValueError(f"neighbour bank {config['bank']!r} is not known; use {DEFAULT_BANK!r} or pass a TrainBank")
+    if backend == "import":
+        path = config.get("path")
+        if not path:
+            raise ValueError("the import captioner needs the corpus file: --corpus FILE (JSONL lines "
+                             "{\"image_id\": <path relative to DIR>, \"variants\": [five variants]})")
+        if not Path(path).expanduser().is_file():
+            raise ValueError(f"corpus file {str(path)!r} does not exist; give the JSONL to import with --corpus FILE")
+        config["path"] = Path(path).expanduser().resolve()
+        config.setdefault("format", "plain")
+        check_import_corpus(config["path"], config["format"])
+    if backend == "transformers" and not config.get("model"):
+        raise ValueError("the transformers captioner needs --model (a local image-text-to-text model id or path)")
+    check_backend_options(backend, {k: v for k, v in config.items() if k != "backend"})
+    return config
+
+
+def check_import_corpus(path: Path, format: str) -> None:
+    """An imported corpus must hold five structured variants per image: the corpus runner validates every answer
+    against the RSRT schema, so free-form descriptions would all fail; say so before any work."""
+    from ..captioning.importer import read_import_file
+    from ..captioning.schema import N_VARIANTS
+
+    images, bad = read_import_file(path, format)
+    if bad:
+        raise ValueError(f"corpus {str(path)!r} line {bad[0][0]}: {bad[0][1]} ({len(bad)} bad line(s)); fix the file")
+    short = next((im for im in images if len(im.variants) != N_VARIANTS or not all(v.is_structured for v in im.variants)), None)
+    if short is not None:
+        free = sum(not v.is_structured for v in short.variants)
+        raise ValueError(f"corpus {str(path)!r} line {short.line_number}: image {short.image_id!r} has "
+                         f"{len(short.variants)} variant(s), {free} of them free-form; a collection imports {N_VARIANTS} "
+                         f"structured variants per image ({{\"image_id\": <path relative to DIR>, \"variants\": "
+                         f"[{{\"one_sentence\", \"feature\", \"caption\"}} x {N_VARIANTS}]}})")
+    if not images:
+        raise ValueError(f"corpus {str(path)!r} holds no image; give one JSON line per image")
+
+
+def _is_secret(key: str) -> bool:
+    """A config key that may hold a credential (api_key_env only names the variable that holds one)."""
+    lowered = key.lower()
+    return lowered in _SECRET_NAMES or lowered.endswith(_SECRET_ENDINGS)
+
+
+def public_spec(config: dict) -> dict:
+    """The captioner config as JSON without any secret (keys dropped, URL credentials removed, objects named)."""
+    from ..captioning.openai_chat import public_base_url
+
+    spec = {}
+    for key, value in config.items():
+        if _is_secret(key):
+            continue
+        if key == "base_url":
+            spec[key] = public_base_url(value)
+        elif key == "bank" and not isinstance(value, str):
+            spec[key] = f"custom:{value.identity}"
+        elif isinstance(value, Path):
+            spec[key] = str(value)
+        elif value is None or isinstance(value, (str, int, float, bool)):
+            spec[key] = value
+        else:
+            spec[key] = getattr(value, "name", None) or getattr(value, "identity", None) or type(value).__name__
+    return spec
+
+
+def _identity(spec: dict) -> dict:
+    return {k: v for k, v in spec.items() if k not in NOT_IDENTITY}
+
+
+def check_compatible(manifest: dict, images_dir: Path, spec: dict, encoder_spec: str) -> None:
+    """A build of an existing collection must use its folder, captioner and encoder; else say how to fix it."""
+    name = manifest["name"]
+    fix = f"build under another --name, or pass --rebuild to replace collection {name!r}"
+    if Path(manifest["images_dir"]) != images_dir:
+        raise ValueError(f"collection {name!r} was built from {manifest['images_dir']}, not {images_dir}; {fix}")
+    before = _identity(manifest["captioner"]["spec"])
+    if before != _identity(spec):
+        changed = sorted(k for k in set(before) | set(_identity(spec)) if before.get(k) != spec.get(k))
+        raise ValueError(f"collection {name!r} was captioned with {before}, not {_identity(spec)} (differs in "
+                         f"{', '.join(changed)}); {fix}")
+    if manifest["encoder"]["spec"] != encoder_spec:
+        raise ValueError(f"collection {name!r} was embedded with {manifest['encoder']['spec']!r}, not {encoder_spec!r}; {fix}")
+
+
+# ---------------------------------------------------------------- files
+def collection_dir(name: str, root: Path | None = None) -> Path:
+    return Path(root or indexes_dir()) / check_name(name)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def scan_images(images_dir: Path) -> tuple[list[tuple[str, Path]], list[str]]:
+    """(image_id, resolved path) of every image under images_dir (recursive, hidden files left out, sorted), and the
+    ids of files that resolve outside images_dir (symlink escapes) or to no file: those are never indexed."""
+    found, skipped = [], []
+    for folder, dirs, files in os.walk(images_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for file_name in files:
+            if file_name.startswith(".") or Path(file_name).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            path = Path(folder) / file_name
+            image_id, resolved = path.relative_to(images_dir).as_posix(), path.resolve()
+            if _inside(resolved, images_dir) and resolved.is_file():
+                found.append((image_id, resolved))
+            else:
+                skipped.append(image_id)
+    return sorted(found), sorted(skipped)
+
+
+def hash_files(files: list[tuple[str, Path]], progress: bool = True) -> list:
+    """Caption requests with each file's sha256 (its identity in every cache key)."""
+    from tqdm.auto import tqdm
+
+    from ..captioning.backend import CaptionRequest
+    from ..fileutil import file_sha256
+
+    return [CaptionRequest(image_id, path, file_sha256(path))
+            for image_id, path in tqdm(files, desc="hashing", unit="file", disable=not progress, dynamic_ncols=True)]
+
+
+def read_manifest(folder: Path) -> dict | None:
+    path = folder / MANIFEST
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path):
+    """One build of a collection at a time: a second one stops at once."""
+    import fcntl
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / BUILD_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError(f"collection {folder.name!r} is being built by another process; wait for it to finish "
+                               f"(a rerun then resumes)") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------- captioning
+def _default_bank():
+    """The RSICD train bank with pixels, exactly as `rsrt caption --backend neighbour` builds it."""
+    from ..captioning.cli import _train_bank
+    from ..data.store import ensure_store
+
+    with contextlib.redirect_stdout(sys.stderr):  # its notes must not mix with results printed on stdout (--json)
+        return _train_bank(argparse.Namespace(dataset="rsicd", data_root=ensure_store("rsicd")))
+
+
+def make_backend(config: dict):
+    """The caption backend of a config (the default bank is loaded here, after every check has passed)."""
+    from ..captioning.api import make_caption_backend
+
+    options = dict(config)
+    if options.get("bank") == DEFAULT_BANK:
+        options["bank"] = _default_bank()
+    return make_caption_backend(options)
+
+
+def captioner_label(backend) -> str:
+    """How the captioner is shown wherever results appear, its caveat included."""
+    label = getattr(backend, "label", None)
+    return f"{backend.name} ({label})" if label else f"{backend.name} ({backend.model})"
+
+
+def backend_digest(backend) -> str:
+    from ..captioning.corpus import corpus_digest
+
+    return corpus_digest(backend)
+
+
+def _records_by_key(corpus: Path, keys: set[str]) -> tuple[dict, dict]:
+    """(key -> ok variants record, key -> last failure reason) for the wanted keys."""
+    from ..captioning.corpus import CorpusStore
+
+    ok, failed = {}, {}
+    for record in CorpusStore(corpus).records():
+        if record.cache_key in keys and record.mode == "variants":
+            if record.status == "ok":
+                ok[record.cache_key] = record
+            else:
+                failed[record.cache_key] = record.error or "failed"
+    return ok, failed
+
+
+def variant_texts(variants, field_name: str) -> list[str]:
+    """The texts embedded for an image: each variant's field (all fields joined for "all")."""
+    return [v.text(field_name) for v in variants]
+
+
+def _estimate(backend, config: dict, n_missing: int) -> str | None:
+    """The cost estimate shown before a paid run on OpenAI itself (another server's prices are unknown)."""
+    from ..captioning.registry import PAID_BACKENDS
+
+    if backend.name not in PAID_BACKENDS or config.get("base_url"):
+        return None
+    from ..captioning.registry import EXPECTED_TOKENS, default_prices
+    from ..captioning.runner import estimate_cost
+
+    return estimate_cost(n_missing, default_prices(), EXPECTED_TOKENS, batch=backend.name == "openai-batch")["text"]
+
+
+# ---------------------------------------------------------------- the build
+def _file_changes(previous: dict | None, requests) -> dict[str, int]:
+    before = {f["image_id"]: f["sha256"] for f in (previous or {}).get("files", [])}
+    now = {r.image_id: r.image_sha256 for r in requests}
+    return {"new": sum(i not in before for i in now), "changed": sum(i in before and before[i] != s for i, s in now.items()),
+            "removed": sum(i not in now for i in before), "unchanged": sum(before.get(i) == s for i, s in now.items())}
+
+
+def _fingerprint(pairs: list[tuple[str, str]], encoder_name: str, field_name: str) -> str:
+    blob = json.dumps([encoder_name, field_name, pairs], separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _write_items(path: Path, items: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for item in items:
+            handle.write(json.dumps(item, ensure_ascii=False) + "\n")
+
+
+def _build_index(folder: Path, items: list[dict], encoder, fingerprint: str, timings: dict) -> dict:
+    """Embed every item's texts and save a new index folder (items.jsonl + the VectorIndex); its manifest entry."""
+    import numpy as np
+
+    from .index import VectorIndex
+
+    texts = [t for item in items for t in item["descriptions"]]
+    owners = np.asarray([i for i, item in enumerate(items) for _ in item["descriptions"]], dtype=np.int64)
+    vectors = _timed(timings, "embedding", encoder.encode, texts)
+    index = _timed(timings, "indexing", VectorIndex.build, vectors, owners)
+    target = folder / f"index-{fingerprint}"
+    staging = Path(tempfile.mkdtemp(dir=folder, prefix=".index-"))
+    _timed(timings, "indexing", index.save, staging / INDEX)
+    _write_items(staging / ITEMS, items)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
+    return {"folder": target.name, "kind": index.kind, "dim": int(index.dim), "n_vectors": int(index.n_vectors),
+            "n_items": int(index.n_items), "fingerprint": fingerprint}
+
+
+def _drop_old_indexes(folder: Path, keep: str) -> None:
+    for path in folder.glob("index-*"):
+        if path.name != keep and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _clear(folder: Path) -> None:
+    """--rebuild: forget the manifest and indexes; the corpus stays (its records are keyed by everything that changes
+    an answer, so they are reused only where they still apply)."""
+    (folder / MANIFEST).unlink(missing_ok=True)
+    _drop_old_indexes(folder, keep="")
+
+
+def _make_encoder(spec: str, progress: bool):
+    from ..encoders import CachedEncoder, make_text_encoder
+
+    return CachedEncoder(make_text_encoder(spec), progress=progress)
+
+
+def build_collection(images_dir: Path, name: str, captioner: dict | None = None, encoder: str | None = None,
+                     root: Path | None = None, progress: bool = True, *, concurrency: int = 8, limit: int | None = None,
+                     rebuild: bool = False, dry_run: bool = False) -> BuildSummary:
+    """Describe, embed and index every image under images_dir as collection `name` (incremental and resumable).
+
+    captioner: a make_caption_backend config (default {"backend": "neighbour"} on the RSICD train bank); encoder: a
+    text encoder spec (default all-MiniLM-L6-v2); limit: only the first N files (sorted by path).
+    """
+    started = time.monotonic()
+    name, images_dir = check_name(name), check_images_dir(images_dir)
+    config = captioner_config(captioner)
+    spec, encoder_spec = public_spec(config), check_encoder_spec(encoder)
+    if concurrency < 1 or (limit is not None and limit < 1):
+        raise ValueError(f"concurrency ({concurrency}) and limit ({limit}) must be at least 1")
+    folder = collection_dir(name, root)
+    previous = None if rebuild else read_manifest(folder)
+    if previous is not None:
+        check_compatible(previous, images_dir, spec, encoder_spec)
+    files, skipped = _files_to_index(images_dir, limit)
+    text_encoder = _make_encoder(encoder_spec, progress)
+    timings = {"encoder_setup": time.monotonic() - started}
+    requests = _timed(timings, "hashing", hash_files, files, progress)
+    backend = _timed(timings, "captioner_setup", make_backend, config)  # the neighbour bank's features are read here
+    summary = BuildSummary(name, folder, images_dir, captioner_label(backend), text_encoder.name, n_files=len(requests),
+                           skipped=skipped, dry_run=dry_run, **_file_changes(previous, requests))
+    _plan(summary, backend, config, requests, folder, progress)
+    if summary.to_caption:
+        _load_now(text_encoder)  # a model that cannot load fails before any caption is paid for
+    if dry_run:
+        return summary
+    summary.timings, summary.started = timings, started
+    with _build_lock(folder):
+        if rebuild:
+            _clear(folder)
+        _caption_and_index(summary, backend, spec, encoder_spec, requests, text_encoder, previous, concurrency, progress)
+    return summary
+
+
+def _files_to_index(images_dir: Path, limit: int | None) -> tuple[list[tuple[str, Path]], list[str]]:
+    """The image files to index (the first `limit`), and the skipped ones; no image at all is an error."""
+    files, skipped = scan_images(images_dir)
+    if not files:
+        raise ValueError(f"{images_dir} holds no image file ({', '.join(IMAGE_SUFFIXES)}, searched recursively)"
+                         + (f"; {len(skipped)} file(s) resolve outside it and are skipped" if skipped else ""))
+    return (files[:limit] if limit else files), skipped
+
+
+def _timed(timings: dict, name: str, function, *args):
+    """function(*args), its wall time added to timings[name]."""
+    started = time.monotonic()
+    try:
+        return function(*args)
+    finally:
+        timings[name] = timings.get(name, 0.0) + time.monotonic() - started
+
+
+def _load_now(text_encoder) -> None:
+    """Load a lazily loaded local encoder (sentence-transformers loads on its first uncached text) right away."""
+    getattr(text_encoder.encoder, "model", None)
+
+
+def _plan(summary: BuildSummary, backend, config: dict, requests, folder: Path, progress: bool) -> None:
+    """Count what is still to caption (and its cost on a paid backend) before anything is sent."""
+    from ..captioning.corpus import CorpusStore
+    from ..captioning.runner import request_key
+
+    done = CorpusStore(folder / CORPUS).done_keys() if (folder / CORPUS).exists() else set()
+    summary.to_caption = len({request_key(backend, r, "variants") for r in requests} - done)
+    summary.estimate = _estimate(backend, config, summary.to_caption)
+    if progress:
+        print(f"{len(requests)} image(s); {len(requests) - summary.to_caption} already described; "
+              f"{summary.to_caption} to caption with {summary.captioner}"
+              + (f"\nestimate: {summary.estimate}" if summary.estimate else ""))
+
+
+def _caption_and_index(summary, backend, spec, encoder_spec, requests, text_encoder, previous, concurrency, progress) -> None:
+    """Caption what is missing, then index every described image (or keep the index if nothing changed)."""
+    from ..captioning.runner import caption_images, request_key
+
+    folder, timings = summary.folder, summary.timings
+    run = _timed(timings, "captioning", partial(caption_images, requests, backend, folder / CORPUS, mode="variants",
+                                                concurrency=concurrency, progress=progress))
+    summary.captioned = run.ok + run.failed
+    field_name = FIELD_BY_BACKEND.get(backend.name, DEFAULT_FIELD)
+    keys = [request_key(backend, r, "variants") for r in requests]
+    items, files = _described(summary, requests, keys, field_name)
+    fingerprint = _fingerprint([(i["image_id"], i["cache_key"]) for i in items], text_encoder.name, field_name)
+    old = (previous or {}).get("index", {})
+    if old.get("fingerprint") == fingerprint and (folder / old.get("folder", "-") / ITEMS).is_file():
+        index_info, summary.index_reused = old, True
+    else:
+        index_info = _build_index(folder, items, text_encoder, fingerprint, timings)
+    summary.n_indexed, summary.index_kind = len(items), index_info["kind"]
+    encoder_info = {"spec": encoder_spec, "name": text_encoder.name}
+    _write_manifest(summary, backend, spec, encoder_info, field_name, index_info, files, previous)
+    _drop_old_indexes(folder, keep=index_info["folder"])
+
+
+def _described(summary: BuildSummary, requests, keys: list[str], field_name: str) -> tuple[list[dict], list[dict]]:
+    """(items to index: the images with an ok record, in file order; every file with its status); failures noted."""
+    ok, failed = _records_by_key(summary.folder / CORPUS, set(keys))
+    items, files = [], []
+    for request, key in zip(requests, keys):
+        entry = {"image_id": request.image_id, "sha256": request.image_sha256, "cache_key": key}
+        if key in ok:
+            items.append({**entry, "descriptions": variant_texts(ok[key].variants, field_name)})
+            files.append({**entry, "status": "indexed"})
+        else:
+            summary.failed[request.image_id] = failed.get(key, "not described")
+            files.append({**entry, "status": "failed", "error": summary.failed[request.image_id]})
+    if not items:
+        raise RuntimeError(f"none of the {len(requests)} image(s) could be described (first failure: "
+                           f"{next(iter(summary.failed.values()))}); fix the captioner and rerun (it resumes)")
+    return items, files
+
+
+def _write_manifest(summary, backend, spec, encoder_info, field_name, index_info, files, previous) -> None:
+    from ..captioning.corpus import utc_now
+
+    now = utc_now()
+    summary.timings = {**{k: round(v, 2) for k, v in summary.timings.items()},
+                       "total": round(time.monotonic() - summary.started, 2)}
+    manifest = {
+        "format": 1, "name": summary.name, "images_dir": str(summary.images_dir),
+        "created": (previous or {}).get("created", now), "updated": now,
+        "captioner": {"spec": spec, "label": captioner_label(backend), "backend": backend.name, "model": backend.model,
+                      "prompt_version": backend.prompt_version, "settings": backend.settings,
+                      "caveat": getattr(backend, "label", None), "digest": backend_digest(backend)},
+        "encoder": encoder_info,
+        "field": field_name, "n_query_variants": N_QUERY_VARIANTS, "index": index_info,
+        "counts": {"files": summary.n_files, "indexed": summary.n_indexed, "failed": len(summary.failed),
+                   "new": summary.new, "changed": summary.changed, "removed": summary.removed,
+                   "unchanged": summary.unchanged, "captioned_this_build": summary.captioned,
+                   "skipped_outside_or_unreadable": len(summary.skipped)},
+        "timings_s": summary.timings, "files": files, "skipped": summary.skipped,
+    }
+    write_json_atomic(manifest, summary.folder / MANIFEST)
+
+
+# ---------------------------------------------------------------- opening and searching
+def list_collections(root: Path | None = None) -> list[str]:
+    """Names of the collections under root (default indexes_dir()) that have a manifest, sorted."""
+    root = Path(root or indexes_dir())
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / MANIFEST).is_file())
+
+
+class Collection:
+    """An opened collection: its items, its index and what it takes to search it by text or by image."""
+
+    def __init__(self, folder: Path, manifest: dict, items: list[Item], index, backend=None):
+        self.folder, self.manifest, self.items, self.index = folder, manifest, items, index
+        self.name = manifest["name"]
+        self.images_dir = Path(manifest["images_dir"])
+        self.captioner = manifest["captioner"]["label"]
+        self.encoder = manifest["encoder"]["name"]
+        self.n_images = len(items)
+        self.index_kind = manifest["index"]["kind"]
+        self._by_id = {item.image_id: item for item in items}
+        self._backend, self._encoder = backend, None
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, name: str, root: Path | None = None, backend=None) -> "Collection":
+        """Open collection `name`; `backend` serves image queries when the captioner cannot be rebuilt from the
+        manifest (a bank given in code). ValueError naming the known collections if there is none of that name."""
+        from .index import VectorIndex
+
+        root = Path(root or indexes_dir())
+        known = list_collections(root)
+        if name not in known:
+            raise ValueError(f"there is no collection {name!r} in {root}{_did_you_mean(name, known)} (known: "
+                             f"{', '.join(known) or 'none'}; build one with `rsrt index build DIR --name NAME`)")
+        folder = root / name
+        manifest = read_manifest(folder)
+        index_folder = folder / manifest["index"]["folder"]
+        index = VectorIndex.load(index_folder / INDEX)
+        images_dir = Path(manifest["images_dir"])
+        items = [Item(row["image_id"], (images_dir / row["image_id"]).resolve(), row["sha256"], row["descriptions"])
+                 for row in map(json.loads, (index_folder / ITEMS).read_text(encoding="utf-8").splitlines())]
+        if index.n_items != len(items):
+            raise ValueError(f"collection {name!r} is inconsistent ({index.n_items} indexed items, {len(items)} listed); "
+                             f"rebuild it with `rsrt index build {images_dir} --name {name} --rebuild`")
+        return cls(folder, manifest, items, index, backend)
+
+    def item(self, image_id: str) -> Item:
+        """The item of that id; KeyError if it is not in the collection."""
+        try:
+            return self._by_id[image_id]
+        except (KeyError, TypeError):
+            raise KeyError(f"image {image_id!r} is not in collection {self.name!r}") from None
+
+    def file_for(self, image_id: str) -> Path | None:
+        """The image's file, only if image_id is an item of this collection and the file still resolves inside
+        images_dir (a path with '..', an absolute path or a symlink pointing out of the folder gives None)."""
+        item = self._by_id.get(image_id) if isinstance(image_id, str) else None
+        if item is None:
+            return None
+        root = self.images_dir.resolve()
+        path = (root / item.image_id).resolve()
+        return path if _inside(path, root) and path != root and path.is_file() else None
+
+    def search_text(self, query: str, k: int = 10) -> list[Hit]:
+        """The k images whose descriptions best match the query (cosine, max-pooled over an image's variants)."""
+        if not isinstance(query, str) or not query.strip():
+            raise ValueError(f"the text query is empty ({query!r}); give a description such as 'a bridge over a river'")
+        return self._search(self._encode([query.strip()]), k)
+
+    def search_image(self, path: Path, k: int = 10) -> list[Hit]:
+        """Describe the image with the collection's captioner (variants mode), take its first N_QUERY_VARIANTS (2)
+        variant texts, as the study's image->text queries, and rank images by their best match to any of them."""
+        return self._search(self._encode(self.describe_image(path)), k)
+
+    def describe_image(self, path: Path) -> list[str]:
+        """The query texts for an image file: its first N_QUERY_VARIANTS descriptions by the collection's captioner
+        (kept in queries.jsonl, so the same image is never described, nor paid for, twice)."""
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise ValueError(f"query image {str(path)!r} does not exist; give an image file (jpg, png, tif)")
+        backend = self._query_backend()
+        record = _describe(backend, path.resolve(), self.folder / QUERY_CORPUS)
+        field_name = self.manifest.get("field", DEFAULT_FIELD)
+        return variant_texts(record.variants[:self.manifest.get("n_query_variants", N_QUERY_VARIANTS)], field_name)
+
+    def _query_backend(self):
+        with self._lock:
+            if self._backend is None:
+                self._backend = _backend_from_manifest(self.manifest)
+            digest = backend_digest(self._backend)
+            if digest != self.manifest["captioner"]["digest"]:
+                raise ValueError(f"the captioner given for collection {self.name!r} answers differently from the one "
+                                 f"that built it (settings {self._backend.settings} vs {self.manifest['captioner']['settings']}); "
+                                 f"pass the same captioner, or rebuild the collection")
+            return self._backend
+
+    def _encode(self, texts: list[str]):
+        """Query vectors from the collection's encoder, without the on-disk cache: user queries are never stored."""
+        from ..encoders import make_text_encoder
+
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = make_text_encoder(self.manifest["encoder"]["spec"])
+            return self._encoder.encode(texts)
+
+    def _search(self, vectors, k: int) -> list[Hit]:
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k must be a whole number >= 1, got {k!r}")
+        scores, owners = self.index.search(vectors, min(k, self.n_images))
+        best: dict[int, float] = {}
+        for row_scores, row_items in zip(scores, owners):
+            for score, item in zip(row_scores, row_items):
+                if item >= 0 and float(score) > best.get(int(item), float("-inf")):
+                    best[int(item)] = float(score)
+        order = sorted(best.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
+        return [Hit(rank, self.items[i].image_id, score, self.items[i].descriptions)
+                for rank, (i, score) in enumerate(order, start=1)]
+
+
+def _backend_from_manifest(manifest: dict):
+    """Rebuild the collection's captioner from its manifest (an API key, if any, comes from the environment)."""
+    spec = dict(manifest["captioner"]["spec"])
+    if spec["backend"] == "import":
+        raise ValueError(f"collection {manifest['name']!r} was captioned from an imported corpus, which cannot describe "
+                         f"a new image; search it by text")
+    if str(spec.get("bank", "")).startswith("custom:"):
+        raise ValueError(f"collection {manifest['name']!r} was captioned with a bank given in code; open it with "
+                         f"Collection.open(name, backend=<the same captioner>) to search by image")
+    return make_backend(spec)
+
+
+def _describe(backend, path: Path, store_path: Path):
+    """The ok variants record of one query image, captioned through the corpus runner (cached by content)."""
+    from ..captioning.corpus import CorpusBusyError, CorpusStore
+    from ..captioning.images import build_requests
+    from ..captioning.runner import caption_images, request_key
+
+    request = build_requests([(f"query:{path.name}", path)])[0]
+    key = request_key(backend, request, "variants")
+    with _QUERY_LOCK, tempfile.TemporaryDirectory(prefix="rsrt-query-") as scratch:
+        try:
+            summary = caption_images([request], backend, store_path, concurrency=1, progress=False)
+        except CorpusBusyError:  # another process writes the query cache: describe this one without caching it
+            store_path = Path(scratch) / QUERY_CORPUS
+            summary = caption_images([request], backend, store_path, concurrency=1, progress=False)
+        record = next((r for r in CorpusStore(store_path).records() if r.cache_key == key and r.status == "ok"), None)
+    if record is None:
+        reason = next(iter(summary.failure_reasons), "no answer")
+        raise ValueError(f"the captioner could not describe the query image {str(path)!r}: {reason}")
+    return record
