@@ -24,9 +24,11 @@ def add_serve_subcommand(sub: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ..search.collection import single_threaded_queries
     from .safety import LOOPBACK_HOSTS, install_log_scrubbing
     from .server import create_app
 
+    single_threaded_queries()
     if not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port} is not a port; use 1-65535 (e.g. 8000)")
     app = create_app(args.outputs, args.index_root, host=args.host)

@@ -179,10 +179,7 @@ class FeatureWhitening:
     @classmethod
     def fit(cls, features: np.ndarray, dim: int, power: float = WHITENING_POWER) -> "FeatureWhitening":
         features = np.asarray(features, dtype=np.float64)
-        limit = min(features.shape[0] - 1, features.shape[1])
-        if not 1 <= dim <= limit:
-            raise ValueError(f"whiten_dim must be between 1 and {limit} for a bank of {features.shape[0]} images with "
-                             f"{features.shape[1]}-d features, got {dim}; pass a smaller whiten_dim or 0 (no whitening)")
+        check_whiten_dim(features, dim)
         mean = features.mean(axis=0)
         _, singular, vt = np.linalg.svd(features - mean, full_matrices=False)
         if singular[dim - 1] <= 1e-6 * singular[0]:
@@ -192,6 +189,14 @@ class FeatureWhitening:
 
     def apply(self, features: np.ndarray) -> np.ndarray:
         return l2_normalise((np.asarray(features, dtype=np.float32) - self.mean) @ self.projection)
+
+
+def check_whiten_dim(features: np.ndarray, dim: int) -> None:
+    """A whitening dimension must fit the bank: 1 .. min(images - 1, feature size)."""
+    limit = min(features.shape[0] - 1, features.shape[1])
+    if not 1 <= dim <= limit:
+        raise ValueError(f"whiten_dim must be between 1 and {limit} for a bank of {features.shape[0]} images with "
+                         f"{features.shape[1]}-d features, got {dim}; pass a smaller whiten_dim or 0 (no whitening)")
 
 
 def whitened_bank(bank: "TrainBank", dim: int, power: float = WHITENING_POWER) -> tuple[FeatureWhitening | None, "TrainBank"]:
@@ -397,8 +402,8 @@ class NeighbourCaptioner:
                              "has none; build the bank from a dataset with scene classes or pass class_vote_k=0")
         self.batch_size = batch_size
         self._whitened: tuple[FeatureWhitening | None, TrainBank] | None = None
-        if self.whiten_dim:
-            self._search_space()  # a whiten_dim the bank cannot fit fails here, before any image is read
+        if self.whiten_dim:  # a whiten_dim the bank cannot fit fails here, before any image is read (the fit is lazy)
+            check_whiten_dim(bank.features, self.whiten_dim)
         self.text_encoder = text_encoder or _default_text_encoder()
         if image_extractor is None:
             from ..image_features import make_image_extractor

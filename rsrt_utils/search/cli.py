@@ -108,10 +108,12 @@ def run_index_list(args) -> int:
 
 def run_search(args) -> int:
     """Search by text or by image; human lines (rank, score, path, first description) or --json."""
-    from .collection import Collection
+    from .collection import Collection, single_threaded_queries
 
+    single_threaded_queries()
     if (args.query is None) == (args.image is None):
         raise ValueError('give either a text query or --image FILE (not both), e.g. rsrt search NAME "a bridge over a river"')
+
     collection = Collection.open(args.name)
     hits = collection.search_image(args.image, args.k) if args.image else collection.search_text(args.query, args.k)
     if args.json:

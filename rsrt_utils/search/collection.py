@@ -577,6 +577,14 @@ def _write_manifest(summary, backend, spec, encoder_info, field_name, index_info
 
 
 # ---------------------------------------------------------------- opening and searching
+def single_threaded_queries() -> None:
+    """One torch thread for query encoding in a serving process: with two on 2 busy cores, about a quarter of single
+    query encodings took ~370 ms instead of ~10 ms (benchmarks/results/index_aid150.json)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def list_collections(root: Path | None = None) -> list[str]:
     """Names of the collections under root (default indexes_dir()) that have a manifest, sorted."""
     root = Path(root or indexes_dir())

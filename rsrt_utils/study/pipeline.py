@@ -455,13 +455,38 @@ def prepare_audit(run: StudyRun, dataset: Dataset) -> dict:
     label = run.artifacts().get("corpus", {}).get("label")
     title = f"Caption audit: {run.params.run_name}" + (f" ({label})" if label else "")
     note = audit_pixel_note(run, dataset)
-    html = audit.write_audit_sheet_html(items, folder / "audit_sheet.html", title, dataset.coverage_note(),
-                                        pixel_note=note, all_classes=dataset.image_classes)
-    pages = audit.plot_audit_sheet(items, folder / "audit_sheet.png", pixel_note=note, all_classes=dataset.image_classes)
+    html, pages = _audit_sheets(items, folder, title, dataset, note)
     sheet = audit.write_scoring_sheet(items, folder / "scoring_sheet.csv")
     info = {"html": str(html), "scoring_sheet": str(sheet), "pages": [str(p) for p in pages], "image_ids": [dataset.image_ids[i] for i in indices]}
     run.save_artifact("audit", info)
     return info
+
+
+def _audit_sheets(items, folder: Path, title: str, dataset: Dataset, note: str | None) -> tuple[Path, list[Path]]:
+    """The HTML sheet and the PNG pages, rendered again only when what they show (or the audit code) changed: text
+    rendering is most of the audit notebook's time."""
+    import hashlib
+    import inspect
+
+    from . import audit
+
+    shown = [(i.image_id, i.scene_class, str(i.image_path), i.human_captions, [v.model_dump() for v in i.variants])
+             for i in items]
+    content = json.dumps([shown, title, dataset.coverage_note(), note, list(dataset.image_classes),
+                          inspect.getsource(audit)], default=str)
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    record = folder / "sheets_digest.json"
+    html = folder / "audit_sheet.html"
+    if record.is_file():
+        done = json.loads(record.read_text())
+        pages = [Path(p) for p in done.get("pages", [])]
+        if done.get("digest") == digest and html.is_file() and pages and all(p.is_file() for p in pages):
+            return html, pages
+    audit.write_audit_sheet_html(items, html, title, dataset.coverage_note(), pixel_note=note,
+                                 all_classes=dataset.image_classes)
+    pages = audit.plot_audit_sheet(items, folder / "audit_sheet.png", pixel_note=note, all_classes=dataset.image_classes)
+    write_json_atomic({"digest": digest, "pages": [str(p) for p in pages]}, record)
+    return html, pages
 
 
 def audit_pixel_note(run: StudyRun, dataset: Dataset) -> str | None:
