@@ -20,7 +20,7 @@ def positive_int(text: str) -> int:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not allowed: give a whole number >= 1 (leave the option out for all images)")
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: give a whole number >= 1 (or leave the option out for its default)")
     return value
 
 
