@@ -39,7 +39,7 @@ from rsrt_utils.app.uploads import MAX_UPLOAD_BYTES
 from rsrt_utils.cli import build_parser
 from rsrt_utils.study import audit
 
-CANARY = "sk-canary-4f1d9e0b7a2c6e31"
+CANARY = "canary-key-4f1d9e0b7a2c6e31"
 SECRET_TEXT = "TOP-SECRET-FILE-CONTENT"
 BASE = "http://127.0.0.1"
 

@@ -18,7 +18,7 @@ AID = MIRROR / "aid150" / "images" if MIRROR else None
 pytestmark = pytest.mark.skipif(AID is None or not AID.is_dir(),
                                 reason="AID-150 images not found (set RSRT_MIRROR_DIR to the mirror with aid150/images)")
 ENCODER = "hashing:512"
-FAKE_KEY = "sk-fake-collection-test-3c1f0a9b7d"
+FAKE_KEY = "fake-key-collection-test-3c1f0a9b7d"
 # Gallery: id in the collection -> AID-150 file, and the sentence its imported variants are built from.
 GALLERY = {"airport_1.jpg": ("Airport/airport_1.jpg", "many planes are parked near the airport terminal"),
            "coast/beach_1.jpg": ("Beach/beach_1.jpg", "waves break on a sandy beach beside the sea"),
