@@ -42,6 +42,16 @@ def _write_json_atomic(path: Path, payload: dict) -> None:
     os.replace(tmp, path)
 
 
+# The Batch API's limits per batch input file: 50 000 requests and 200 MB (a high-detail image request is ~31 KB,
+# so about 6 000 images fill a file); a larger run is submitted as several batches, one after another.
+MAX_BATCH_REQUESTS = 50_000
+MAX_BATCH_BYTES = 190_000_000  # under the 200 MB limit, with room for the JSON framing
+
+
+def _line_bytes(line: dict) -> int:
+    return len(json.dumps(line, separators=(",", ":")).encode("utf-8")) + 1
+
+
 class OpenAIBatchBackend(OpenAIChatBackend):
     """Batch API backend; takes every chat option plus poll_interval (s), completion_window, max_wait_s."""
 
@@ -53,7 +63,7 @@ class OpenAIBatchBackend(OpenAIChatBackend):
         self.poll_interval = poll_interval
         self.completion_window = completion_window
         self.max_wait_s = max_wait_s
-        self.batch_size = 50_000  # the Batch API's limit of requests per batch
+        self.batch_size = MAX_BATCH_REQUESTS
 
     # --- the API calls ---------------------------------------------------------------------------
     def submit(self, lines: list[dict]) -> tuple[str, str]:
@@ -158,20 +168,25 @@ class OpenAIBatchBackend(OpenAIChatBackend):
         summary.skipped_done = sum(1 for key in by_key if key in done)
         strict_keys = {r.cache_key for r in store.records() if r.status == "failed" and (r.error or "").startswith("bad answer")}
         outcomes: dict[str, tuple] = {}
-        for attempt in range(1, max_attempts + 1):
+        attempt, submitted, retry_keys = 1, set(), set()
+        while True:
             state = self._load_state(state_path, mode)
             if state is None:
-                todo = {k: r for k, r in by_key.items() if k not in store.done_keys()}
+                todo = {k: r for k, r in by_key.items() if k not in store.done_keys() and k not in submitted}
                 if attempt > 1:
                     todo = {k: r for k, r in todo.items() if k in strict_keys}
                 state = self._submit_round(todo, mode, strict_keys, store, outcomes, state_path, first=attempt == 1)
-                if state is None:
-                    break
+                if state is None:  # this attempt is submitted in full: the strict retry of its bad answers, or the end
+                    if not retry_keys or attempt >= max_attempts:
+                        break
+                    attempt, submitted, strict_keys, retry_keys = attempt + 1, set(), retry_keys, set()
+                    continue
+            submitted |= set(state["requests"])
             batch = self.wait_for(state["batch_id"], len(state["requests"]), progress)
             if batch.status not in TERMINAL:
                 log.warning("batch %s is still %s; rerun the same command to keep polling", batch.id, batch.status)
                 break
-            strict_keys = self._collect(batch, state, by_key, mode, store, outcomes)
+            retry_keys |= self._collect(batch, state, by_key, mode, store, outcomes)
             state_path.unlink(missing_ok=True)
         for record, retries in outcomes.values():
             _note(summary, record, retries)
@@ -190,9 +205,12 @@ class OpenAIBatchBackend(OpenAIChatBackend):
         return state
 
     def _submit_round(self, todo: dict, mode, strict_keys, store, outcomes, state_path, first: bool) -> dict | None:
-        """Submit the missing requests as one batch and save the state; None if there is nothing to submit."""
-        lines, meta = [], {}
+        """Submit the missing requests as one batch (at most MAX_BATCH_REQUESTS lines and MAX_BATCH_BYTES; the rest go
+        in the next one) and save the state; None if there is nothing to submit."""
+        lines, meta, size = [], {}, 0
         for key, request in todo.items():
+            if len(lines) >= MAX_BATCH_REQUESTS:
+                break
             problem = _pixel_problem(self, request)
             try:
                 line = None if problem else self._line(key, request, mode, key in strict_keys)
@@ -204,6 +222,9 @@ class OpenAIBatchBackend(OpenAIChatBackend):
                     store.append(record)
                     outcomes[key] = (record, 0)
                 continue
+            if lines and size + _line_bytes(line) > MAX_BATCH_BYTES:
+                break
+            size += _line_bytes(line)
             lines.append(line)
             meta[key] = {"image_id": request.image_id, "strict": key in strict_keys}
         if not lines:

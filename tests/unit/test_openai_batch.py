@@ -96,3 +96,25 @@ def test_factory_and_synchronous_answer_batch(fake_openai, tmp_path):
     pairs = make_images(tmp_path / "img", 2)
     answers = backend.answer_batch([CaptionRequest(i, p) for i, p in pairs] + [CaptionRequest("x", None)], "image_query")
     assert answers[0].raw_text.startswith("A satellite image") and answers[2].error
+
+
+def test_a_large_run_is_split_into_files_within_the_api_limits(fake_openai, tmp_path, monkeypatch):
+    """The Batch API takes at most 50 000 requests and 200 MB per file: a larger run goes as several batches, one
+    after another, every image in exactly one of them (here with limits of 2 requests and of about 3 lines' bytes)."""
+    from rsrt_utils.captioning import openai_batch
+
+    pairs = make_images(tmp_path / "img", 5)
+    monkeypatch.setattr(openai_batch, "MAX_BATCH_REQUESTS", 2)
+    summary = caption_images(pairs, batch_backend(fake_openai), tmp_path / "c.jsonl", progress=False)
+    assert summary.ok == 5 and len(fake_openai.requests_to("/batches", "POST")) == 3
+    files = [f for f in fake_openai.files.values() if f["purpose"] == "batch"]
+    ids = [json.loads(t)["custom_id"] for f in files for t in f["content"].decode().splitlines()]
+    assert sorted(len(f["content"].decode().splitlines()) for f in files) == [1, 2, 2] and len(set(ids)) == 5
+
+    one_line = max(len(t) for f in files for t in f["content"].decode().splitlines()) + 1
+    monkeypatch.setattr(openai_batch, "MAX_BATCH_REQUESTS", 50_000)
+    monkeypatch.setattr(openai_batch, "MAX_BATCH_BYTES", 3 * one_line)
+    more = make_images(tmp_path / "more", 7, prefix="more")
+    before = len(fake_openai.requests_to("/batches", "POST"))
+    second = caption_images(more, batch_backend(fake_openai), tmp_path / "d.jsonl", progress=False)
+    assert second.ok == 7 and len(fake_openai.requests_to("/batches", "POST")) - before == 3  # 3 + 3 + 1 lines
