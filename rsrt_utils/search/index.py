@@ -24,7 +24,8 @@ import numpy as np
 # 3.8 ms at 5*10^4 rows and 15 ms at 10^5; at 10^6 rows HNSW M=32 / efConstruction=40 / efSearch=128 gave
 # recall@10 0.990 at 0.89 ms median (efConstruction=80 built 2x slower for the same recall; M=16 reached 0.955).
 # On REAL description vectors (benchmarks/bench_index_real.py, AID-150 neighbour collection, 5*10^4 rows) HNSW recalls
-# less (0.872 at efSearch 128, 0.968 at 1024: near-duplicate descriptions) and exact takes 3.2 ms, so collections stay
+# less (0.829 at efSearch 128, 0.962 at 1024, RSITMD train captions as queries: near-duplicate descriptions)
+# and exact takes 2.9 ms, so collections stay
 # exact up to 10^5 rows (about 7 ms a query) and only larger ones trade recall for speed.
 EXACT_MAX_VECTORS = 100_000
 HNSW_M = 32
