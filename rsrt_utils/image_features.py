@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .image_files import ImageReadError, open_rgb
 from .paths import cache_dir
 from .vector_store import SQLiteVectorStore
 from .vectors import l2_normalise
@@ -96,9 +97,8 @@ class Preprocessing:
         resample = getattr(Image.Resampling, self.resample.upper(), None)
         if resample is None:
             raise ValueError(f"resample {self.resample!r} is not a PIL resampling filter; use e.g. 'bilinear' or 'bicubic'")
-        with Image.open(path) as image:
-            image = image.convert("RGB").resize((self.image_size, self.image_size), resample)
-            pixels = np.asarray(image, dtype=np.float32) / 255.0
+        image = open_rgb(path).resize((self.image_size, self.image_size), resample)
+        pixels = np.asarray(image, dtype=np.float32) / 255.0
         pixels = (pixels - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
         return np.ascontiguousarray(pixels.transpose(2, 0, 1))
 
@@ -289,55 +289,79 @@ class ImageFeatureExtractor:
         parts.append(model._swish(model._bn1(model._conv_head(x))).float().mean(dim=(2, 3)))
         return parts
 
-    def _decoded_batches(self, paths: Sequence[Path]) -> Iterator[tuple[list[int], np.ndarray]]:
-        """Yield (positions, pixel batch), decoding the next batch on threads while the model runs."""
+    def _load_or_reason(self, path: Path) -> np.ndarray | str:
+        """The image's model input, or why it cannot be read (one file's problem stays its own)."""
+        try:
+            return self.preprocessing.load(path)
+        except ImageReadError as error:
+            return error.reason
+
+    def _decoded_batches(self, paths: Sequence[Path]) -> Iterator[tuple[list[int], np.ndarray | None, dict[int, str]]]:
+        """Yield (positions decoded, their pixel batch, {position: reason} of the unreadable ones), decoding the next
+        batch on threads while the model runs."""
         starts = range(0, len(paths), self.batch_size)
         with ThreadPoolExecutor(max_workers=self.decode_workers) as pool:
             def submit(start: int):
-                return [pool.submit(self.preprocessing.load, p) for p in paths[start:start + self.batch_size]]
+                return [pool.submit(self._load_or_reason, p) for p in paths[start:start + self.batch_size]]
 
             pending = submit(0) if paths else None
             for start in starts:
-                current = pending
+                current = [f.result() for f in pending]
                 following = start + self.batch_size
                 pending = submit(following) if following < len(paths) else None
-                yield list(range(start, start + len(current))), np.stack([f.result() for f in current])
+                good = [start + i for i, item in enumerate(current) if not isinstance(item, str)]
+                bad = {start + i: item for i, item in enumerate(current) if isinstance(item, str)}
+                yield good, (np.stack([current[i - start] for i in good]) if good else None), bad
 
     def extract(self, paths: Sequence[Path | str], normalise: bool = True) -> np.ndarray:
-        """Features of every image (same order); identical files are computed once; cached rows reused."""
+        """Features of every image (same order); ImageReadError names the unreadable files (the others are cached)."""
+        features, failures = self.extract_available(paths, normalise)
+        raise_for_failures(paths, failures)
+        return features
+
+    def extract_available(self, paths: Sequence[Path | str], normalise: bool = True) -> tuple[np.ndarray, dict[int, str]]:
+        """(features of the readable images, in order, the others left out; {position: why it cannot be read}).
+
+        Identical files are computed once; cached rows are reused; an unreadable file never fails the others."""
         paths = [Path(p) for p in paths]
-        missing_files = [p for p in paths if not p.is_file()]
-        if missing_files:
-            raise FileNotFoundError(f"{len(missing_files)} image file(s) do not exist (first: {missing_files[0]}); "
-                                    "check the image paths / data root")
-        hashes = [file_sha256(p) for p in paths]
-        unique = list(dict.fromkeys(hashes))
+        failures = {i: "the file does not exist; check the image paths / data root"
+                    for i, p in enumerate(paths) if not p.is_file()}
+        hashes = [None if i in failures else file_sha256(p) for i, p in enumerate(paths)]
+        unique = list(dict.fromkeys(h for h in hashes if h is not None))
         first_path = {}
         for h, p in zip(hashes, paths):
             first_path.setdefault(h, p)
         found = self.cache.get_many(unique) if self.use_cache else {}
         todo = [h for h in unique if h not in found]
-        self._compute_missing(todo, first_path, found)
-        self.last_stats = {"images": len(paths), "unique": len(unique), "cached": len(unique) - len(todo), "computed": len(todo)}
-        if not paths:
-            return np.zeros((0, 1280), dtype=np.float32)
-        features = np.stack([found[h] for h in hashes]).astype(np.float32, copy=False)
-        return l2_normalise(features) if normalise else features
+        unreadable = self._compute_missing(todo, first_path, found)
+        failures.update({i: unreadable[h] for i, h in enumerate(hashes) if h in unreadable})
+        self.last_stats = {"images": len(paths), "unique": len(unique), "cached": len(unique) - len(todo),
+                           "computed": len(todo) - len(unreadable), "unreadable": len(failures)}
+        rows = [found[h] for i, h in enumerate(hashes) if i not in failures]
+        if not rows:
+            return np.zeros((0, 1280), dtype=np.float32), failures
+        features = np.stack(rows).astype(np.float32, copy=False)
+        return (l2_normalise(features) if normalise else features), failures
 
-    def _compute_missing(self, todo: list[str], first_path: dict[str, Path], found: dict[str, np.ndarray]) -> None:
+    def _compute_missing(self, todo: list[str], first_path: dict[str, Path], found: dict[str, np.ndarray]) -> dict[str, str]:
+        """Compute (and cache) the features of the `todo` hashes into `found`; {hash: reason} of the unreadable ones."""
+        unreadable: dict[str, str] = {}
         if not todo:
-            return
+            return unreadable
         todo_paths = [first_path[h] for h in todo]
         bar = tqdm(total=len(todo), desc=f"image features ({self.model_name}{', TTA' if self.tta else ''})",
                    unit="img", disable=not self.progress)
-        for positions, pixels in self._decoded_batches(todo_paths):
-            vectors = self.encode_pixels(pixels)
-            batch_hashes = [todo[i] for i in positions]
-            if self.use_cache:
-                self.cache.put_many(batch_hashes, vectors)
-            found.update(zip(batch_hashes, vectors))
-            bar.update(len(positions))
+        for positions, pixels, bad in self._decoded_batches(todo_paths):
+            unreadable.update({todo[i]: reason for i, reason in bad.items()})
+            if positions:
+                vectors = self.encode_pixels(pixels)
+                batch_hashes = [todo[i] for i in positions]
+                if self.use_cache:
+                    self.cache.put_many(batch_hashes, vectors)
+                found.update(zip(batch_hashes, vectors))
+            bar.update(len(positions) + len(bad))
         bar.close()
+        return unreadable
 
     def close(self) -> None:
         if self._cache is not None:
@@ -367,12 +391,33 @@ class ConcatFeatureExtractor:
         return {key: sum(p.last_stats[key] for p in self.parts) for key in self.parts[0].last_stats}
 
     def extract(self, paths: Sequence[Path | str], normalise: bool = True) -> np.ndarray:
-        features = np.hstack([p.extract(paths, normalise=True) for p in self.parts])
-        return l2_normalise(features) if normalise else features
+        features, failures = self.extract_available(paths, normalise)
+        raise_for_failures(paths, failures)
+        return features
+
+    def extract_available(self, paths: Sequence[Path | str], normalise: bool = True) -> tuple[np.ndarray, dict[int, str]]:
+        """As ImageFeatureExtractor.extract_available: an image unreadable for one part is left out of all."""
+        results = [p.extract_available(paths, normalise=True) for p in self.parts]
+        failures = {i: reason for _, part_failures in results for i, reason in part_failures.items()}
+        kept = []
+        for part_features, part_failures in results:
+            ok = [i for i in range(len(paths)) if i not in part_failures]
+            keep = [row for row, i in enumerate(ok) if i not in failures]
+            kept.append(part_features[keep])
+        features = np.hstack(kept)
+        return (l2_normalise(features) if normalise else features), failures
 
     def close(self) -> None:
         for p in self.parts:
             p.close()
+
+
+def raise_for_failures(paths: Sequence[Path | str], failures: dict[int, str]) -> None:
+    """ImageReadError naming how many files could not be read and the first of them (nothing if none)."""
+    if failures:
+        first = min(failures)
+        raise ImageReadError(paths[first], f"{failures[first]} ({len(failures)} of {len(paths)} file(s) unreadable; "
+                             "extract_available keeps the readable ones)")
 
 
 def make_image_extractor(model: str = "efficientnet-lite0", **options):

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from filelock import Timeout
 from pydantic import BaseModel, Field
 
-from ..study.audit import AUDIT_COUNT_COLUMNS, AUDIT_SCORE_COLUMN, SCORING_INSTRUCTIONS, ScoringSheetError
+from ..study.audit import AUDIT_COUNT_COLUMNS, AUDIT_SCORE_COLUMN, MAX_AUDIT_COUNT, SCORING_INSTRUCTIONS, ScoringSheetError
 from .audit_runs import AuditRun, list_audit_runs
 from .safety import ScrubbedJSONResponse
 from .scores import MAX_NOTE_CHARS, SheetOnDiskError, SheetState, auditors_with_sheets, is_scored, load_sheet, save_scores
@@ -69,7 +69,7 @@ def audit_page(request: Request, run: str, auditor: str = ""):
                "scored_ids": set(state_json(audit, state)["scored_image_ids"]) if state else set(),
                "auditors": auditors_with_sheets(audit.audit_dir), "instructions": SCORING_INSTRUCTIONS,
                "count_columns": [(c, COUNT_LABELS.get(c, c)) for c in AUDIT_COUNT_COLUMNS],
-               "score_column": AUDIT_SCORE_COLUMN, "max_note": MAX_NOTE_CHARS,
+               "score_column": AUDIT_SCORE_COLUMN, "max_note": MAX_NOTE_CHARS, "max_count": MAX_AUDIT_COUNT,
                "sheet_path": str(audit.audit_dir / state.sheet) if state else ""}
     return render(request, "audit.html", context, 400 if name_error else 200)
 

@@ -17,6 +17,7 @@ from typing import Mapping, Sequence
 
 from filelock import FileLock
 
+from ..spreadsheet import unescape_cell, write_rows
 from ..study.audit import SCORE_COLUMNS, SHEET_COLUMNS, SHEET_KEY_COLUMNS, ScoringSheetError, read_scoring_sheet
 from .audit_runs import AuditRun
 
@@ -89,10 +90,7 @@ def _blank_rows(run: AuditRun, auditor: str) -> list[dict[str, str]]:
 
 
 def _write_csv(path: Path, rows: Sequence[Mapping[str, str]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(SHEET_COLUMNS)
-        writer.writerows([row[c] for c in SHEET_COLUMNS] for row in rows)
+    write_rows(path, SHEET_COLUMNS, ([row[c] for c in SHEET_COLUMNS] for row in rows))
 
 
 def validate_rows(rows: Sequence[Mapping[str, str]], name: str) -> list[dict[str, str]]:
@@ -118,8 +116,8 @@ def _read_sheet(path: Path, run: AuditRun) -> list[dict[str, str]]:
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         missing = [c for c in SHEET_COLUMNS if c not in (reader.fieldnames or [])]
-        rows = [{c: (row.get(c) or "").strip() if c in SHEET_KEY_COLUMNS else (row.get(c) or "") for c in SHEET_COLUMNS}
-                for row in reader]
+        rows = [{c: unescape_cell((row.get(c) or "").strip() if c in SHEET_KEY_COLUMNS else row.get(c) or "")
+                 for c in SHEET_COLUMNS} for row in reader]
     if missing:
         raise SheetOnDiskError(f"{path.name}: missing column(s) {missing}; the sheet needs {list(SHEET_COLUMNS)}")
     keys = [tuple(r[c] for c in SHEET_KEY_COLUMNS) for r in rows]

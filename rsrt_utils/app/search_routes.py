@@ -12,12 +12,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
-from ..study.figures import load_thumbnail
+from ..image_files import ImageReadError, max_image_pixels, open_rgb
 from .audit_runs import list_audit_runs
 from .safety import UploadTooLarge, is_safe_relative_id, scrub
 from .server import FORM_OVERHEAD_BYTES, UPLOAD_PATH, error_response, render
 from .shelf import UnknownCollection
-from .uploads import MAX_PIXELS, MAX_UPLOAD_BYTES, BadUpload, check_image, saved_upload
+from .uploads import MAX_UPLOAD_BYTES, BadUpload, check_image, saved_upload
 
 router = APIRouter()
 DEFAULT_K, MAX_K = 24, 100
@@ -69,7 +69,7 @@ def _search_context(request: Request, name: str | None, **extra) -> dict:
     collection = request.app.state.collections.get(name) if name else None
     return {"names": names, "unavailable": unavailable, "name": name, "collection": collection, "hits": None,
             "query": "", "k": DEFAULT_K, "error": "", "elapsed": None, "query_label": "",
-            "max_mb": MAX_UPLOAD_BYTES // (1 << 20), "max_mp": MAX_PIXELS // 1_000_000, **extra}
+            "max_mb": MAX_UPLOAD_BYTES // (1 << 20), "max_mp": max_image_pixels() // 1_000_000, **extra}
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -177,25 +177,25 @@ def similar_page(request: Request, name: str, image_id: str, k: int = DEFAULT_K)
 
 
 @lru_cache(maxsize=1024)
-def _thumbnail(path: str, mtime_ns: int, size: int) -> bytes | None:
-    """JPEG bytes of the image at most `size` px a side (cached per file version)."""
-    pixels = load_thumbnail(path, size=size)
-    if pixels is None:
-        return None
-    from PIL import Image
-
+def _thumbnail(path: str, mtime_ns: int, size: int) -> tuple[bytes | None, str | None]:
+    """(JPEG bytes of the image at most `size` px a side, None) or (None, why it cannot be shown); made once per file
+    version, failures included, so a large or bad file costs its decoding once."""
+    try:
+        image = open_rgb(path, max_side=size)
+    except ImageReadError as error:
+        return None, error.reason
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="JPEG", quality=88)
-    return buffer.getvalue()
+    image.save(buffer, format="JPEG", quality=88)
+    return buffer.getvalue(), None
 
 
 @router.get("/collections/{name}/thumbs/{image_id:path}")
 def thumbnail(request: Request, name: str, image_id: str, size: int = THUMB_SIZES[0]):
     """A JPEG thumbnail of a collection image (any format the browser cannot show is converted)."""
     path = _file_of(request, name, image_id)
-    data = _thumbnail(str(path), path.stat().st_mtime_ns, size if size in THUMB_SIZES else THUMB_SIZES[0])
+    data, reason = _thumbnail(str(path), path.stat().st_mtime_ns, size if size in THUMB_SIZES else THUMB_SIZES[0])
     if data is None:
-        return error_response(request, 404, f"image {image_id!r} of collection {name!r} cannot be read as an image")
+        return error_response(request, 422, f"image {image_id!r} of collection {name!r} cannot be shown: {reason}")
     return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=600"})
 
 

@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from ..image_files import ImageReadError
 from ..paths import outputs_dir
 from ..study.audit import ScoringSheetError
 from .audit_runs import AuditRunCache, UnknownRun
@@ -65,6 +66,9 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def broken_sheet(request, exc: ScoringSheetError):
         return error_response(request, 409, f"the run's scoring sheet cannot be read: {exc}")
 
+    async def unreadable_image(request, exc: ImageReadError):
+        return error_response(request, 422, f"the image cannot be shown or described: {exc.reason}")
+
     async def bad_request(request, exc: RequestValidationError):
         problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
         return error_response(request, 422, f"the request is not valid: {problems}")
@@ -75,6 +79,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(UploadTooLarge, too_large)
     app.add_exception_handler(ScoringSheetError, broken_sheet)
     app.add_exception_handler(RequestValidationError, bad_request)
+    app.add_exception_handler(ImageReadError, unreadable_image)
 
 
 def _install_middleware(app: FastAPI, host: str) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from ..image_files import max_image_pixels
+
 MAX_UPLOAD_BYTES = 10 * (1 << 20)
-MAX_PIXELS = 25_000_000
 SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "BMP": ".bmp", "WEBP": ".webp", "GIF": ".gif"}
 
 
@@ -29,9 +30,10 @@ def check_image(data: bytes, filename: str) -> str:
     try:
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
-            if width * height > MAX_PIXELS:
+            limit = max_image_pixels()  # the project's one pixel limit
+            if width * height > limit:
                 raise BadUpload(f"{shown} has {width}×{height} pixels; downscale it to at most "
-                                f"{MAX_PIXELS / 1e6:.0f} megapixels")
+                                f"{limit / 1e6:.0f} megapixels")
             image.load()
             fmt = image.format
     except BadUpload:

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ..encoders.cache import OVERWRITE_POLICIES, EmbeddingCache
 from ..fileutil import file_sha256
+from ..image_files import ImageReadError, open_rgb
 from ..paths import cache_dir
 
 
@@ -35,13 +36,8 @@ def image_key(model_name: str, content_sha256: str) -> str:
 
 
 def load_rgb(path: Path | str) -> Image.Image:
-    """Decode an image file as RGB, naming the file when it cannot be read."""
-    try:
-        with Image.open(path) as image:
-            return image.convert("RGB")
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read image {path} ({exc.__class__.__name__}: {exc}); "
-                         "check the file or drop it from the dataset") from exc
+    """Decode an image file as RGB; ImageReadError (a ValueError) names a missing, unreadable or oversized file."""
+    return open_rgb(path)
 
 
 def default_image_cache_root() -> Path:
@@ -66,34 +62,57 @@ class CachedImageEncoder:
         self.last_stats = {"images": 0, "unique": 0, "computed": 0}
 
     def encode_paths(self, paths: Sequence[Path | str]) -> np.ndarray:
-        """(n_images, dim) float32 vectors of the image files, in the given order."""
+        """(n_images, dim) float32 vectors of the image files, in the given order; ImageReadError names an unreadable
+        file (after the readable ones are embedded and cached)."""
+        vectors, failures = self.encode_available(paths)
+        if failures:
+            first = min(failures)
+            raise ImageReadError(paths[first], f"{failures[first]} ({len(failures)} of {len(paths)} file(s) unreadable)")
+        return vectors
+
+    def encode_available(self, paths: Sequence[Path | str]) -> tuple[np.ndarray, dict[int, str]]:
+        """(vectors of the readable images, in order, the others left out; {position: why it cannot be read})."""
         paths = [Path(p) for p in paths]
-        missing_files = [p for p in paths if not p.is_file()]
-        if missing_files:
-            raise FileNotFoundError(f"{len(missing_files)} image file(s) do not exist (first: {missing_files[0]})")
-        hashes = [file_sha256(p) for p in paths]
-        first_path = dict(zip(reversed(hashes), reversed(paths)))
-        unique = list(dict.fromkeys(hashes))
-        keys = [image_key(self.name, h) for h in unique]
-        cached = {} if self.policy == "always" else self.cache.get_many(keys)
-        missing = [i for i, key in enumerate(keys) if key not in cached]
+        failures = {i: "the file does not exist" for i, p in enumerate(paths) if not p.is_file()}
+        hashes = [None if i in failures else file_sha256(p) for i, p in enumerate(paths)]
+        first_path = {h: p for h, p in zip(reversed(hashes), reversed(paths)) if h is not None}
+        unique = list(dict.fromkeys(h for h in hashes if h is not None))
+        keys = {h: image_key(self.name, h) for h in unique}
+        cached = {} if self.policy == "always" else self.cache.get_many(list(keys.values()))
+        missing = [h for h in unique if keys[h] not in cached]
         if missing and self.policy == "never":
             raise RuntimeError(f"{len(missing)} of {len(unique)} images are not in the {self.name} cache "
                                f"({self.cache.path}) and the policy is 'never'; rerun with policy 'only-missing'")
+        unreadable = self._embed_missing(missing, first_path, keys, cached)
+        failures.update({i: unreadable[h] for i, h in enumerate(hashes) if h in unreadable})
+        self.last_stats = {"images": len(paths), "unique": len(unique), "computed": len(missing) - len(unreadable),
+                           "unreadable": len(failures)}
+        rows = [cached[keys[h]] for i, h in enumerate(hashes) if i not in failures]
+        if not rows:
+            return np.zeros((0, 0), dtype=np.float32), failures
+        return np.stack(rows).astype(np.float32, copy=False), failures
+
+    def _embed_missing(self, missing: list[str], first_path: dict, keys: dict, cached: dict) -> dict[str, str]:
+        """Embed and cache the images of the `missing` hashes, each file decoded on its own; {hash: reason} of the
+        unreadable ones."""
+        unreadable = {}
         bar = tqdm(total=len(missing), desc=f"embedding images with {self.name}", unit="image",
                    disable=not (self.progress and missing))
         for start in range(0, len(missing), self.write_batch):
-            batch = missing[start:start + self.write_batch]
-            vectors = self.encoder.encode_images([load_rgb(first_path[unique[i]]) for i in batch])
-            self.cache.put_many([keys[i] for i in batch], vectors)
-            cached.update({keys[i]: v for i, v in zip(batch, vectors)})
-            bar.update(len(batch))
+            batch, images = [], []
+            for h in missing[start:start + self.write_batch]:
+                try:
+                    images.append(load_rgb(first_path[h]))
+                    batch.append(h)
+                except ImageReadError as error:
+                    unreadable[h] = error.reason
+            if batch:
+                vectors = self.encoder.encode_images(images)
+                self.cache.put_many([keys[h] for h in batch], vectors)
+                cached.update({keys[h]: v for h, v in zip(batch, vectors)})
+            bar.update(len(missing[start:start + self.write_batch]))
         bar.close()
-        self.last_stats = {"images": len(paths), "unique": len(unique), "computed": len(missing)}
-        if not paths:
-            return np.zeros((0, 0), dtype=np.float32)
-        by_hash = {h: cached[k] for h, k in zip(unique, keys)}
-        return np.stack([by_hash[h] for h in hashes]).astype(np.float32, copy=False)
+        return unreadable
 
     def close(self) -> None:
         self.cache.close()

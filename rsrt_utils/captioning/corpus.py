@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import re
+import socket
 import sys
 import threading
 from datetime import datetime, timezone
@@ -28,6 +29,7 @@ from typing import Iterator, Mapping
 
 from pydantic import ValidationError
 
+from ..logsafe import redact
 from .schema import CorpusRecord, Variant
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,12 @@ def make_cache_key(backend: str, model: str, prompt_version: str, settings: dict
                "mode": mode, "image": f"sha256:{image_sha256}" if image_sha256 else f"id:{image_id}"}
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def lock_holder() -> str:
+    """What a lock file says of its holder: pid, host, command name and start time (never the arguments: they may
+    hold a credential)."""
+    return f"pid {os.getpid()} on {socket.gethostname()}, {Path(sys.argv[0]).name or 'python'}, since {utc_now()}"
 
 
 def utc_now() -> str:
@@ -87,17 +95,18 @@ class CorpusStore:
             if self._lock_fd is not None:
                 return self
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            os.fchmod(fd, 0o600)  # also a lock file left by an older version
             if fcntl is not None:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
-                    holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip() or "unknown process"
+                    holder = redact(os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()) or "unknown process"
                     os.close(fd)
                     raise CorpusBusyError(f"corpus {self.path} is being written by another process ({holder}); "
                                           "wait for it to finish (a rerun then resumes), or stop it") from None
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()}: {' '.join(sys.argv)[:300]} since {utc_now()}".encode(), 0)
+            os.pwrite(fd, lock_holder().encode(), 0)
             self._lock_fd = fd
             self.repair()
             self._done = {r.cache_key for r in self.records() if r.status == "ok"}

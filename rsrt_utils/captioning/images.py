@@ -8,23 +8,20 @@ from pathlib import Path
 from typing import Iterable
 
 from ..fileutil import file_sha256 as shared_file_sha256
+from ..image_files import ImageReadError, open_rgb
 from .backend import CaptionRequest
 
 DEFAULT_JPEG_QUALITY = 90  # the authors' setting
-
-
-class ImageLoadError(ValueError):
-    """An image could not be read; the message names the file and how to fix it."""
+ImageLoadError = ImageReadError  # the name the captioning backends catch
 
 
 def _check_exists(path: Path | str | None, image_id: str | None = None) -> Path:
     if path is None:
-        raise ImageLoadError(f"image {image_id!r} has no pixel file; restrict the dataset to images with pixels "
-                             f"(Dataset.with_images()) or add the image to the data store")
+        raise ImageLoadError(None, f"image {image_id!r} has no pixel file; restrict the dataset to images with "
+                             "pixels (Dataset.with_images()) or add the image to the data store")
     path = Path(path)
     if not path.is_file():
-        raise ImageLoadError(f"image file {str(path)!r} does not exist; check the data root (--data-root) "
-                             f"or re-run the data import")
+        raise ImageLoadError(path, "the file does not exist; check the data root (--data-root) or re-run the data import")
     return path
 
 
@@ -34,18 +31,10 @@ def file_sha256(path: Path | str) -> str:
 
 
 def jpeg_bytes(path: Path | str, quality: int = DEFAULT_JPEG_QUALITY) -> bytes:
-    """The image decoded and re-encoded as RGB JPEG at `quality` (1-95)."""
-    from PIL import Image, UnidentifiedImageError
-
+    """The image decoded and re-encoded as RGB JPEG at `quality` (1-95); ImageLoadError names a bad file."""
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"JPEG quality {quality!r} is out of range; use 1-100 (the authors used 90)")
-    path = _check_exists(path)
-    try:
-        with Image.open(path) as image:
-            rgb = image.convert("RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise ImageLoadError(f"image file {str(path)!r} cannot be decoded ({error}); the file is damaged or not "
-                             f"an image: replace it from the dataset source") from None
+    rgb = open_rgb(path)
     buffer = io.BytesIO()
     rgb.save(buffer, format="JPEG", quality=int(quality))
     return buffer.getvalue()

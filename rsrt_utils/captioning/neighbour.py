@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from ..image_files import ImageReadError
 from ..vectors import l2_normalise
 from .backend import MODES, BackendAnswer, CaptionRequest, Mode
 from .schema import Variant
@@ -455,19 +456,27 @@ class NeighbourCaptioner:
         """Variants (mode "variants") or query text (mode "image_query") for each request, same order."""
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not known; choose one of {', '.join(MODES)}")
-        missing = [r.image_id for r in requests if r.image_path is None]
-        if missing:
-            raise ValueError(f"{len(missing)} request(s) have no image_path (first: {missing[0]}); the neighbour "
-                             "captioner needs pixels")
-        if not requests:
-            return []
-        features = self.image_extractor.extract([r.image_path for r in requests])
+        answers: list[BackendAnswer | None] = [None] * len(requests)
+        for i, request in enumerate(requests):
+            if request.image_path is None:
+                answers[i] = BackendAnswer(error=f"image {request.image_id!r} has no pixel file; the neighbour "
+                                           "captioner needs pixels")
+        readable = [i for i, answer in enumerate(answers) if answer is None]
+        if not readable:
+            return answers
+        features, failures = self.image_extractor.extract_available([requests[i].image_path for i in readable])
+        for position, reason in failures.items():
+            request = requests[readable[position]]
+            answers[readable[position]] = BackendAnswer(error=str(ImageReadError(request.image_path, reason)))
+        described = [i for position, i in enumerate(readable) if position not in failures]
+        if not described:
+            return answers
         n = max(self.n_variants, self.paragraph_size) if mode == "variants" else 1
-        answers = []
         # Widen only to find the variants the schema needs; a paragraph may hold fewer than paragraph_size captions.
-        for captions in self.choose(features, n, min_distinct=self.n_variants if mode == "variants" else None):
+        chosen = self.choose(features, n, min_distinct=self.n_variants if mode == "variants" else None)
+        for i, captions in zip(described, chosen):
             if mode == "variants":
-                answers.append(BackendAnswer(variants=paragraph_variants(captions, self.n_variants, self.paragraph_size)))
+                answers[i] = BackendAnswer(variants=paragraph_variants(captions, self.n_variants, self.paragraph_size))
             else:
-                answers.append(BackendAnswer(query_text=" ".join(captions)))
+                answers[i] = BackendAnswer(query_text=" ".join(captions))
         return answers

@@ -188,8 +188,8 @@ class OpenAIBatchBackend(OpenAIChatBackend):
                 break
             retry_keys |= self._collect(batch, state, by_key, mode, store, outcomes)
             state_path.unlink(missing_ok=True)
-        for record, retries in outcomes.values():
-            _note(summary, record, retries)
+        for key, (record, retries) in outcomes.items():
+            _note(summary, record, retries, by_key[key].image_path if key in by_key else None)
         summary.elapsed_s = round(time.monotonic() - started, 3)
         log.info("%s", summary.text())
         return summary

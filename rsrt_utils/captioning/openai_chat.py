@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Callable, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from .. import logsafe
 from .backend import MODES, BackendAnswer, BackendFatalError, CaptionRequest
@@ -77,6 +77,16 @@ def public_base_url(base_url: str | None) -> str | None:
     host = parts.hostname or ""
     netloc = host + (f":{parts.port}" if parts.port else "")
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+def split_query(base_url: str | None) -> tuple[str | None, dict | None]:
+    """(the URL without its query, the query's parameters): a gateway's `?api-key=...` or `?api-version=...` is sent
+    with every request as a query parameter (the client would otherwise glue request paths after the query)."""
+    if not base_url:
+        return base_url, None
+    parts = urlsplit(base_url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit(parts._replace(query="", fragment="")), (query or None)
 
 
 def text_and_usage(completion: dict, retries: int = 0) -> tuple[str, dict]:
@@ -146,21 +156,23 @@ class OpenAIChatBackend:
                     raise BackendFatalError(f"no API key: the environment variable {self.api_key_env} is not set; "
                                             f"export {self.api_key_env}=... (keys are never read from params files)")
                 self._api_key = key
-                self._client_obj = OpenAI(api_key=key, base_url=self.base_url, max_retries=0, timeout=self.timeout)
+                base_url, query = split_query(self.base_url)
+                self._client_obj = OpenAI(api_key=key, base_url=base_url, default_query=query, max_retries=0,
+                                          timeout=self.timeout)
             return self._client_obj
 
     def redact(self, text: str) -> str:
-        """`text` with the API key (if it appears) replaced by a marker."""
+        """`text` with the API key (if it appears), URL credentials and secret query parameters replaced by markers."""
         if self._api_key and self._api_key in text:
             text = text.replace(self._api_key, f"[{self.api_key_env} redacted]")
-        return text
+        return logsafe.redact(text)
 
     def request_body(self, request: CaptionRequest, mode: str, strict: bool = False) -> dict:
         """The chat-completions request body for one image (also used for Batch API lines)."""
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not known; choose one of {', '.join(MODES)}")
         if request.image_path is None:
-            raise ImageLoadError(f"image {request.image_id!r} has no pixel file; caption only images with pixels")
+            raise ImageLoadError(None, f"image {request.image_id!r} has no pixel file; caption only images with pixels")
         content = [{"type": "text", "text": prompt_for(mode, strict)},
                    {"type": "image_url", "image_url": {"url": jpeg_data_url(request.image_path, self.jpeg_quality),
                                                        "detail": self.detail}}]

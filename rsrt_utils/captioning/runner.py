@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from ..image_files import image_problem
+from ..logsafe import redact
 from .backend import MODES, BackendAnswer, BackendFatalError, CaptionBackend, CaptionRequest
 from .corpus import CorpusStore, make_cache_key, utc_now
 from .images import build_requests
@@ -35,6 +37,7 @@ class RunSummary:
     retried: int = 0
     failure_reasons: dict[str, int] = field(default_factory=dict)
     failed_image_ids: list[str] = field(default_factory=list)
+    failed_files: dict[str, str] = field(default_factory=dict)  # image id -> its file (or "no file")
     usage: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
     store_path: str = ""
@@ -47,8 +50,10 @@ class RunSummary:
         if self.failure_reasons:
             lines.append("failures by reason:")
             lines += [f"  {count} x {reason}" for reason, count in sorted(self.failure_reasons.items(), key=lambda kv: -kv[1])]
-            shown = ", ".join(self.failed_image_ids[:10]) + (" ..." if len(self.failed_image_ids) > 10 else "")
-            lines.append(f"failed images: {shown} (a rerun retries them)")
+            lines.append(f"failed images ({len(self.failed_image_ids)}; a rerun retries them):")
+            lines += [f"  {image_id}: {self.failed_files.get(image_id, 'no file')}" for image_id in self.failed_image_ids[:20]]
+            if len(self.failed_image_ids) > 20:
+                lines.append(f"  ... and {len(self.failed_image_ids) - 20} more (their records are in the store)")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
@@ -85,14 +90,17 @@ def _interpret(answer: BackendAnswer, mode: str) -> tuple[dict, str | None, bool
 
 
 def _call_backend(backend: CaptionBackend, chunk: Sequence[CaptionRequest], mode: str, strict: bool) -> list[BackendAnswer]:
-    """The backend's answers, or one error answer per request if the whole call failed."""
+    """The backend's answers; if a call of several requests fails as a whole, each request is asked on its own, so one
+    request's error is never shared with its neighbours."""
     try:
         answers = backend.answer_batch(chunk, mode, strict=strict)
     except BackendFatalError:
         raise
     except Exception as error:  # one failing call must not stop the run
         log.debug("backend call failed", exc_info=True)
-        return [BackendAnswer(error=f"{type(error).__name__}: {error}") for _ in chunk]
+        if len(chunk) > 1:
+            return [answer for request in chunk for answer in _call_backend(backend, [request], mode, strict)]
+        return [BackendAnswer(error=f"{type(error).__name__}: {error}")]
     if len(answers) != len(chunk):
         return [BackendAnswer(error=f"backend returned {len(answers)} answers for {len(chunk)} requests") for _ in chunk]
     return answers
@@ -134,19 +142,19 @@ def _caption_chunk(backend, chunk, keys, mode, max_attempts) -> list[tuple[Corpu
 
 
 def _pixel_problem(backend, request: CaptionRequest) -> str | None:
-    """Why this request cannot be sent (no pixel file, unreadable file), or None."""
+    """Why this request cannot be sent (no pixel file; a missing, empty, undecodable or oversized file), or None."""
     if getattr(backend, "needs_pixels", True) is False:
         return None
     if request.image_path is None:
         return f"image {request.image_id!r} has no pixel file; caption only images with pixels (Dataset.with_images())"
     if not request.image_sha256:
         return f"image file {str(request.image_path)!r} is missing or unreadable; check the data root (--data-root)"
-    return None
+    return image_problem(request.image_path)
 
 
 def _record(backend, request, key, mode, fields, reason, usage) -> CorpusRecord:
     return CorpusRecord(image_id=request.image_id, cache_key=key, status="failed" if reason else "ok", mode=mode,
-                        error=reason, backend=backend.name, model=backend.model, prompt_version=backend.prompt_version,
+                        error=redact(reason) if reason else None, backend=backend.name, model=backend.model, prompt_version=backend.prompt_version,
                         settings=backend.settings, image_sha256=request.image_sha256, usage=usage,
                         label=getattr(backend, "label", None), created_at=utc_now(), **fields)
 
@@ -157,7 +165,7 @@ def _progress_bar(total: int, enabled: bool, initial: int = 0):
     return tqdm(total=total, initial=initial, desc="captioning", unit="img", disable=not enabled, dynamic_ncols=True)
 
 
-def _note(summary: RunSummary, record: CorpusRecord, retries: int) -> None:
+def _note(summary: RunSummary, record: CorpusRecord, retries: int, image_path=None) -> None:
     summary.retried += retries
     _add_usage(summary.usage, record.usage)
     if record.status == "ok":
@@ -166,6 +174,7 @@ def _note(summary: RunSummary, record: CorpusRecord, retries: int) -> None:
         summary.failed += 1
         summary.failure_reasons[record.error] = summary.failure_reasons.get(record.error, 0) + 1
         summary.failed_image_ids.append(record.image_id)
+        summary.failed_files[record.image_id] = str(image_path) if image_path is not None else "no file"
 
 
 def caption_images(requests: Iterable, backend: CaptionBackend, store_path: Path | str, mode: str = "variants",
@@ -215,6 +224,7 @@ def _todo(requests, backend, mode, store, summary):
 def _run_chunks(backend, todo, keys, chunks, mode, concurrency, max_attempts, store, summary, bar) -> None:
     """Run chunks in a bounded thread pool; write each record as soon as its chunk is done."""
     chunk_iter = iter(chunks)
+    paths = {request.image_id: request.image_path for request in todo}
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="caption") as pool:
         running = set()
 
@@ -235,7 +245,7 @@ def _run_chunks(backend, todo, keys, chunks, mode, concurrency, max_attempts, st
                     running.discard(future)
                     for record, retries in future.result():
                         store.append(record)
-                        _note(summary, record, retries)
+                        _note(summary, record, retries, paths.get(record.image_id))
                         bar.update(1)
                     submit_next()
         except BaseException:

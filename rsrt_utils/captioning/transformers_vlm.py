@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+from ..image_files import ImageReadError, open_rgb
 from .backend import MODES, BackendAnswer, CaptionRequest, Mode
 
 DTYPES = ("auto", "float32", "float16", "bfloat16")
@@ -110,18 +111,16 @@ class TransformersVLMBackend:
         return self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
     def _load_image(self, request: CaptionRequest):
-        from PIL import Image
+        """The request's image in the processor's colour mode; ImageReadError names a missing or unreadable file."""
+        if request.image_path is None:
+            raise ImageReadError(None, f"image {request.image_id!r} has no pixel file; the transformers backend needs pixels")
+        image = open_rgb(request.image_path)
+        return image if self.image_format == "RGB" else image.convert(self.image_format)
 
-        if request.image_path is None or not Path(request.image_path).is_file():
-            raise FileNotFoundError(f"image for {request.image_id!r} not found at {request.image_path}; "
-                                    "the transformers backend needs pixels")
-        with Image.open(request.image_path) as image:
-            return image.convert(self.image_format)
-
-    def build_inputs(self, requests: Sequence[CaptionRequest], mode: Mode, strict: bool = False):
-        """Processor outputs (left-padded tensors on the device) for a batch of requests."""
+    def build_inputs(self, requests: Sequence[CaptionRequest], mode: Mode, strict: bool = False, images=None):
+        """Processor outputs (left-padded tensors on the device) for a batch of requests (images loaded if not given)."""
         chat = self.render_chat(self.prompt_text(mode, strict))
-        images = [self._load_image(r) for r in requests]
+        images = images if images is not None else [self._load_image(r) for r in requests]
         inputs = self.processor(images=images, text=[chat] * len(requests), padding=True, return_tensors="pt")
         return inputs.to(self.device)
 
@@ -163,12 +162,19 @@ class TransformersVLMBackend:
         """Raw model text (new tokens only) and token usage for each request, same order."""
         if mode not in MODES:
             raise ValueError(f"mode {mode!r} is not known; choose one of {', '.join(MODES)}")
-        answers: list[BackendAnswer] = []
-        for start in range(0, len(requests), self.batch_size):
-            batch = list(requests[start:start + self.batch_size])
-            inputs = self.build_inputs(batch, mode, strict)
+        answers: list[BackendAnswer | None] = [None] * len(requests)
+        images = {}
+        for i, request in enumerate(requests):  # each file read on its own: a bad one is only its own failure
+            try:
+                images[i] = self._load_image(request)
+            except ImageReadError as error:
+                answers[i] = BackendAnswer(error=str(error))
+        readable = sorted(images)
+        for start in range(0, len(readable), self.batch_size):
+            batch = readable[start:start + self.batch_size]
+            inputs = self.build_inputs([requests[i] for i in batch], mode, strict, images=[images[i] for i in batch])
             prompt_tokens = inputs["attention_mask"].sum(dim=1).tolist()
-            for tokens, n_prompt in zip(self.generate_new_tokens(inputs), prompt_tokens):
+            for i, tokens, n_prompt in zip(batch, self.generate_new_tokens(inputs), prompt_tokens):
                 text = self.processor.tokenizer.decode(tokens, skip_special_tokens=True).strip()
-                answers.append(BackendAnswer(raw_text=text, usage={"prompt_tokens": int(n_prompt), "completion_tokens": len(tokens)}))
+                answers[i] = BackendAnswer(raw_text=text, usage={"prompt_tokens": int(n_prompt), "completion_tokens": len(tokens)})
         return answers

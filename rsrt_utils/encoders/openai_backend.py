@@ -24,8 +24,11 @@ class OpenAIEmbeddingEncoder:
         if not api_key:
             raise RuntimeError(f"the OpenAI embeddings backend needs an API key in the environment variable {api_key_env}; "
                                f"export {api_key_env}=... (it is never read from params files)")
-        self.client = OpenAI(api_key=api_key, base_url=base_url or os.environ.get("OPENAI_BASE_URL"),
-                             max_retries=max_retries, timeout=timeout)
+        from ..captioning.openai_chat import split_query
+
+        base_url, query = split_query(base_url or os.environ.get("OPENAI_BASE_URL"))
+        self.client = OpenAI(api_key=api_key, base_url=base_url, default_query=query, max_retries=max_retries,
+                             timeout=timeout)
         self.model = model
         self.batch_size = batch_size
         self.dimensions = dimensions

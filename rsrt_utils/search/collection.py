@@ -29,12 +29,14 @@ from functools import partial
 from pathlib import Path
 
 from ..fileutil import write_json_atomic
+from ..logsafe import is_secret_name
 from ..paths import indexes_dir
 
 CAPTIONERS = ("neighbour", "openai-chat", "openai-batch", "transformers", "import")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
 DEFAULT_BANK = "rsicd-train"  # the neighbour captioner's bank: RSICD train images with pixels (AID-150)
 NAME_RULE = re.compile(r"[A-Za-z0-9._-]+")
+UNLINKABLE = re.compile(r"[\x00-\x1f\x7f]")  # control characters (newline, tab, ...) in a file's path
 MANIFEST, CORPUS, QUERY_CORPUS, ITEMS, INDEX, BUILD_LOCK = ("manifest.json", "corpus.jsonl", "queries.jsonl",
                                                            "items.jsonl", "vectors", "build.lock")
 FIELD_BY_BACKEND = {"neighbour": "caption"}  # as the study: neighbour variants embed `caption`, VLM variants all fields
@@ -42,8 +44,6 @@ DEFAULT_FIELD = "all"
 N_QUERY_VARIANTS = 2  # an image query is its first two variants, as the study's image->text queries
 # Config keys whose change does not change an answer (left out of the compatibility check).
 NOT_IDENTITY = ("concurrency",)
-_SECRET_ENDINGS = ("api_key", "apikey", "secret", "password", "_token", "access_token")  # never "max_tokens"
-_SECRET_NAMES = ("key", "token", "auth", "authorization")
 _QUERY_LOCK = threading.Lock()
 
 
@@ -106,12 +106,14 @@ class BuildSummary:
         lines.append(f"index: {self.index_kind}" + (" (unchanged, kept)" if self.index_reused else "") + f" in {self.folder}")
         lines.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
         if self.skipped:
-            lines.append(f"skipped {len(self.skipped)} file(s) that resolve outside the folder or are not readable "
-                         f"(first: {self.skipped[0]})")
+            lines.append(f"skipped {len(self.skipped)} file(s) that resolve outside the folder, are not readable or have a "
+                         f"control character (e.g. a newline) in their path: rename those (first: {self.skipped[0]!r})")
         if self.failed:
-            first = next(iter(self.failed.items()))
-            lines.append(f"{len(self.failed)} image(s) could not be described and are not searchable (first: {first[0]}: "
-                         f"{first[1]}); a rerun of the same build retries them")
+            lines.append(f"{len(self.failed)} image(s) could not be described and are not searchable (a rerun of the "
+                         "same build retries them):")
+            lines += [f"  {image_id}: {reason}" for image_id, reason in list(self.failed.items())[:20]]
+            if len(self.failed) > 20:
+                lines.append(f"  ... and {len(self.failed) - 20} more (manifest.json lists every file with its status)")
         return "\n".join(lines)
 
 
@@ -208,19 +210,13 @@ def check_import_corpus(path: Path, format: str) -> None:
         raise ValueError(f"corpus {str(path)!r} holds no image; give one JSON line per image")
 
 
-def _is_secret(key: str) -> bool:
-    """A config key that may hold a credential (api_key_env only names the variable that holds one)."""
-    lowered = key.lower()
-    return lowered in _SECRET_NAMES or lowered.endswith(_SECRET_ENDINGS)
-
-
 def public_spec(config: dict) -> dict:
     """The captioner config as JSON without any secret (keys dropped, URL credentials removed, objects named)."""
     from ..captioning.openai_chat import public_base_url
 
     spec = {}
     for key, value in config.items():
-        if _is_secret(key):
+        if is_secret_name(key):  # api_key_env only names the variable that holds a key: it is kept
             continue
         if key == "base_url":
             spec[key] = public_base_url(value)
@@ -265,7 +261,8 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def scan_images(images_dir: Path) -> tuple[list[tuple[str, Path]], list[str]]:
     """(image_id, resolved path) of every image under images_dir (recursive, hidden files left out, sorted), and the
-    ids of files that resolve outside images_dir (symlink escapes) or to no file: those are never indexed."""
+    ids of files that resolve outside images_dir (symlink escapes) or to no file, or whose path holds a control
+    character (a newline cannot be linked safely): those are never indexed."""
     found, skipped = [], []
     for folder, dirs, files in os.walk(images_dir):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -274,7 +271,7 @@ def scan_images(images_dir: Path) -> tuple[list[tuple[str, Path]], list[str]]:
                 continue
             path = Path(folder) / file_name
             image_id, resolved = path.relative_to(images_dir).as_posix(), path.resolve()
-            if _inside(resolved, images_dir) and resolved.is_file():
+            if _inside(resolved, images_dir) and resolved.is_file() and not UNLINKABLE.search(image_id):
                 found.append((image_id, resolved))
             else:
                 skipped.append(image_id)
@@ -303,8 +300,9 @@ def _build_lock(folder: Path):
     import fcntl
 
     folder.mkdir(parents=True, exist_ok=True)
-    fd = os.open(folder / BUILD_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(folder / BUILD_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
     try:
+        os.fchmod(fd, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -20,6 +20,7 @@ from ..evaluation import human_caption_oracle
 from ..metrics import evaluate_scores
 from ..paths import outputs_dir
 from ..scoring import score_and_evaluate
+from ..spreadsheet import write_frame
 from .pipeline import StudyRun, gallery_variants, image_query_texts, load_scores, run_corpus_paths, scoring_spec, text_encoder
 
 
@@ -188,7 +189,7 @@ def run_ablation(run: StudyRun, dataset: Dataset, axis: str) -> pd.DataFrame:
     if axis not in ABLATIONS:
         raise ValueError(f"ablation {axis!r} is not known; choose one of {', '.join(ABLATIONS)}")
     table = ABLATIONS[axis](run, dataset)
-    table.to_csv(run.path("ablations", f"{axis}.csv"), index=False)
+    write_frame(table, run.path("ablations", f"{axis}.csv"))
     return table
 
 

@@ -8,7 +8,6 @@ Workflow: `sample_for_audit` -> `build_audit_items` -> `write_audit_sheet_html` 
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
 import itertools
@@ -25,11 +24,14 @@ from matplotlib.figure import Figure
 
 from ..captioning.schema import VARIANT_FIELDS, Variant
 from ..data.dataset import Dataset
+from ..spreadsheet import read_frame, write_rows
 from .figures import AUDIT_COUNT_COLUMNS, AUDIT_SCORE_COLUMN, load_thumbnail, save_figure, wrap
 
 SHEET_KEY_COLUMNS = ("image_id", "scene_class", "variant")
 SCORE_COLUMNS = AUDIT_COUNT_COLUMNS + (AUDIT_SCORE_COLUMN,)
 SHEET_COLUMNS = SHEET_KEY_COLUMNS + SCORE_COLUMNS + ("notes", "auditor")
+MAX_AUDIT_COUNT = 1000  # the largest count (and variant number) a scoring sheet accepts
+WHOLE_NUMBER = re.compile(r"[0-9]+")
 
 SCORING_INSTRUCTIONS = """\
 How to fill the scoring sheet (one row per image and caption variant)
@@ -37,10 +39,10 @@ How to fill the scoring sheet (one row per image and caption variant)
 Look at the image (audit sheet HTML or PNG) and read the variant (all three fields).
 Remember the prompt's convention: top = North, bottom = South, left = West, right = East.
 
-correct_objects       integer >= 0: objects or land-cover types the variant names that ARE visible.
-hallucinated_objects  integer >= 0: objects the variant names that are NOT visible in the image.
-direction_errors      integer >= 0: positions/directions stated wrongly (e.g. "river in the north" when it is south).
-completeness_1to5     integer 1-5: how much of what matters in the image the variant covers
+correct_objects       whole number 0-1000: objects or land-cover types the variant names that ARE visible.
+hallucinated_objects  whole number 0-1000: objects the variant names that are NOT visible in the image.
+direction_errors      whole number 0-1000: positions/directions stated wrongly (e.g. "river in the north" when it is south).
+completeness_1to5     whole number 1-5: how much of what matters in the image the variant covers
                       (1 = misses the main content, 3 = main content but little else, 5 = complete).
 notes                 free text (optional).
 auditor               your name or initials (the same on every row).
@@ -306,27 +308,21 @@ def write_scoring_sheet(items: Sequence[AuditItem], path: Path | str) -> Path:
     """An empty scoring CSV, one row per (image, variant), plus the instructions in a sibling .txt."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(SHEET_COLUMNS)
-        for item in items:
-            for k in range(1, len(item.variants) + 1):
-                writer.writerow([item.image_id, item.scene_class, k] + [""] * (len(SHEET_COLUMNS) - 3))
+    write_rows(path, SHEET_COLUMNS, ([item.image_id, item.scene_class, k] + [""] * (len(SHEET_COLUMNS) - 3)
+                                     for item in items for k in range(1, len(item.variants) + 1)))
     scoring_instructions_path(path).write_text(SCORING_INSTRUCTIONS, encoding="utf-8")
     return path
 
 
-def _parse_int(value: str, where: str, column: str, low: int, high: int | None) -> int:
+def _parse_int(value: str, where: str, column: str, low: int, high: int) -> int:
+    """The whole number typed in a cell (digits only, within [low, high]); ScoringSheetError otherwise, never a
+    silently changed value (no '3.0', '1e3' or rounding)."""
     text = value.strip()
-    try:
-        number = float(text)
-    except ValueError:
-        number = None
-    limits = f"between {low} and {high}" if high is not None else f">= {low}"
-    if number is None or not number.is_integer() or number < low or (high is not None and number > high):
+    if not WHOLE_NUMBER.fullmatch(text) or not low <= int(text) <= high:
         shown = repr(value) if text else "empty"
-        raise ScoringSheetError(f"{where}, column {column!r}: {shown} is not a valid value; fill in an integer {limits}")
-    return int(number)
+        raise ScoringSheetError(f"{where}, column {column!r}: {shown} is not a valid value; type a whole number "
+                                f"from {low} to {high} (digits only)")
+    return int(text)
 
 
 def read_scoring_sheet(path: Path | str) -> pd.DataFrame:
@@ -334,7 +330,7 @@ def read_scoring_sheet(path: Path | str) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"scoring sheet {path} does not exist")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw = read_frame(path, dtype=str, keep_default_na=False)
     missing = [c for c in SHEET_COLUMNS if c not in raw.columns]
     if missing:
         raise ScoringSheetError(f"{path}: missing column(s) {missing}; the sheet needs {list(SHEET_COLUMNS)} "
@@ -345,9 +341,9 @@ def read_scoring_sheet(path: Path | str) -> pd.DataFrame:
         if not row["image_id"].strip():
             raise ScoringSheetError(f"{where}, column 'image_id': empty; do not edit the key columns")
         record = {"image_id": row["image_id"].strip(), "scene_class": row["scene_class"].strip(),
-                  "variant": _parse_int(row["variant"], where, "variant", 1, None)}
+                  "variant": _parse_int(row["variant"], where, "variant", 1, MAX_AUDIT_COUNT)}
         for column in AUDIT_COUNT_COLUMNS:
-            record[column] = _parse_int(row[column], where, column, 0, None)
+            record[column] = _parse_int(row[column], where, column, 0, MAX_AUDIT_COUNT)
         record[AUDIT_SCORE_COLUMN] = _parse_int(row[AUDIT_SCORE_COLUMN], where, AUDIT_SCORE_COLUMN, 1, 5)
         record["notes"] = row["notes"]
         record["auditor"] = row["auditor"].strip()

@@ -88,16 +88,13 @@ def class_palette(classes: Sequence[str]) -> dict[str, str]:
 
 def load_thumbnail(path: Path | str | None, size: int = _THUMBNAIL_PX) -> np.ndarray | None:
     """RGB pixels of an image file (at most `size` px a side), or None when there is no readable file."""
+    from ..image_files import ImageReadError, open_rgb
+
     if path is None:
         return None
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(path) as image:
-            image = image.convert("RGB")
-            image.thumbnail((size, size))
-            return np.asarray(image)
-    except (FileNotFoundError, UnidentifiedImageError, OSError):
+        return np.asarray(open_rgb(path, max_side=size))
+    except ImageReadError:
         return None
 
 

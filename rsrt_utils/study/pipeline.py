@@ -20,6 +20,7 @@ from ..evaluation import ORACLE_CAPTIONER, human_caption_oracle, metrics_record
 from ..fileutil import file_sha256, write_json_atomic
 from ..paths import cache_dir, data_dir, outputs_dir
 from ..scoring import ScoringSpec, embed_grouped_texts, evaluate, image_texts, score_texts
+from ..spreadsheet import write_frame
 from .params import ParamsError, RunParams, dump_params, load_params
 from .smoke import make_smoke_dataset
 
@@ -509,7 +510,7 @@ def summarise_audit(run: StudyRun) -> dict | None:
         return None
     summary = audit.summarise_scoring_sheets(sheets)
     for name, table in summary.items():
-        table.to_csv(run.path("audit", f"summary_{name}.csv"), index=False)
+        write_frame(table, run.path("audit", f"summary_{name}.csv"))
     return summary
 
 
@@ -524,6 +525,6 @@ def automatic_audit(run: StudyRun, dataset: Dataset) -> dict:
         return {"per_image": empty, "summary": "the oracle run has no generated captions to check"}
     checks = audit.automatic_caption_checks(dataset, corpus_variants(run, dataset))
     summary = audit.summarise_caption_checks(checks)
-    checks.to_csv(run.path("audit", "automatic_checks.csv"), index=False)
-    summary["top_unsupported_words"].to_csv(run.path("audit", "top_unsupported_words.csv"), index=False)
+    write_frame(checks, run.path("audit", "automatic_checks.csv"))
+    write_frame(summary["top_unsupported_words"], run.path("audit", "top_unsupported_words.csv"))
     return {"per_image": checks, "summary": summary["means"], "top_unsupported_words": summary["top_unsupported_words"]}

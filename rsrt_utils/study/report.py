@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..paths import outputs_dir
+from ..spreadsheet import write_frame
 from .reference import measured_row, published_table, setting_of
 
 SUMMARY_COLUMNS = ["run_name", "dataset", "split", "n_images", "captioner", "setting", "label", "encoder", "pooling", "field",
@@ -56,7 +57,7 @@ def build_report(root: Path | None = None, current: Path | None = None) -> dict:
     summary = collect_metrics(root, current)
     target = root / "report"
     target.mkdir(parents=True, exist_ok=True)
-    summary.to_csv(target / "summary.csv", index=False)
+    write_frame(summary, target / "summary.csv")
     measured = [measured_row(json.loads(Path(p).read_text()), system=f"{r} (measured)") for p, r in zip(summary["path"], summary["run_name"])]
     rows = pd.concat([pd.DataFrame(measured), published_table()], ignore_index=True) if measured else published_table()
     figure = plot_comparison(rows, path=target / "comparison.png")

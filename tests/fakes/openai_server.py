@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from email.parser import BytesParser
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
 
 import numpy as np
 
@@ -40,6 +41,7 @@ class RecordedRequest:
     behaviour: str | None = None
     image_digest: str | None = None
     raw: bytes = b""
+    query: dict = field(default_factory=dict)  # the request's query parameters, name -> [values]
 
 
 @dataclass
@@ -291,26 +293,35 @@ class _Handler(BaseHTTPRequestHandler):
         expected = self.fake.expected_key
         return expected is None or self.headers.get("Authorization") == f"Bearer {expected}"
 
+    def _route(self) -> tuple[str, dict]:
+        """(the request path without its query, the query's parameters)."""
+        path, _, query = self.path.partition("?")
+        return path, parse_qs(query)
+
     def do_POST(self) -> None:
         raw, body = self._read()
-        recorded = RecordedRequest("POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time(), raw=raw)
+        path, query = self._route()
+        recorded = RecordedRequest("POST", path, {k.lower(): v for k, v in self.headers.items()}, body, time.time(),
+                                   raw=raw, query=query)
         self.fake.record(recorded)
         if not self._authorised():
             return self._error(401, "Incorrect API key provided.", kind="invalid_request_error")
         if self.fake.latency:
             time.sleep(self.fake.latency)
-        if self.path.endswith("/chat/completions"):
+        if path.endswith("/chat/completions"):
             return self._chat(body, recorded)
-        if self.path.endswith("/embeddings"):
+        if path.endswith("/embeddings"):
             return self._embeddings(body)
-        if self.path.endswith("/files"):
+        if path.endswith("/files"):
             return self._upload(raw)
-        if self.path.endswith("/batches"):
+        if path.endswith("/batches"):
             return self._create_batch(body)
-        self._error(404, f"no route {self.path}")
+        self._error(404, f"no route {path}")
 
     def do_GET(self) -> None:
-        self.fake.record(RecordedRequest("GET", self.path, {k.lower(): v for k, v in self.headers.items()}, None, time.time()))
+        path, query = self._route()
+        self.fake.record(RecordedRequest("GET", path, {k.lower(): v for k, v in self.headers.items()}, None, time.time(),
+                                         query=query))
         if not self._authorised():
             return self._error(401, "Incorrect API key provided.", kind="invalid_request_error")
         parts = self.path.split("?")[0].rstrip("/").split("/")

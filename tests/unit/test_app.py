@@ -38,6 +38,7 @@ from rsrt_utils.app.server import create_app
 from rsrt_utils.app.uploads import MAX_UPLOAD_BYTES
 from rsrt_utils.cli import build_parser
 from rsrt_utils.study import audit
+from tests.fakes.bad_images import png_claiming
 
 CANARY = "canary-key-4f1d9e0b7a2c6e31"
 SECRET_TEXT = "TOP-SECRET-FILE-CONTENT"
@@ -207,6 +208,22 @@ def test_a_file_swapped_for_a_symlink_out_of_the_folder_is_not_served(client, sa
         target.write_bytes(kept)
 
 
+@pytest.mark.parametrize("content", [png_claiming(12000, 12000), b"", b"not an image at all"])
+def test_an_image_that_cannot_be_decoded_answers_a_4xx_with_a_message(client, sample, content):
+    """Issue 18: an oversized, empty or broken collection file gives 422 and the error page (with the security
+    headers), never a bare 500; the item page still opens."""
+    target = sample["images"] / "Forest" / "forest_2.jpg"
+    kept = target.read_bytes()
+    target.write_bytes(content)
+    try:
+        response = client.get(f"/collections/{COLLECTION}/thumbs/Forest/forest_2.jpg")
+        assert response.status_code == 422 and response.headers["x-content-type-options"] == "nosniff"
+        assert "cannot be shown" in page(response).select_one("p.error").get_text()
+        assert client.get(f"/collections/{COLLECTION}/items/Forest/forest_2.jpg").status_code == 200
+    finally:
+        target.write_bytes(kept)
+
+
 def test_unknown_collection_or_run_is_a_404_naming_the_known_ones(client):
     for url in ("/search?collection=nope&q=river", "/collections/nope/items/Beach/beach_1.jpg", "/audit/nope"):
         response = client.get(url)
@@ -237,7 +254,7 @@ def test_upload_limits_and_bad_files_get_a_clear_message(client, sample):
     assert too_big.status_code == 413 and "10 MB" in page(too_big).select_one("p.error").get_text()
     truncated = (sample["images"] / "Beach" / "beach_1.jpg").read_bytes()[:400]
     cases = {"notes.txt": (b"just some text, not pixels", "is not an image"), "empty.png": (b"", "is empty"),
-             "truncated.jpg": (truncated, "is not an image"), "giant.png": (_png(6000, 6000), "megapixels")}
+             "truncated.jpg": (truncated, "is not an image"), "giant.png": (png_claiming(9000, 9000), "megapixels")}
     for name, (data, expected) in cases.items():
         response = upload(client, name, data)
         assert response.status_code == 400, name
@@ -368,7 +385,7 @@ def test_bad_values_are_refused_as_read_scoring_sheet_refuses_them_and_nothing_i
     assert response.status_code == 400
     detail = response.json()["detail"]
     assert "CSV line 19" in detail and "'Beach/beach_2.jpg'" in detail and "completeness_1to5" in detail
-    assert "between 1 and 5" in detail and not sheet_path(outputs, "alice").exists()
+    assert "from 1 to 5" in detail and not sheet_path(outputs, "alice").exists()
     notes_only = [{"image_id": "Beach/beach_2.jpg", "variant": 1, "notes": "looks fine"}]
     response = save(client, "alice", notes_only)
     assert response.status_code == 400 and "'correct_objects': empty" in response.json()["detail"]

@@ -181,8 +181,8 @@ def test_quadratic_kappa_agrees_with_a_second_formula():
 
 
 @pytest.mark.parametrize("column, value, message", [
-    ("completeness_1to5", 6, "between 1 and 5"),
-    ("hallucinated_objects", -1, ">= 0"),
+    ("completeness_1to5", 6, "from 1 to 5"),
+    ("hallucinated_objects", -1, "from 0 to 1000"),
     ("direction_errors", "two", "'two'"),
     ("correct_objects", "", "empty"),
 ])

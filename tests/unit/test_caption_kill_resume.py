@@ -103,7 +103,7 @@ def test_a_second_writer_on_the_same_corpus_stops_naming_the_first(tmp_path):
             handle.close()
         requests = server.chat_requests()
     message = (logs / "runsecond.err").read_text()
-    assert f"is being written by another process (pid {first.pid}: " in message and "caption_worker" in message
+    assert f"is being written by another process (pid {first.pid} on " in message and "caption_worker" in message
     records = [json.loads(line) for line in store.read_text().splitlines()]
     assert len(requests) == N_IMAGES and len(records) == N_IMAGES, "the second writer did no work at all"
     assert len({r["cache_key"] for r in records}) == N_IMAGES

@@ -118,7 +118,7 @@ def test_image_cache_hits_on_the_second_run(backend, tmp_path):
     second = CountingBackend(backend)
     encoder = CachedImageEncoder(second, tmp_path / "cache", progress=False)
     warm = encoder.encode_paths(paths)
-    assert second.image_calls == 0 and encoder.last_stats == {"images": 6, "unique": 5, "computed": 0}
+    assert second.image_calls == 0 and encoder.last_stats == {"images": 6, "unique": 5, "computed": 0, "unreadable": 0}
     np.testing.assert_array_equal(cold, warm)
     np.testing.assert_array_equal(warm[0], warm[5])
     np.testing.assert_allclose(warm, backend.encode_images([Image.open(p).convert("RGB") for p in paths]), atol=1e-6)

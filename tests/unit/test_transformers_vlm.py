@@ -13,6 +13,7 @@ from PIL import Image  # noqa: E402
 
 from rsrt_utils.captioning.backend import CaptionRequest  # noqa: E402
 from rsrt_utils.captioning.transformers_vlm import ModelLoadError, TransformersVLMBackend  # noqa: E402
+from tests.fakes.bad_images import plant_bad_files  # noqa: E402
 
 SPECIALS = ["<unk>", "<pad>", "<s>", "</s>", "<image>"]
 CHAT_TEMPLATE = (
@@ -142,6 +143,16 @@ def test_batch_of_three_equals_one_by_one(backend, requests):
     single = [backend.answer_batch([r], "image_query")[0] for r in requests]
     assert [a.raw_text for a in batched] == [a.raw_text for a in single]
     assert [a.usage for a in batched] == [a.usage for a in single]
+
+
+def test_a_bad_file_in_a_batch_fails_alone(backend, requests, tmp_path):
+    """Issue 18: the images of a batch are read one by one; a bad file is its own error answer."""
+    plant_bad_files(tmp_path)
+    bad = [CaptionRequest(image_id=name, image_path=tmp_path / name) for name in ("corrupt.jpg", "bomb.png")]
+    answers = backend.answer_batch([bad[0], *requests, bad[1]], "image_query")
+    assert [a.error is None for a in answers] == [False, True, True, True, False]
+    assert "corrupt.jpg" in answers[0].error and "limit" in answers[-1].error
+    assert [a.raw_text for a in answers[1:4]] == [a.raw_text for a in backend.answer_batch(requests, "image_query")]
 
 
 def test_settings_and_prompt_version_are_recorded(backend):
