@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..image_files import image_problem
+from ..image_files import image_problem, max_image_pixels
 from ..logsafe import redact
 from .backend import MODES, BackendAnswer, BackendFatalError, CaptionBackend, CaptionRequest
 from .corpus import CorpusStore, make_cache_key, utc_now
@@ -188,6 +188,7 @@ def caption_images(requests: Iterable, backend: CaptionBackend, store_path: Path
         raise ValueError(f"mode {mode!r} is not known; choose one of {', '.join(MODES)}")
     if concurrency < 1 or max_attempts < 1:
         raise ValueError(f"concurrency ({concurrency}) and max_attempts ({max_attempts}) must be at least 1")
+    max_image_pixels()  # a bad RSRT_MAX_IMAGE_PIXELS is named before any work
     if hasattr(backend, "caption_to_store"):  # e.g. the OpenAI Batch API: its own submit/poll/collect cycle
         return backend.caption_to_store(requests, store_path, mode=mode, max_attempts=max_attempts, progress=progress)
     started = time.monotonic()

@@ -29,6 +29,7 @@ from functools import partial
 from pathlib import Path
 
 from ..fileutil import write_json_atomic
+from ..image_files import max_image_pixels
 from ..logsafe import is_secret_name
 from ..paths import indexes_dir
 
@@ -445,6 +446,7 @@ def build_collection(images_dir: Path, name: str, captioner: dict | None = None,
     """
     started = time.monotonic()
     name, images_dir = check_name(name), check_images_dir(images_dir)
+    max_image_pixels()  # a bad RSRT_MAX_IMAGE_PIXELS is named before any work
     config = captioner_config(captioner)
     spec, encoder_spec = public_spec(config), check_encoder_spec(encoder)
     if concurrency < 1 or (limit is not None and limit < 1):
