@@ -108,16 +108,18 @@ class SameOriginGuard:
     """ASGI middleware: refuses state-changing requests that another site's page sent (Origin is not this server) and
     adds the security headers to every answer."""
 
-    def __init__(self, app, headers: dict[str, str]):
-        self.app, self.headers = app, headers
+    def __init__(self, app, headers: dict[str, str], path_headers: dict[str, dict[str, str]] | None = None):
+        self.app, self.headers, self.path_headers = app, headers, path_headers or {}
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
 
+        headers = next((h for prefix, h in self.path_headers.items() if scope["path"].startswith(prefix)), self.headers)
+
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
-                MutableHeaders(scope=message).update(self.headers)
+                MutableHeaders(scope=message).update(headers)
             await send(message)
 
         request_headers = Headers(scope=scope)

@@ -24,6 +24,10 @@ from .uploads import MAX_UPLOAD_BYTES
 PACKAGE_DIR = Path(__file__).resolve().parent
 UPLOAD_PATH = "/search/image"
 FORM_OVERHEAD_BYTES = 64 * 1024
+BOOK_PATH = "/study"
+# The book (Sphinx) runs small inline scripts and styles of its theme; still nothing from another origin.
+BOOK_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+            "font-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                                "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
@@ -82,8 +86,21 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ImageReadError, unreadable_image)
 
 
+class BookFiles(StaticFiles):
+    """The built book (`rsrt book`) under /study; a page naming the command while none is built."""
+
+    async def __call__(self, scope, receive, send):
+        if not Path(self.directory).is_dir():
+            page = HTMLResponse(f"<!DOCTYPE html><title>No book yet · rsrt</title><h1>No book built yet</h1><p>Build the "
+                                f"study's book with <code>rsrt book</code> (it reads {Path(self.directory).parent}), "
+                                "then reload this page. <a href=\"/\">Back</a></p>", 404)
+            return await page(scope, receive, send)
+        return await super().__call__(scope, receive, send)
+
+
 def _install_middleware(app: FastAPI, host: str) -> None:
-    app.add_middleware(SameOriginGuard, headers=SECURITY_HEADERS)
+    app.add_middleware(SameOriginGuard, headers=SECURITY_HEADERS,
+                       path_headers={BOOK_PATH: {**SECURITY_HEADERS, "Content-Security-Policy": BOOK_CSP}})
     app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host))
 
@@ -102,6 +119,7 @@ def create_app(outputs_root: Path | str | None = None, index_root: Path | str | 
     app.state.audits = AuditRunCache(app.state.outputs_root)
     app.state.collections = CollectionShelf(Path(index_root).expanduser() if index_root else None, captioners)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
+    app.mount(BOOK_PATH, BookFiles(directory=app.state.outputs_root / "book", html=True, check_dir=False), name="study")
     app.add_api_route("/favicon.ico", lambda: FileResponse(PACKAGE_DIR / "static" / "favicon.svg",
                                                            media_type="image/svg+xml"), include_in_schema=False)
     app.include_router(search_router)

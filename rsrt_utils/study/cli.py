@@ -45,6 +45,16 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _book(args: argparse.Namespace) -> int:
+    from .book import build_book
+
+    summary = build_book(args.outputs, args.out, quiet=not args.verbose)
+    print(summary.text())
+    if args.open:
+        print(summary.index)
+    return 0
+
+
 def add_study_subcommands(sub: argparse._SubParsersAction) -> None:
     from pathlib import Path
 
@@ -62,3 +72,9 @@ def add_study_subcommands(sub: argparse._SubParsersAction) -> None:
     report = sub.add_parser("report", help="aggregate every outputs/*/metrics.json into one CSV and one comparison figure")
     report.add_argument("--outputs", type=Path, default=None, help="outputs folder (default outputs/)")
     report.set_defaults(func=_report)
+    book = sub.add_parser("book", help="build the study as a static website from outputs/ (never re-runs a notebook)")
+    book.add_argument("--outputs", type=Path, default=None, help="outputs folder (default outputs/)")
+    book.add_argument("--out", type=Path, default=None, help="where the site goes (default outputs/book)")
+    book.add_argument("--open", action="store_true", help="print the path of the front page to open in a browser")
+    book.add_argument("--verbose", action="store_true", help="show Sphinx's messages")
+    book.set_defaults(func=_book)
