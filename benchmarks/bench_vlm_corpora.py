@@ -13,7 +13,7 @@ Usage:  python benchmarks/bench_vlm_corpora.py [--only retrieval|fusion|wall] [-
 3. wall: `rsrt run params/vlm_qwenvl_rsitmd.yaml`, cold (empty cache and outputs) and warm (the same again).
 Every configuration evaluated on a test split is listed in the results file; none of them chooses anything.
 Standard protocol through the shared scoring path (rsrt_utils.scoring, the run's ScoringSpec), random ties, 95 %
-bootstrap intervals (1000 resamples). Writes benchmarks/results/vlm_corpora.json (a reduced run: --out FILE).
+image-level bootstrap intervals (1000 resamples). Writes benchmarks/results/vlm_corpora.json (a reduced run: --out FILE).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def main(argv=None) -> None:
         parser.error(f"--encoders is a reduced run: pass --out FILE so that it does not overwrite {RESULT_PATH}")
     previous = json.loads(args.out.read_text()) if args.out.is_file() and args.only else {}
     result = {**previous, "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
-              "protocol": "standard; random ties; 95 % bootstrap (1000); gallery = VLM description(s); "
+              "protocol": "standard; random ties; 95 % image-level bootstrap (1000 resamples of images with their captions); gallery = VLM description(s); "
                           "t2i queries = human test captions; i2t query = the image's own description(s)",
               "source": "RayzedWang/Caption2CLIP@ed97c37669e59e10e5bd0255322263fdbefebdd5 (llmcaption/ret3)",
               "selection": "nothing is chosen on these figures: every configuration evaluated on a test split is listed"}

@@ -1,4 +1,5 @@
-"""The field's standard retrieval metrics: R@K in both directions, mR, bootstrap intervals, per class.
+"""The field's standard retrieval metrics: R@K in both directions, mR, per class, and image-level bootstrap
+intervals (images resampled with their captions; paired ones for the difference of two settings).
 
 What papers call R@K is a *hit rate*: the share of queries with at least one relevant item in
 the top K. Text->image: a caption query has one relevant image. Image->text: an image query has
@@ -128,11 +129,39 @@ def bootstrap_means(hits: np.ndarray, n_boot: int, rng: np.random.Generator) -> 
     step = max(1, 2_000_000 // max(n, 1))
     for start in range(0, n_boot, step):
         stop = min(n_boot, start + step)
-        idx = rng.integers(0, n, size=(stop - start, n))
-        idx += (np.arange(stop - start) * n)[:, None]
-        counts = np.bincount(idx.ravel(), minlength=(stop - start) * n).reshape(stop - start, n)
-        out[start:stop] = (counts @ values) / n
+        out[start:stop] = (_resample_counts(n, rng, stop - start) @ values) / n
     return out
+
+
+def _resample_counts(n: int, rng: np.random.Generator, chunk: int) -> np.ndarray:
+    """(chunk, n) how many times each of n units is drawn in `chunk` resamples of n draws with replacement."""
+    idx = rng.integers(0, n, size=(chunk, n)) + (np.arange(chunk) * n)[:, None]
+    return np.bincount(idx.ravel(), minlength=chunk * n).reshape(chunk, n)
+
+
+def image_bootstrap_means(t2i_hits: np.ndarray, i2t_hits: np.ndarray, caption_image_index: np.ndarray, n_boot: int,
+                          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """((n_boot, k) text->image, (n_boot, k) image->text) hit rates with IMAGES resampled, each with all its captions
+    (a cluster bootstrap: an image's captions are correlated, so resampling captions alone makes intervals too narrow).
+    Both directions use the same resampled images."""
+    n_images = i2t_hits.shape[0]
+    owner = np.asarray(caption_image_index, dtype=np.int64)
+    per_image_t2i = np.zeros((n_images, t2i_hits.shape[1]))
+    np.add.at(per_image_t2i, owner, np.asarray(t2i_hits, dtype=np.float64))
+    captions_per_image = np.bincount(owner, minlength=n_images).astype(np.float64)
+    t2i_out, i2t_out = np.empty((n_boot, t2i_hits.shape[1])), np.empty((n_boot, i2t_hits.shape[1]))
+    step = max(1, 2_000_000 // max(n_images, 1))
+    for start in range(0, n_boot, step):
+        stop = min(n_boot, start + step)
+        counts = _resample_counts(n_images, rng, stop - start).astype(np.float64)
+        t2i_out[start:stop] = (counts @ per_image_t2i) / np.maximum(counts @ captions_per_image, 1.0)[:, None]
+        i2t_out[start:stop] = (counts @ np.asarray(i2t_hits, dtype=np.float64)) / n_images
+    return t2i_out, i2t_out
+
+
+def mr_samples(t2i_boot: np.ndarray, i2t_boot: np.ndarray) -> np.ndarray:
+    """mR of each bootstrap resample (mean of the recalls of both directions)."""
+    return (t2i_boot.sum(axis=1) + i2t_boot.sum(axis=1)) / (t2i_boot.shape[1] + i2t_boot.shape[1])
 
 
 def _interval(samples: np.ndarray) -> list[float]:
@@ -152,8 +181,10 @@ def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_imag
     t2i_scores: (n_captions, n_images); i2t_scores: (n_images, n_captions);
     caption_image_index[q] is the image that caption q describes. `relevant` (n_captions, n_images)
     replaces that one-image relevance (e.g. duplicate_aware_relevance: a diagnostic, not the protocol).
-    Returns t2i/i2t recalls and mR in percent, 95 % bootstrap intervals over queries
-    (each direction resampled over its own queries), and, given classes, a per-class table.
+    Returns t2i/i2t recalls and mR in percent; 95 % intervals from an image-level (cluster) bootstrap — images
+    resampled with all their captions, both directions on the same images — as `ci95`, and the caption-level one
+    (each direction's queries resampled as if independent: too narrow, a diagnostic) as `ci95_caption_level`;
+    and, given classes, a per-class table.
     """
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1 (got {n_boot}); use n_boot=1 for a negligible bootstrap cost")
@@ -172,10 +203,11 @@ def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_imag
     t2i_mean, i2t_mean = t2i_hits.mean(axis=0), i2t_hits.mean(axis=0)
     m_r = (t2i_mean.sum() + i2t_mean.sum()) / (2 * len(ks))
 
+    t2i_boot, i2t_boot = image_bootstrap_means(t2i_hits, i2t_hits, caption_image_index, n_boot,
+                                               np.random.default_rng(seed))
+    mr_boot = mr_samples(t2i_boot, i2t_boot)
     rng = np.random.default_rng(seed)
-    t2i_boot = bootstrap_means(t2i_hits, n_boot, rng)
-    i2t_boot = bootstrap_means(i2t_hits, n_boot, rng)
-    mr_boot = (t2i_boot.sum(axis=1) + i2t_boot.sum(axis=1)) / (2 * len(ks))
+    caption_level = mr_samples(bootstrap_means(t2i_hits, n_boot, rng), bootstrap_means(i2t_hits, n_boot, rng))
     result = {
         "n_images": int(n_images),
         "n_queries": {"t2i": int(n_captions), "i2t": int(n_images)},
@@ -186,13 +218,38 @@ def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_imag
             "mR": _interval(mr_boot),
             "t2i": {f"R@{k}": _interval(t2i_boot[:, j]) for j, k in enumerate(ks)},
             "i2t": {f"R@{k}": _interval(i2t_boot[:, j]) for j, k in enumerate(ks)},
-            "method": f"percentile bootstrap over queries, {n_boot} resamples, seed {seed}",
+            "method": f"percentile bootstrap over images (each with its captions), {n_boot} resamples, seed {seed}",
         },
+        "ci95_caption_level": {"mR": _interval(caption_level),
+                               "method": f"percentile bootstrap over queries as if independent (a diagnostic: too "
+                                         f"narrow), {n_boot} resamples, seed {seed}"},
         "ties": ties,
     }
     if image_classes is not None:
         result["per_class"] = per_class_recalls(t2i_hits, i2t_hits, caption_image_index, image_classes, ks).to_dict(orient="records")
     return result
+
+
+def paired_mr_difference(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray],
+                         caption_image_index: Sequence[int], ks: Sequence[int] = KS, ties: str = DEFAULT_TIES,
+                         n_boot: int = 1000, seed: int = 0) -> dict:
+    """mR(a) - mR(b) of two settings' (t2i, i2t) scores on the same queries, with a paired image-level interval
+    (the same resampled images for both, so what the two share cancels out)."""
+    owner = np.asarray(caption_image_index, dtype=np.int64)
+    n_images = a[0].shape[1]
+    relevant = relevance_t2i(owner, n_images)
+    samples, points = [], []
+    for t2i, i2t in (a, b):
+        t2i_hits, i2t_hits = hit_rates(t2i, relevant, ks, ties), hit_rates(i2t, relevant.T, ks, ties)
+        points.append(mr_samples(t2i_hits.mean(axis=0)[None], i2t_hits.mean(axis=0)[None])[0])
+        samples.append(mr_samples(*image_bootstrap_means(t2i_hits, i2t_hits, owner, n_boot, np.random.default_rng(seed))))
+    return {"difference": round(float(points[0] - points[1]) * 100, 2), "ci95": _interval(samples[0] - samples[1]),
+            "method": f"paired percentile bootstrap over images, {n_boot} resamples, seed {seed}"}
+
+
+def quoted_inside(interval: Sequence[float], quoted: float) -> bool:
+    """Whether a quoted figure lies inside a measured interval (then the two are not told apart)."""
+    return bool(interval[0] <= quoted <= interval[1])
 
 
 def mr_under_other_tie_policies(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_image_index: Sequence[int],

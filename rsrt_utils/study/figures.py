@@ -443,7 +443,7 @@ def plot_comparison(rows: pd.DataFrame, path: Path | str | None = None, title: s
         ax.set_xlim(0, upper * 1.15 + 2)
     handles = [Patch(facecolor=c, label=k, hatch="///" if k == QUOTED_LABEL else None,
                      edgecolor="#777777" if k == QUOTED_LABEL else "none") for k, c in palette.items()]
-    handles.append(Line2D([], [], color="black", marker="|", linestyle="-", label="95 % bootstrap interval"))
+    handles.append(Line2D([], [], color="black", marker="|", linestyle="-", label="95 % image-level bootstrap interval"))
     legend_row(fig.add_subplot(grid[-1, 0]), handles, ncol=min(3, len(handles)))
     add_title(fig, title, coverage)
     return save_figure(fig, path)
@@ -557,7 +557,7 @@ def plot_quality_path(rows_by_dataset: Mapping[str, Sequence[Mapping]], path: Pa
     colours = {"zero-shot": "#3182bd", "uses train data": "#e6550d"}
     for ax, (name, rows) in zip(axes, rows_by_dataset.items()):
         _quality_panel(ax, name, pd.DataFrame(rows), colours)
-    add_title(fig, title, "standard protocol, random ties, 95 % bootstrap intervals; settings chosen on the other dataset")
+    add_title(fig, title, "standard protocol, random ties, 95 % image-level bootstrap intervals; settings chosen on the other dataset without the shared scenes")
     return save_figure(fig, path)
 
 

@@ -38,12 +38,26 @@ def setting_of(label: str | None) -> str:
     return label or "training-free"
 
 
+def versus_references(dataset: str, interval) -> str:
+    """Each quoted zero-shot line read against a measured interval: above it, below it, or inside it (not told apart)."""
+    if dataset not in ("rsitmd", "rsicd"):
+        return ""
+    lo, hi = interval
+    verdicts = []
+    for name, value in zero_shot_references(dataset):
+        if value is not None:
+            where = "inside the interval" if lo <= value <= hi else ("below it" if value < lo else "above it")
+            verdicts.append(f"{name} {value}: {where}")
+    return "; ".join(verdicts)
+
+
 def measured_row(metrics: dict, system: str | None = None) -> dict:
-    """A comparison row from a metrics.json record."""
+    """A comparison row from a metrics.json record (with where each quoted zero-shot line lies against its interval)."""
     lo, hi = metrics["ci95"]["mR"]
     return {"system": system or f"this study: {metrics['captioner']} + {metrics['encoder']}",
             "setting": setting_of(metrics.get("label")), "dataset": metrics["dataset"], "mR": metrics["mR"], "ci_low": lo,
-            "ci_high": hi, "kind": "measured", "source": metrics.get("coverage", "")}
+            "ci_high": hi, "kind": "measured", "source": metrics.get("coverage", ""),
+            "quoted lines": versus_references(metrics["dataset"], (lo, hi))}
 
 
 def comparison_table(measured: list[dict], dataset: str | None = None) -> pd.DataFrame:

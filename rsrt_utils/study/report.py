@@ -9,11 +9,11 @@ import pandas as pd
 
 from ..paths import outputs_dir
 from ..spreadsheet import write_frame
-from .reference import measured_row, published_table, setting_of
+from .reference import measured_row, published_table, setting_of, versus_references
 
 SUMMARY_COLUMNS = ["run_name", "dataset", "split", "n_images", "captioner", "setting", "label", "encoder", "pooling", "field",
                    "t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "i2t_R@5", "i2t_R@10", "mR", "ci_low", "ci_high",
-                   "coverage", "params_digest", "path"]
+                   "quoted_lines", "coverage", "params_digest", "path"]
 
 
 def flatten_metrics(metrics: dict, path: Path) -> dict:
@@ -23,6 +23,7 @@ def flatten_metrics(metrics: dict, path: Path) -> dict:
         for k, v in metrics[direction].items():
             row[f"{direction}_{k}"] = v
     row["ci_low"], row["ci_high"] = metrics["ci95"]["mR"]
+    row["quoted_lines"] = versus_references(metrics.get("dataset") or "", metrics["ci95"]["mR"])
     row["setting"] = setting_of(metrics.get("label"))
     row["path"] = str(path)
     row["run_name"] = row["run_name"] or path.parent.name

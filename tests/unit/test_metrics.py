@@ -237,3 +237,50 @@ def test_float_noise_does_not_break_a_tie():
     assert result["t2i"]["R@1"] == 50.0  # query 0 ties with image 1: a miss when ties count against
     optimistic = evaluate_scores(t2i, t2i.T.copy(), np.array([0, 1]), ks=(1,), n_boot=1, ties="optimistic")
     assert optimistic["t2i"]["R@1"] == 100.0
+
+
+# ---------------------------------------------------------------- image-level (cluster) and paired intervals
+def _correlated_scores(n_images: int = 120, per_image: int = 5, seed: int = 0):
+    """Scores where an image's captions share its difficulty (correlated hits), as in real benchmarks."""
+    rng = np.random.default_rng(seed)
+    owner = np.repeat(np.arange(n_images), per_image)
+    difficulty = rng.normal(size=n_images)[owner]
+    t2i = rng.normal(size=(len(owner), n_images))
+    t2i[np.arange(len(owner)), owner] += 2.0 - 1.5 * difficulty
+    return t2i, np.ascontiguousarray(t2i.T), owner
+
+
+def test_image_bootstrap_equals_resampling_images_with_their_captions():
+    from rsrt_utils.metrics import hit_rates, image_bootstrap_means, relevance_t2i
+
+    t2i, i2t, owner = _correlated_scores(40)
+    relevant = relevance_t2i(owner, 40)
+    t2i_hits, i2t_hits = hit_rates(t2i, relevant), hit_rates(i2t, relevant.T)
+    fast_t2i, fast_i2t = image_bootstrap_means(t2i_hits, i2t_hits, owner, 6, np.random.default_rng(4))
+    draws = np.random.default_rng(4).integers(0, 40, size=(6, 40))
+    for row, images in enumerate(draws):
+        captions = np.concatenate([np.flatnonzero(owner == i) for i in images])
+        assert np.allclose(fast_t2i[row], t2i_hits[captions].mean(axis=0))
+        assert np.allclose(fast_i2t[row], i2t_hits[images].mean(axis=0))
+
+
+def test_image_level_interval_is_wider_than_the_caption_level_one_when_captions_are_correlated():
+    t2i, i2t, owner = _correlated_scores()
+    result = evaluate_scores(t2i, i2t, owner, n_boot=2000)
+    image, caption = result["ci95"]["mR"], result["ci95_caption_level"]["mR"]
+    assert image[0] <= result["mR"] <= image[1] and "over images" in result["ci95"]["method"]
+    assert image[1] - image[0] > 1.1 * (caption[1] - caption[0])
+
+
+def test_paired_difference_of_a_setting_with_itself_is_exactly_zero_and_a_real_gain_is_found():
+    from rsrt_utils.metrics import paired_mr_difference, quoted_inside
+
+    t2i, i2t, owner = _correlated_scores()
+    same = paired_mr_difference((t2i, i2t), (t2i, i2t), owner, n_boot=200)
+    assert same["difference"] == 0.0 and same["ci95"] == [0.0, 0.0]
+    better_t2i = t2i.copy()
+    better_t2i[np.arange(len(owner)), owner] += 1.0
+    gain = paired_mr_difference((better_t2i, i2t), (t2i, i2t), owner, n_boot=500)
+    a = evaluate_scores(better_t2i, i2t, owner, n_boot=1)["mR"] - evaluate_scores(t2i, i2t, owner, n_boot=1)["mR"]
+    assert abs(gain["difference"] - a) < 0.02 and gain["ci95"][0] > 0
+    assert quoted_inside([1.0, 2.0], 1.5) and not quoted_inside([1.0, 2.0], 2.5)

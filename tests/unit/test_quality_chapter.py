@@ -12,17 +12,43 @@ def results():
     return quality.load_quality_results()
 
 
-def test_every_setting_was_chosen_on_the_other_dataset(results):
+def test_every_setting_was_chosen_on_the_other_dataset_without_the_shared_images(results):
     grid_keys = list(results["grid"])
+    overlap = quality.load_overlap()
+    assert results["overlap"] == overlap["shared_images"] and all(n > 0 for n in overlap["shared_images"].values())
     for reported, track in results["tracks"]["zero-shot"].items():
         chosen_on = track["chosen_on"]
-        assert chosen_on != reported
-        best = max(results["all_configurations"][chosen_on], key=lambda row: row["mR"])
+        assert chosen_on != reported and track["selected_by"] == "mR_overlap_free"
+        best = max(results["all_configurations"][chosen_on], key=lambda row: row["mR_overlap_free"])
         assert {k: best[k] for k in grid_keys} == track["config"]
+        on_all = max(results["all_configurations"][chosen_on], key=lambda row: row["mR"])
+        assert {k: on_all[k] for k in grid_keys} == results["selection_all_images"][reported]["config"]
         assert track["steps"][0]["config"] == results["baseline"] and track["steps"][-1]["config"] == track["config"]
         train = results["tracks"]["uses train data"][reported]
         assert train["chosen_on"] == chosen_on
         assert train["beta_b"] == max(train["beta_b_grid_on_chosen"], key=lambda row: row["mR"])["beta_b"]
+
+
+def test_the_beta_c_grid_turns_down_on_the_choosing_dataset(results):
+    for track in results["tracks"]["zero-shot"].values():
+        curve = [row["mR"] for row in sorted(track["beta_c_on_chosen"], key=lambda row: row["beta_c"])]
+        assert len(curve) == len(results["grid"]["beta_c"]) and curve[-1] < max(curve)
+
+
+def test_claims_carry_image_level_and_paired_intervals(results):
+    claims = quality.claims_table(results)
+    for row in claims.to_dict("records"):
+        lo, hi = row["ci95"]
+        clip = row["zero-shot CLIP (quoted)"]
+        assert lo <= row["mR"] <= hi and row["CLIP inside the interval"] == (lo <= clip <= hi)
+        caption_lo, caption_hi = row["ci95 caption-level (diagnostic)"]
+        assert hi - lo > caption_hi - caption_lo, "image-level intervals are wider than caption-level ones"
+        gain_lo, gain_hi = row["gain ci95 (paired)"]
+        assert gain_lo <= row["gain over baseline"] <= gain_hi
+    bank = quality.bank_table(results)
+    assert set(bank["dataset"]) == {"rsitmd", "rsicd"} and bank.filter(like="beta_c").notna().all().all()
+    assert (bank["beta_c 0"].groupby(bank["dataset"]).nunique() == 1).all(), "beta_c 0 is the same with every bank"
+    assert len(quality.overlap_table(quality.load_overlap())) == quality.load_overlap()["n_pairs"]
 
 
 def test_every_configuration_is_listed_on_both_datasets(results):
