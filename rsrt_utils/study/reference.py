@@ -46,7 +46,7 @@ def versus_references(dataset: str, interval) -> str:
     verdicts = []
     for name, value in zero_shot_references(dataset):
         if value is not None:
-            where = "inside the interval" if lo <= value <= hi else ("below it" if value < lo else "above it")
+            where = "inside the interval" if lo <= value <= hi else ("below the interval" if value < lo else "above the interval")
             verdicts.append(f"{name} {value}: {where}")
     return "; ".join(verdicts)
 
