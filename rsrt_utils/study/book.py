@@ -238,6 +238,7 @@ nb_execution_cache_path = "_cache"
 nb_ipywidgets_js = {}              # no widget scripts from a CDN
 myst_enable_extensions = []
 html_theme_options = {"use_download_button": False, "use_fullscreen_button": False, "search_bar_text": "Search the study"}
+html_context = {"default_mode": "light"}  # without it the theme logs "invalid theme mode" on a first visit
 html_show_sourcelink = False
 html_copy_source = False
 suppress_warnings = ["myst.xref_missing", "myst.header", "mystnb.unknown_mime_type", "toc.not_included"]
