@@ -280,8 +280,15 @@ def build_book(outputs_root: Path | None = None, out: Path | None = None, quiet:
         raise RuntimeError(f"no complete run under {root}" + (f" ({', '.join(sorted(left_out))} incomplete)" if left_out
                                                                else "") + "; run one with `rsrt run params/<file>.yaml`")
     source = out.parent / f".{out.name}-source"
+    stray = out.parent / "jupyter_execute"  # MyST-NB's scratch folder, beside the site
+    left_before = stray.exists()
     write_source(source, runs, left_out)
-    _sphinx(source, out, quiet)
+    try:
+        _sphinx(source, out, quiet)
+    finally:
+        shutil.rmtree(source, ignore_errors=True)
+        if not left_before:
+            shutil.rmtree(stray, ignore_errors=True)
     files = [p for p in out.rglob("*") if p.is_file()]
     return BookSummary(out, [r.name for r in runs], left_out, pages=sum(p.suffix == ".html" for p in files),
                        bytes=sum(p.stat().st_size for p in files), seconds=round(time.monotonic() - started, 1))

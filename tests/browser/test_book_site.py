@@ -22,6 +22,7 @@ from tests.browser.test_browser import (  # noqa: F401
     driver,
     free_port,
     screenshot,
+    wait_for,
     wait_until_up,
 )
 
@@ -101,7 +102,7 @@ def test_the_front_page_table_equals_the_runs_metrics(study, driver):  # noqa: F
     from selenium.webdriver.common.by import By
 
     driver.get(study["base"] + "/study/index.html")
-    table = driver.find_elements(By.CSS_SELECTOR, "table")[0]
+    table = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "table"))[0]
     rows = {r[0]: r for r in ([td.text for td in tr.find_elements(By.TAG_NAME, "td")]
                               for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr"))}
     runs = sorted(p.parent.name for p in study["outputs"].glob("*/RUN_COMPLETE.json"))

@@ -49,6 +49,7 @@ def book(tmp_path_factory):
 def test_the_front_page_shows_each_complete_run_with_its_own_figures(book):
     root, summary = book
     assert summary.runs == ["vlm-a"] and "half-done" in summary.left_out and summary.out == root / "book"
+    assert not (root / "jupyter_execute").exists() and not (root / ".book-source").exists(), "no scratch left behind"
     page = BeautifulSoup((summary.out / "index.html").read_text(), "html.parser")
     rows = [[td.get_text(" ", strip=True) for td in tr.find_all("td")] for tr in page.select("table")[0].select("tbody tr")]
     metrics = json.loads((root / "vlm-a" / "metrics.json").read_text())
