@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from .image_files import ImageReadError, open_rgb
+from .image_files import ImageReadError, open_rgb, raise_for_failures
 from .paths import cache_dir
 from .vector_store import SQLiteVectorStore
 from .vectors import l2_normalise
@@ -306,9 +306,10 @@ class ImageFeatureExtractor:
 
             pending = submit(0) if paths else None
             for start in starts:
-                current = [f.result() for f in pending]
+                current = pending
                 following = start + self.batch_size
-                pending = submit(following) if following < len(paths) else None
+                pending = submit(following) if following < len(paths) else None  # decoded while this batch runs
+                current = [f.result() for f in current]
                 good = [start + i for i, item in enumerate(current) if not isinstance(item, str)]
                 bad = {start + i: item for i, item in enumerate(current) if isinstance(item, str)}
                 yield good, (np.stack([current[i - start] for i in good]) if good else None), bad
@@ -410,14 +411,6 @@ class ConcatFeatureExtractor:
     def close(self) -> None:
         for p in self.parts:
             p.close()
-
-
-def raise_for_failures(paths: Sequence[Path | str], failures: dict[int, str]) -> None:
-    """ImageReadError naming how many files could not be read and the first of them (nothing if none)."""
-    if failures:
-        first = min(failures)
-        raise ImageReadError(paths[first], f"{failures[first]} ({len(failures)} of {len(paths)} file(s) unreadable; "
-                             "extract_available keeps the readable ones)")
 
 
 def make_image_extractor(model: str = "efficientnet-lite0", **options):

@@ -14,7 +14,7 @@ import os
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 DEFAULT_MAX_IMAGE_PIXELS = 64_000_000
 MAX_PIXELS_ENV = "RSRT_MAX_IMAGE_PIXELS"
@@ -90,6 +90,13 @@ def open_rgb(path: Path | str | None, max_side: int | None = None):
             raise ImageReadError(path, f"the pixels cannot be decoded ({type(error).__name__}: {error}); the file is "
                                  "truncated or damaged: replace it") from None
     return rgb
+
+
+def raise_for_failures(paths: Sequence, failures: dict[int, str]) -> None:
+    """ImageReadError naming how many of `paths` could not be read and the first of them (nothing if none)."""
+    if failures:
+        first = min(failures)
+        raise ImageReadError(paths[first], f"{failures[first]} ({len(failures)} of {len(paths)} file(s) unreadable)")
 
 
 def image_problem(path: Path | str | None) -> str | None:

@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from ..encoders.cache import OVERWRITE_POLICIES, EmbeddingCache
 from ..fileutil import file_sha256
-from ..image_files import ImageReadError, open_rgb
+from ..image_files import ImageReadError, open_rgb, raise_for_failures
 from ..paths import cache_dir
 
 
@@ -65,9 +65,7 @@ class CachedImageEncoder:
         """(n_images, dim) float32 vectors of the image files, in the given order; ImageReadError names an unreadable
         file (after the readable ones are embedded and cached)."""
         vectors, failures = self.encode_available(paths)
-        if failures:
-            first = min(failures)
-            raise ImageReadError(paths[first], f"{failures[first]} ({len(failures)} of {len(paths)} file(s) unreadable)")
+        raise_for_failures(paths, failures)
         return vectors
 
     def encode_available(self, paths: Sequence[Path | str]) -> tuple[np.ndarray, dict[int, str]]:
