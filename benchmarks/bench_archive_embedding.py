@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rsrt_utils.data.published import PUBLISHED_CORPORA
+from rsrt_utils.data.published_corpora import PUBLISHED_CORPORA
 from rsrt_utils.encoders import DEFAULT_TEXT_ENCODER, make_text_encoder
 from rsrt_utils.paths import shared_mirror_dir
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 from rsrt_utils.captioning.openai_chat import OpenAIChatBackend  # noqa: E402
 from rsrt_utils.captioning.runner import caption_images  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAIServer  # noqa: E402
-from tests.fakes.synthetic import make_images  # noqa: E402
+from tests.fakes.synthetic_images import make_images  # noqa: E402
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "caption_throughput.json"
 

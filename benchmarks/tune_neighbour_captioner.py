@@ -217,7 +217,7 @@ def main() -> None:
     from rsrt_utils.captioning.neighbour import TrainBank
     from rsrt_utils.data import load_dataset
     from rsrt_utils.encoders import CachedEncoder, make_text_encoder
-    from rsrt_utils.image_features import make_image_extractor
+    from rsrt_utils.image_encoders.efficientnet import make_image_extractor
 
     started = time.perf_counter()
     train = load_dataset("rsicd", split="train", root=args.mirror).with_images()

@@ -82,9 +82,9 @@ class Texts:
 
     def __init__(self, dataset_name: str):
         from rsrt_utils.captioning.corpus import load_variants, load_variants_union
-        from rsrt_utils.captioning.published import build_published_corpus
+        from rsrt_utils.captioning.published_import import build_published_corpus
         from rsrt_utils.data import load_dataset
-        from rsrt_utils.data.published import PUBLISHED_CORPORA
+        from rsrt_utils.data.published_corpora import PUBLISHED_CORPORA
         from rsrt_utils.data.store import ensure_store
         from rsrt_utils.paths import data_dir
 

@@ -1,14 +1,16 @@
-"""What counts as a secret, in one place, and the filter that keeps secrets out of every log record.
+"""What counts as a secret, in one place, and the one filter that keeps secrets out of every log record.
 
 A URL's user-info (`user:password@`) and the values of secret-looking query parameters (`?api-key=...`, `&token=...`,
-see SECRET_PARAMETER_NAMES) are masked by `redact`. HTTP clients log every request URL at INFO; `install()` puts the
-masking filter on their loggers and on the root logger's handlers. The same names decide which config keys are never
+see SECRET_PARAMETER_NAMES) are masked by `redact`; `scrub` also masks the values of environment variables with such
+names (OPENAI_API_KEY, HF_TOKEN, ...). HTTP clients log every request URL at INFO; `install()` puts the filter on their
+loggers, on the loggers it is given and on every root handler. The same names decide which config keys are never
 stored (`is_secret_name`).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 
 # Names whose value is a credential, as query parameters (Azure-style `api-key`, signed URLs' `sig`, ...) and config
@@ -21,6 +23,7 @@ _URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@]+
 _SECRET_QUERY = re.compile(rf"(?P<name>[?&;](?:[A-Za-z0-9]+[_-])*(?:{_NAME_ALTERNATIVES})=)[^&#\s\"'<>]*",
                            re.IGNORECASE)
 HTTP_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "urllib3")
+_MIN_SECRET_CHARS = 8  # shorter environment values (flags, numbers) are not masked
 
 
 def is_secret_name(name: str) -> bool:
@@ -34,26 +37,55 @@ def redact(text: str) -> str:
     return _SECRET_QUERY.sub(r"\g<name>***", _URL_CREDENTIALS.sub(r"\g<scheme>***@", text))
 
 
-class RedactCredentials(logging.Filter):
-    """Rewrites a record whose message holds URL credentials or secret parameters (the arguments are rendered first)."""
+def secret_values() -> list[str]:
+    """Values of environment variables whose names say they hold a secret (longest first)."""
+    values = {v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= _MIN_SECRET_CHARS}
+    return sorted(values, key=len, reverse=True)
+
+
+def scrub(text):
+    """The text with every secret environment value, URL credential and secret parameter replaced by ***; non-strings
+    pass unchanged."""
+    if not isinstance(text, str):
+        return text
+    for value in secret_values():
+        text = text.replace(value, "***")
+    return redact(text)
+
+
+def scrub_tree(value):
+    """A JSON-like value with every string scrubbed (dict keys included)."""
+    if isinstance(value, dict):
+        return {scrub_tree(k): scrub_tree(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub_tree(v) for v in value]
+    return scrub(value)
+
+
+class RedactSecrets(logging.Filter):
+    """Scrubs a record's arguments (kept as arguments: uvicorn's access formatter unpacks them), then its rendered
+    message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(scrub(a) for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: scrub(v) for k, v in record.args.items()}
         message = record.getMessage()
-        clean = redact(message)
+        clean = scrub(message)
         if clean != message:
             record.msg, record.args = clean, None
         return True
 
 
-_FILTER = RedactCredentials()
+_FILTER = RedactSecrets()
 
 
-def install() -> None:
-    """Mask secrets in the HTTP clients' log records and in everything the root handlers write (idempotent)."""
-    for name in HTTP_LOGGERS:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
-    for handler in logging.getLogger().handlers:
-        if _FILTER not in handler.filters:
-            handler.addFilter(_FILTER)
+def install(logger_names: tuple[str, ...] = ()) -> None:
+    """Put the filter on the HTTP clients' loggers, the named loggers, their handlers and every root handler
+    (idempotent)."""
+    loggers = [logging.getLogger(name) for name in (*HTTP_LOGGERS, *logger_names)]
+    handlers = [h for logger in [*loggers, logging.getLogger()] for h in logger.handlers]
+    for target in [*loggers, *handlers]:
+        if _FILTER not in target.filters:
+            target.addFilter(_FILTER)

@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 
 from ..study.audit import AUDIT_COUNT_COLUMNS, AUDIT_SCORE_COLUMN, MAX_AUDIT_COUNT, SCORING_INSTRUCTIONS, ScoringSheetError
 from .audit_runs import AuditRun, list_audit_runs
+from .pages import error_response, render
 from .safety import ScrubbedJSONResponse
 from .scores import MAX_NOTE_CHARS, SheetOnDiskError, SheetState, auditors_with_sheets, is_scored, load_sheet, save_scores
-from .server import error_response, render
 
 router = APIRouter()
 COUNT_LABELS = {"correct_objects": "correct objects", "hallucinated_objects": "hallucinated objects",

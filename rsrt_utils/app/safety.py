@@ -3,43 +3,14 @@ driving the app (DNS rebinding, cross-site posts), no unbounded upload."""
 
 from __future__ import annotations
 
-import logging
-import os
-import re
 from urllib.parse import urlsplit
 
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.datastructures import Headers, MutableHeaders
 
-from ..logsafe import redact
+from ..logsafe import install, scrub_tree
 
-_SECRET_NAME = re.compile(r"(API_?KEY|TOKEN|SECRET|PASSWORD)", re.IGNORECASE)
-_MIN_SECRET_CHARS = 8
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
-
-
-def secret_values() -> list[str]:
-    """Values of environment variables whose names say they are secrets (API keys, tokens, passwords)."""
-    values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= _MIN_SECRET_CHARS}
-    return sorted(values, key=len, reverse=True)
-
-
-def scrub(text):
-    """The text with every secret value and URL credential replaced by ***; non-strings pass unchanged."""
-    if not isinstance(text, str):
-        return text
-    for value in secret_values():
-        text = text.replace(value, "***")
-    return redact(text)
-
-
-def scrub_tree(value):
-    """A JSON-like value with every string scrubbed (dict keys included)."""
-    if isinstance(value, dict):
-        return {scrub_tree(k): scrub_tree(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [scrub_tree(v) for v in value]
-    return scrub(value)
 
 
 class ScrubbedJSONResponse(JSONResponse):
@@ -49,29 +20,9 @@ class ScrubbedJSONResponse(JSONResponse):
         return super().render(scrub_tree(content))
 
 
-class ScrubSecrets(logging.Filter):
-    """Rewrites a log record whose arguments or message hold a secret value or URL credentials (arguments are kept as
-    arguments: uvicorn's access formatter unpacks them)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(scrub(a) for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {k: scrub(v) for k, v in record.args.items()}
-        message = record.getMessage()
-        clean = scrub(message)
-        if clean != message:
-            record.msg, record.args = clean, None
-        return True
-
-
 def install_log_scrubbing(logger_names=("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi", "rsrt_utils")) -> None:
-    """Put the secret filter on the server's loggers, their handlers and every root handler (idempotent)."""
-    loggers = [logging.getLogger(name) for name in logger_names]
-    handlers = [h for logger in [*loggers, logging.getLogger()] for h in logger.handlers]
-    for target in [*loggers, *handlers]:
-        if not any(isinstance(f, ScrubSecrets) for f in target.filters):
-            target.addFilter(ScrubSecrets())
+    """Put the one secret filter (logsafe) on the server's loggers, their handlers and every root handler."""
+    install(logger_names)
 
 
 def is_safe_relative_id(image_id: str) -> bool:

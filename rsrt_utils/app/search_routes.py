@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,9 +12,10 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.datastructures import UploadFile
 
 from ..image_files import ImageReadError, max_image_pixels, open_rgb
+from ..logsafe import scrub
 from .audit_runs import list_audit_runs
-from .safety import UploadTooLarge, is_safe_relative_id, scrub
-from .server import FORM_OVERHEAD_BYTES, UPLOAD_PATH, error_response, render
+from .pages import FORM_OVERHEAD_BYTES, UPLOAD_PATH, error_response, render, timed_search
+from .safety import UploadTooLarge, is_safe_relative_id
 from .shelf import UnknownCollection
 from .uploads import MAX_UPLOAD_BYTES, BadUpload, check_image, saved_upload
 
@@ -91,9 +91,7 @@ def search_page(request: Request, collection: str | None = None, q: str = "", k:
     if len(q) > MAX_QUERY_CHARS:
         context["error"] = f"the query has {len(q)} characters; shorten it to at most {MAX_QUERY_CHARS}"
         return render(request, "search.html", context, 400)
-    started = time.perf_counter()
-    context["hits"] = context["collection"].search_text(q, k=context["k"])
-    context["elapsed"] = time.perf_counter() - started
+    timed_search(context, context["collection"].search_text, q, context["k"])
     return render(request, "search.html", context)
 
 
@@ -141,16 +139,14 @@ async def search_by_upload(request: Request):
         return render(request, "search.html", await run_in_threadpool(_search_context, request, None, error=str(error)), 400)
     context = await run_in_threadpool(_search_context, request, name or None, k=k,
                                       query_label=f"images like your upload {filename!r}")
-    started = time.perf_counter()
     try:
-        context["hits"] = await run_in_threadpool(_search_by_image, context["collection"], data, filename, k)
+        await run_in_threadpool(timed_search, context, _search_by_image, context["collection"], data, filename, k)
     except BadUpload as error:
         context["error"] = str(error)
         return render(request, "search.html", context, 400)
     except (ValueError, RuntimeError) as error:
         context["error"] = f"Your image {filename!r} could not be described: {scrub(str(error))}"
         return render(request, "search.html", context, 400)
-    context["elapsed"] = time.perf_counter() - started
     return render(request, "search.html", context)
 
 
@@ -166,13 +162,11 @@ def similar_page(request: Request, name: str, image_id: str, k: int = DEFAULT_K)
     """"More like this" for an image of the collection itself (a POST: describing an image may cost an API call)."""
     path = _file_of(request, name, image_id)
     context = _search_context(request, name, k=_clamp_k(k), query_label=f"images like {image_id}")
-    started = time.perf_counter()
     try:
-        context["hits"] = context["collection"].search_image(path, k=context["k"])
+        timed_search(context, context["collection"].search_image, path, context["k"])
     except (ValueError, RuntimeError) as error:
         context["error"] = f"{image_id!r} could not be described: {scrub(str(error))}"
         return render(request, "search.html", context, 400)
-    context["elapsed"] = time.perf_counter() - started
     return render(request, "search.html", context)
 
 

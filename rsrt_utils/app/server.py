@@ -5,25 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..image_files import ImageReadError
 from ..paths import outputs_dir
 from ..study.audit import ScoringSheetError
+from .audit_routes import router as audit_router
 from .audit_runs import AuditRunCache, UnknownRun
-from .safety import BodyLimit, SameOriginGuard, ScrubbedJSONResponse, UploadTooLarge, allowed_hosts, scrub
+from .pages import FORM_OVERHEAD_BYTES, PACKAGE_DIR, error_response
+from .safety import BodyLimit, SameOriginGuard, ScrubbedJSONResponse, UploadTooLarge, allowed_hosts
+from .search_routes import router as search_router
 from .shelf import CollectionShelf, UnknownCollection
 from .uploads import MAX_UPLOAD_BYTES
 
-PACKAGE_DIR = Path(__file__).resolve().parent
-UPLOAD_PATH = "/search/image"
-FORM_OVERHEAD_BYTES = 64 * 1024
 BOOK_PATH = "/study"
 # The book (Sphinx) runs small inline scripts and styles of its theme; still nothing from another origin.
 BOOK_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
@@ -35,26 +34,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",  # "no-referrer" would make browsers send "Origin: null" with form posts
     "X-Frame-Options": "DENY",
 }
-
-templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
-templates.env.finalize = scrub  # every value a template prints passes the secret filter before escaping
-
-
-def render(request: Request, name: str, context: dict, status: int = 200) -> HTMLResponse:
-    """A page from templates/ (autoescaped; secrets scrubbed)."""
-    return templates.TemplateResponse(request, name, context, status_code=status)
-
-
-def is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
-
-
-def error_response(request: Request, status: int, message: str):
-    """JSON {"detail": ...} for the API, the error page otherwise; the message is scrubbed of secrets."""
-    message = scrub(message)
-    if is_api(request):
-        return ScrubbedJSONResponse({"detail": message}, status_code=status)
-    return render(request, "error.html", {"status": status, "message": message}, status)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -110,9 +89,6 @@ def create_app(outputs_root: Path | str | None = None, index_root: Path | str | 
     """The app over the study runs under outputs_root (default outputs_dir()) and the collections under index_root
     (default rsrt_utils.paths.indexes_dir()); `host` is where it is bound (loopback: only loopback Host headers);
     captioners: caption backends by collection name, for collections built with a bank given in code."""
-    from .audit_routes import router as audit_router
-    from .search_routes import router as search_router
-
     app = FastAPI(title="rsrt", docs_url=None, redoc_url=None, openapi_url=None,
                   default_response_class=ScrubbedJSONResponse)
     app.state.outputs_root = Path(outputs_root or outputs_dir()).expanduser().resolve()

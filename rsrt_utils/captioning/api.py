@@ -3,7 +3,6 @@ checked before anything is built, and errors that name the fix."""
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import inspect
 from functools import lru_cache
@@ -11,15 +10,11 @@ from typing import Any
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError, create_model
 
+from ..suggest import did_you_mean
 from .backend import CaptionBackend
 from .registry import BACKENDS, BACKENDS_INFO, DEFAULT_OPENAI_MODEL, PAID_BACKENDS
 
 _INTERNAL = ("self", "sleep")  # constructor arguments that are not user options
-
-
-def _did_you_mean(value: str, choices) -> str:
-    close = difflib.get_close_matches(str(value), list(choices), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def check_openai_model(model: str, base_url: str | None) -> None:
@@ -28,7 +23,7 @@ def check_openai_model(model: str, base_url: str | None) -> None:
 
     if base_url or model in KNOWN_OPENAI_VISION_MODELS:
         return
-    raise ValueError(f"model {model!r} is not a known OpenAI vision model{_did_you_mean(model, KNOWN_OPENAI_VISION_MODELS)} "
+    raise ValueError(f"model {model!r} is not a known OpenAI vision model{did_you_mean(model, KNOWN_OPENAI_VISION_MODELS)} "
                      f"(known: {', '.join(KNOWN_OPENAI_VISION_MODELS)}; for another OpenAI-compatible server "
                      f"also give base_url)")
 
@@ -47,7 +42,7 @@ def check_base_url(base_url: str | None) -> None:
 
 def _check_known(backend: str) -> None:
     if backend not in BACKENDS:
-        raise ValueError(f"caption backend {backend!r} is not known{_did_you_mean(backend, BACKENDS)} "
+        raise ValueError(f"caption backend {backend!r} is not known{did_you_mean(backend, BACKENDS)} "
                          f"(choose one of {', '.join(BACKENDS)})")
 
 
@@ -116,7 +111,7 @@ def check_backend_options(backend: str, options: dict, require_all: bool = False
     unknown = [name for name in options if name not in model.model_fields]
     if unknown:
         raise ValueError(f"option(s) {', '.join(map(repr, unknown))} not accepted by backend {backend!r}"
-                         f"{_did_you_mean(unknown[0], accepted)} (accepted: {', '.join(accepted)})")
+                         f"{did_you_mean(unknown[0], accepted)} (accepted: {', '.join(accepted)})")
     missing = [n for n, f in model.model_fields.items() if f.is_required() and n not in options]
     if require_all and missing:
         raise ValueError(f"backend {backend!r} needs option(s) {', '.join(map(repr, missing))}; add them to the caption config")

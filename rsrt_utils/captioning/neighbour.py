@@ -136,7 +136,7 @@ class TrainBank:
         if len(images) != len(dataset.images):
             raise ValueError(f"{len(dataset.images) - len(images)} bank images have no pixels; call dataset.with_images() first")
         if extractor is None:
-            from ..image_features import make_image_extractor
+            from ..image_encoders.efficientnet import make_image_extractor
             extractor = make_image_extractor(image_model or DEFAULT_SETTINGS["image_model"], tta=tta, cache_root=cache_root)
         features = extractor.extract([im.image_path for im in images])
         from ..data.dataset import UNLABELLED
@@ -407,7 +407,7 @@ class NeighbourCaptioner:
             check_whiten_dim(bank.features, self.whiten_dim)
         self.text_encoder = text_encoder or _default_text_encoder()
         if image_extractor is None:
-            from ..image_features import make_image_extractor
+            from ..image_encoders.efficientnet import make_image_extractor
             image_extractor = make_image_extractor(pick(image_model, "image_model"), tta=self.tta, cache_root=cache_root,
                                                    progress=False)
         self.image_extractor = image_extractor

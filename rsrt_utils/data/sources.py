@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..fileutil import file_sha256
-from .published import PUBLISHED_CORPORA, STORE_NAME as PUBLISHED_STORE
+from .published_corpora import PUBLISHED_CORPORA, STORE_NAME as PUBLISHED_STORE
 from .registry import AID150_MAPPING, DATASETS_INFO
 
 CHECKSUM_DIR = Path(__file__).with_name("checksums")

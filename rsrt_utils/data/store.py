@@ -186,7 +186,7 @@ def download(datasets: Iterable[str] | None = None, store: Path | None = None, b
 
 def store_needs(name: str) -> list[str]:
     """The store datasets a benchmark (or 'published', the VLM corpora) is loaded from; none for other names."""
-    from .published import STORE_NAME
+    from .published_corpora import STORE_NAME
     from .registry import DATASETS_INFO
 
     if name == "published":

@@ -15,13 +15,12 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..paths import cache_dir
-from ..vector_store import SQLiteVectorStore
+from ..vector_cache import CACHE_POLICIES, SQLiteVectorCache, check_policy, fill_missing
 from .base import TextEncoder
 
-OVERWRITE_POLICIES = ("only-missing", "always", "never")
+OVERWRITE_POLICIES = CACHE_POLICIES
 
 
 def text_key(model_name: str, text: str) -> str:
@@ -32,7 +31,7 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")[:120] + "-" + hashlib.sha256(name.encode()).hexdigest()[:8]
 
 
-class EmbeddingCache(SQLiteVectorStore):
+class EmbeddingCache(SQLiteVectorCache):
     """Vectors of one model, stored by text key."""
 
     def __init__(self, model_name: str, root: Path | None = None):
@@ -45,11 +44,9 @@ class CachedEncoder:
 
     def __init__(self, encoder: TextEncoder, cache_root: Path | None = None, policy: str = "only-missing",
                  write_batch: int = 512, progress: bool = True):
-        if policy not in OVERWRITE_POLICIES:
-            raise ValueError(f"cache policy {policy!r} is not known; choose one of {', '.join(OVERWRITE_POLICIES)}")
         self.encoder = encoder
         self.name = encoder.name
-        self.policy = policy
+        self.policy = check_policy(policy)
         self.cache = EmbeddingCache(encoder.name, cache_root)
         self.write_batch = write_batch
         self.progress = progress
@@ -59,21 +56,17 @@ class CachedEncoder:
         texts = list(texts)
         unique = list(dict.fromkeys(texts))
         keys = [text_key(self.name, t) for t in unique]
-        cached = {} if self.policy == "always" else self.cache.get_many(keys)
-        missing = [i for i, k in enumerate(keys) if k not in cached]
-        if missing and self.policy == "never":
-            raise RuntimeError(f"{len(missing)} of {len(unique)} texts are not in the {self.name} cache "
-                               f"({self.cache.path}) and the policy is 'never'; rerun with policy 'only-missing'")
-        bar = tqdm(total=len(missing), desc=f"embedding with {self.name}", unit="text", disable=not (self.progress and missing))
-        for start in range(0, len(missing), self.write_batch):
-            batch = missing[start:start + self.write_batch]
-            vectors = self.encoder.encode([unique[i] for i in batch])
-            self.cache.put_many([keys[i] for i in batch], vectors)
-            cached.update({keys[i]: v for i, v in zip(batch, vectors)})
-            bar.update(len(batch))
-        bar.close()
-        self.last_stats = {"texts": len(texts), "unique": len(unique), "computed": len(missing)}
+        text_of = dict(zip(keys, unique))
+
+        def compute(missing: list[str]):
+            for start in range(0, len(missing), self.write_batch):
+                batch = missing[start:start + self.write_batch]
+                yield batch, self.encoder.encode([text_of[k] for k in batch]), {}
+
+        found, _, computed = fill_missing(self.cache, keys, compute, policy=self.policy, what="texts", name=self.name, unit="text",
+                                          progress=f"embedding with {self.name}" if self.progress else None)
+        self.last_stats = {"texts": len(texts), "unique": len(unique), "computed": computed}
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        by_text = {t: cached[k] for t, k in zip(unique, keys)}
+        by_text = {t: found[k] for t, k in zip(unique, keys)}
         return np.stack([by_text[t] for t in texts]).astype(np.float32, copy=False)

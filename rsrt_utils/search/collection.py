@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import difflib
 import hashlib
 import json
 import os
@@ -32,6 +31,8 @@ from ..fileutil import write_json_atomic
 from ..image_files import max_image_pixels
 from ..logsafe import is_secret_name
 from ..paths import indexes_dir
+from ..scoring import variant_texts
+from ..suggest import did_you_mean
 
 CAPTIONERS = ("neighbour", "openai-chat", "openai-batch", "transformers", "import")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
@@ -119,11 +120,6 @@ class BuildSummary:
 
 
 # ---------------------------------------------------------------- checks made before any work
-def _did_you_mean(value: str, choices) -> str:
-    close = difflib.get_close_matches(str(value), list(choices), n=1)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
 def check_name(name: str) -> str:
     """A collection name is a folder name: only [A-Za-z0-9._-], not starting with a dot."""
     if not isinstance(name, str) or not NAME_RULE.fullmatch(name) or name.startswith("."):
@@ -152,10 +148,10 @@ def check_encoder_spec(spec: str | None) -> str:
     if not sep:
         if spec in known or Path(spec).expanduser().exists():
             return f"st:{spec}"
-        raise ValueError(f"text encoder {spec!r} is not known{_did_you_mean(spec, known)} (known: {', '.join(known)}; "
+        raise ValueError(f"text encoder {spec!r} is not known{did_you_mean(spec, known)} (known: {', '.join(known)}; "
                          f"any sentence-transformers model: st:<hub id or local path>)")
     if kind.lower() not in kinds or not rest:
-        raise ValueError(f"text encoder {spec!r}: kind {kind!r} is not known{_did_you_mean(kind.lower(), kinds)} "
+        raise ValueError(f"text encoder {spec!r}: kind {kind!r} is not known{did_you_mean(kind.lower(), kinds)} "
                          f"(use one of {', '.join(k + ':' for k in kinds)}, e.g. {known[0]!r} or 'hashing:4096')")
     if kind.lower() == "hashing" and not (rest.isdigit() and int(rest) > 0):
         raise ValueError(f"text encoder {spec!r}: hashing needs a positive dimension, e.g. 'hashing:4096'")
@@ -169,7 +165,7 @@ def captioner_config(captioner: dict | None) -> dict:
     config = dict(captioner or {"backend": "neighbour"})
     backend = config.get("backend")
     if backend not in CAPTIONERS:
-        raise ValueError(f"captioner {backend!r} is not known{_did_you_mean(backend, CAPTIONERS)} "
+        raise ValueError(f"captioner {backend!r} is not known{did_you_mean(backend, CAPTIONERS)} "
                          f"(choose one of {', '.join(CAPTIONERS)})")
     if backend == "neighbour":
         config.setdefault("bank", DEFAULT_BANK)
@@ -358,11 +354,6 @@ def _records_by_key(corpus: Path, keys: set[str]) -> tuple[dict, dict]:
             else:
                 failed[record.cache_key] = record.error or "failed"
     return ok, failed
-
-
-def variant_texts(variants, field_name: str) -> list[str]:
-    """The texts embedded for an image: each variant's field (all fields joined for "all")."""
-    return [v.text(field_name) for v in variants]
 
 
 def _estimate(backend, config: dict, n_missing: int) -> str | None:
@@ -617,7 +608,7 @@ class Collection:
         root = Path(root or indexes_dir())
         known = list_collections(root)
         if name not in known:
-            raise ValueError(f"there is no collection {name!r} in {root}{_did_you_mean(name, known)} (known: "
+            raise ValueError(f"there is no collection {name!r} in {root}{did_you_mean(name, known)} (known: "
                              f"{', '.join(known) or 'none'}; build one with `rsrt index build DIR --name NAME`)")
         folder = root / name
         manifest = read_manifest(folder)

@@ -54,7 +54,7 @@ class BookSummary:
 
 def study_runs(root: Path) -> tuple[list[Path], dict[str, str]]:
     """(complete run folders, {incomplete run: why}) under outputs/ (a run is a folder with a params.resolved.yaml)."""
-    from .runner import COMPLETE_MARK, FAILED_MARK, is_complete
+    from .notebook_runner import COMPLETE_MARK, FAILED_MARK, is_complete
 
     complete, left_out = [], {}
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and (p / "params.resolved.yaml").is_file()):

@@ -16,7 +16,7 @@ def _parse_override(text: str) -> tuple[str, object]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .runner import run_study
+    from .notebook_runner import run_study
 
     run_dir = run_study(args.params, dict(args.set or []), args.notebooks, args.run_dir, progress=not args.quiet)
     metrics = run_dir / "metrics.json"
@@ -28,7 +28,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .runner import run_sweep
+    from .notebook_runner import run_sweep
 
     results = run_sweep(args.sweep, progress=not args.quiet)
     for item in results:

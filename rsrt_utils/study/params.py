@@ -6,7 +6,6 @@ The resolved parameters (defaults filled in) are written next to every run's out
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from pathlib import Path
@@ -24,6 +23,7 @@ from ..retrieval import POOLINGS as _POOLINGS
 from ..scoring import FIELDS as _FIELDS
 from ..scoring import GRANULARITIES as _GRANULARITIES
 from ..scoring import IMAGE_QUERIES
+from ..suggest import did_you_mean
 
 POOLINGS = Literal[_POOLINGS]
 FIELDS = Literal[_FIELDS]
@@ -147,7 +147,7 @@ class RunParams(_Section):
             if c.corpora:
                 raise ValueError(f"captioner.corpora is for backend 'published', not {c.backend!r}")
             return self
-        from ..data.published import PUBLISHED_CORPORA
+        from ..data.published_corpora import PUBLISHED_CORPORA
 
         if not c.corpora:
             raise ValueError(f"captioner.backend 'published' needs captioner.corpora, e.g. [{', '.join(PUBLISHED_CORPORA)}]")
@@ -184,8 +184,7 @@ def _describe(error: dict, source: str) -> str:
     where = ".".join(str(p) for p in loc)
     if error["type"] == "extra_forbidden":
         known = _known_keys(RunParams, loc)
-        close = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(known)}"
+        hint = did_you_mean(loc[-1], known) or f"; known keys: {', '.join(known)}"
         return f"{source}: {where}: unknown key{hint}"
     if not loc:  # a rule across sections: the message names the keys
         return f"{source}: {error['msg'].removeprefix('Value error, ')}"

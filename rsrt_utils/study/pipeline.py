@@ -226,8 +226,8 @@ def _import_corpus(run: StudyRun, dataset: Dataset) -> dict:
 
 def _published_corpora(run: StudyRun) -> dict:
     """Project corpora of the configured published corpora (gallery = the union of their descriptions)."""
-    from ..captioning.published import build_published_corpus
-    from ..data.published import published_corpus
+    from ..captioning.published_import import build_published_corpus
+    from ..data.published_corpora import published_corpus
 
     c, p = run.params.captioner, run.params.dataset
     store = Path(p.root) if p.root else ensure_store("published")
@@ -392,8 +392,9 @@ def clip_baseline(run: StudyRun, dataset: Dataset) -> dict:
     otherwise the published figures, marked quoted."""
     import pandas as pd
 
-    from ..baselines.clip import make_clip_backend, run_clip_baseline
+    from ..baselines.clip import run_clip_baseline
     from ..baselines.fusion import evaluate_fused
+    from ..image_encoders.clip import make_clip_backend
     from ..literature import published_clip_figures
 
     c, e = run.params.clip, run.params.evaluation

@@ -34,7 +34,7 @@ def collect_metrics(root: Path | None = None, current: Path | None = None) -> pd
     """One row per outputs/<run>/metrics*.json of every complete run (the run, and its CLIP / fusion baselines);
     incomplete runs (a partial or failed last attempt) are left out and named. `current`: the run whose attempt is
     in progress (its report notebook), included when this attempt wrote its metrics."""
-    from .runner import has_fresh_metrics, is_complete
+    from .notebook_runner import has_fresh_metrics, is_complete
 
     root = root or outputs_dir()
 

@@ -102,7 +102,7 @@ def test_retrieval_is_far_above_chance(setting):
 def test_default_features_and_class_vote_find_more_same_class_neighbours(setting):
     """The defaults' multilayer features and train-label class vote must beat plain Lite0 neighbours on class agreement."""
     from rsrt_utils.captioning.neighbour import DEFAULT_SETTINGS, TrainBank, class_restricted_neighbours
-    from rsrt_utils.image_features import make_image_extractor
+    from rsrt_utils.image_encoders.efficientnet import make_image_extractor
 
     test, train, bank, captioner = setting
     assert bank.has_classes and len(bank.class_names) == len(set(train.image_classes))
@@ -123,7 +123,7 @@ def test_default_whitening_finds_more_same_class_neighbours_and_votes_better(set
     neighbours of the test image's scene class more often, and a more accurate class vote (seed 0 measured:
     0.645 -> 0.661 and 0.813 -> 0.850 at whiten_dim 512)."""
     from rsrt_utils.captioning.neighbour import DEFAULT_SETTINGS, TrainBank, class_vote, nearest_neighbours, whitened_bank
-    from rsrt_utils.image_features import make_image_extractor
+    from rsrt_utils.image_encoders.efficientnet import make_image_extractor
 
     test, train, _, _ = setting
     extractor = make_image_extractor(DEFAULT_SETTINGS["image_model"], progress=False)

@@ -12,9 +12,9 @@ import threading
 
 import pytest
 
-from rsrt_utils.captioning.published import build_published_corpus
+from rsrt_utils.captioning.published_import import build_published_corpus
 from rsrt_utils.data import load_dataset
-from rsrt_utils.data.published import PUBLISHED_CORPORA
+from rsrt_utils.data.published_corpora import PUBLISHED_CORPORA
 from rsrt_utils.data.store import MANIFEST, DataStoreError, download, import_from_folder
 from rsrt_utils.paths import PROJECT_ROOT, shared_mirror_dir
 

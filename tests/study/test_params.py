@@ -4,8 +4,8 @@ import pytest
 import yaml
 
 from rsrt_utils.paths import PROJECT_ROOT
+from rsrt_utils.study.notebook_runner import sweep_runs
 from rsrt_utils.study.params import ParamsError, load_params, parse_params
-from rsrt_utils.study.runner import sweep_runs
 
 PARAMS = sorted((PROJECT_ROOT / "params").glob("*.yaml"))
 

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from rsrt_utils.paths import PROJECT_ROOT
+from rsrt_utils.study.notebook_runner import COMPLETE_MARK, FAILED_MARK, is_complete
 from rsrt_utils.study.report import collect_metrics
-from rsrt_utils.study.runner import COMPLETE_MARK, FAILED_MARK, is_complete
 
 
 def rsrt(study_dirs, *args: str) -> subprocess.CompletedProcess:

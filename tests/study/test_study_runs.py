@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from rsrt_utils.paths import PROJECT_ROOT
-from rsrt_utils.study.runner import list_notebooks
+from rsrt_utils.study.notebook_runner import list_notebooks
 
 
 def subprocess_env(extra: dict | None = None) -> dict:

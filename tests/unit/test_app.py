@@ -32,11 +32,12 @@ from PIL import Image
 
 from rsrt_utils.app.audit_runs import load_audit_run
 from rsrt_utils.app.cli import DEFAULT_HOST
-from rsrt_utils.app.safety import ScrubSecrets, install_log_scrubbing
+from rsrt_utils.app.safety import install_log_scrubbing
 from rsrt_utils.app.scores import save_scores
 from rsrt_utils.app.server import create_app
 from rsrt_utils.app.uploads import MAX_UPLOAD_BYTES
 from rsrt_utils.cli import build_parser
+from rsrt_utils.logsafe import RedactSecrets
 from rsrt_utils.study import audit
 from tests.fakes.bad_images import png_claiming
 
@@ -494,7 +495,7 @@ def test_no_api_key_in_pages_responses_or_logs(client, caplog):
 
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
                                ("127.0.0.1:5000", "GET", f"/search?q={CANARY}", "1.1", 200), None)
-    ScrubSecrets().filter(record)
+    RedactSecrets().filter(record)
     line = AccessFormatter("%(message)s", use_colors=False).format(record)
     assert line == '127.0.0.1:5000 - "GET /search?q=*** HTTP/1.1" 200'
     echoed = client.get("/search", params={"collection": COLLECTION, "q": f"river {CANARY}"})

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from rsrt_utils.captioning.images import jpeg_data_url
 from tests.fakes.openai_server import FakeOpenAIServer
-from tests.fakes.synthetic import make_images
+from tests.fakes.synthetic_images import make_images
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 FAKE_KEY = "fake-test-key-KILLRESUME-9f8e7d6c5b4a"

@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rsrt_utils.baselines import clip as clip_module
-from rsrt_utils.baselines.clip import (
+from rsrt_utils.baselines.clip import run_clip_baseline
+from rsrt_utils.data import Dataset, ImageRecord
+from rsrt_utils.image_encoders import clip as clip_module
+from rsrt_utils.image_encoders.cache import CachedImageEncoder
+from rsrt_utils.image_encoders.clip import (
     ClipModelLoadError,
     HFClipBackend,
     OpenClipBackend,
     loadable_clip_models,
     make_clip_backend,
     resolve_device,
-    run_clip_baseline,
     save_tiny_random_clip,
 )
-from rsrt_utils.baselines.image_cache import CachedImageEncoder
-from rsrt_utils.data import Dataset, ImageRecord
 from rsrt_utils.metrics import evaluate_scores
 
 

@@ -10,7 +10,7 @@ from rsrt_utils.captioning.backend import BackendAnswer, BackendFatalError
 from rsrt_utils.captioning.corpus import CorpusStore, load_query_texts, load_variants, make_cache_key
 from rsrt_utils.captioning.runner import caption_images, estimate_cost
 from rsrt_utils.captioning.schema import CorpusRecord, Variant
-from tests.fakes.synthetic import make_images
+from tests.fakes.synthetic_images import make_images
 
 
 def variant_dicts(tag="", n=5):

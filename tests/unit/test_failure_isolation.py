@@ -15,17 +15,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from rsrt_utils.baselines.image_cache import CachedImageEncoder
 from rsrt_utils.captioning.corpus import CorpusStore
 from rsrt_utils.captioning.openai_batch import OpenAIBatchBackend
 from rsrt_utils.captioning.openai_chat import OpenAIChatBackend
 from rsrt_utils.captioning.runner import caption_images
 from rsrt_utils.cli import main
+from rsrt_utils.image_encoders.cache import CachedImageEncoder
 from rsrt_utils.image_files import DEFAULT_MAX_IMAGE_PIXELS, ImageReadError, image_problem, max_image_pixels, open_rgb
 from rsrt_utils.logsafe import is_secret_name, redact
 from rsrt_utils.spreadsheet import escape_cell, read_frame, unescape_cell, write_frame
 from tests.fakes.bad_images import plant_bad_files, png_claiming
-from tests.fakes.synthetic import make_images
+from tests.fakes.synthetic_images import make_images
 
 FAKE_KEY = "fake-isolation-key-7d1e0c55aa"
 URL_SECRETS = ("u5er-name", "pa55-w0rd-91", "qu3ry-k3y-77")
@@ -96,7 +96,7 @@ def test_image_embedding_cache_keeps_the_readable_images(folder, tmp_path):
 
 def test_image_feature_cache_keeps_the_readable_images(folder, tmp_path):
     pytest.importorskip("efficientnet_lite_pytorch", reason="image features need efficientnet_lite_pytorch")
-    from rsrt_utils.image_features import ImageFeatureExtractor
+    from rsrt_utils.image_encoders.efficientnet import ImageFeatureExtractor
 
     root, bad, good = folder
     paths = [p for _, p in requests_of(root)]

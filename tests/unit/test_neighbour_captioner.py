@@ -418,7 +418,7 @@ def test_whitened_captioner_searches_the_whitened_bank(encoder):
 
 
 def test_a_bank_built_without_tta_is_refused_for_tta_queries(bank, encoder, tmp_path):
-    from rsrt_utils.image_features import make_image_extractor
+    from rsrt_utils.image_encoders.efficientnet import make_image_extractor
 
     plain = make_image_extractor("efficientnet-lite0", tta=False, cache_root=tmp_path).identity
     no_tta_bank = TrainBank(bank.image_ids, bank.features, bank.captions, feature_identity=plain)

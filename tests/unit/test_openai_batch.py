@@ -8,7 +8,7 @@ from rsrt_utils.captioning.api import make_caption_backend
 from rsrt_utils.captioning.corpus import CorpusStore, load_variants
 from rsrt_utils.captioning.openai_batch import OpenAIBatchBackend, state_path_for
 from rsrt_utils.captioning.runner import caption_images
-from tests.fakes.synthetic import make_images
+from tests.fakes.synthetic_images import make_images
 
 FAKE_KEY = "fake-test-key-BATCH-abcdef0123456789"
 

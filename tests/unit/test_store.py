@@ -14,7 +14,7 @@ import pytest
 from foundation_helpers import write_checksum_table, write_mirror
 
 from rsrt_utils.data import load_dataset, sources
-from rsrt_utils.data.published import PublishedCorpus
+from rsrt_utils.data.published_corpora import PublishedCorpus
 from rsrt_utils.data.store import MANIFEST, DataStoreError, download, import_from_folder, is_complete, store_status
 
 RSITMD = {

@@ -9,17 +9,18 @@ Images are decoded only when their vector is missing; identical files are embedd
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 from pathlib import Path
 from typing import Protocol, Sequence
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
-from ..encoders.cache import OVERWRITE_POLICIES, EmbeddingCache
+from ..encoders.cache import EmbeddingCache
 from ..fileutil import file_sha256
 from ..image_files import ImageReadError, open_rgb, raise_for_failures
 from ..paths import cache_dir
+from ..vector_cache import check_policy, fill_missing
 
 
 class ImageEncoder(Protocol):
@@ -49,13 +50,11 @@ class CachedImageEncoder:
 
     def __init__(self, encoder: ImageEncoder, cache_root: Path | str | None = None, policy: str = "only-missing",
                  write_batch: int = 256, progress: bool = True):
-        if policy not in OVERWRITE_POLICIES:
-            raise ValueError(f"cache policy {policy!r} is not known; choose one of {', '.join(OVERWRITE_POLICIES)}")
         if write_batch < 1:
             raise ValueError(f"write_batch must be >= 1, got {write_batch}")
         self.encoder = encoder
         self.name = encoder.name
-        self.policy = policy
+        self.policy = check_policy(policy)
         self.cache = EmbeddingCache(encoder.name, Path(cache_root) if cache_root else default_image_cache_root())
         self.write_batch = write_batch
         self.progress = progress
@@ -75,42 +74,29 @@ class CachedImageEncoder:
         hashes = [None if i in failures else file_sha256(p) for i, p in enumerate(paths)]
         first_path = {h: p for h, p in zip(reversed(hashes), reversed(paths)) if h is not None}
         unique = list(dict.fromkeys(h for h in hashes if h is not None))
-        keys = {h: image_key(self.name, h) for h in unique}
-        cached = {} if self.policy == "always" else self.cache.get_many(list(keys.values()))
-        missing = [h for h in unique if keys[h] not in cached]
-        if missing and self.policy == "never":
-            raise RuntimeError(f"{len(missing)} of {len(unique)} images are not in the {self.name} cache "
-                               f"({self.cache.path}) and the policy is 'never'; rerun with policy 'only-missing'")
-        unreadable = self._embed_missing(missing, first_path, keys, cached)
-        failures.update({i: unreadable[h] for i, h in enumerate(hashes) if h in unreadable})
-        self.last_stats = {"images": len(paths), "unique": len(unique), "computed": len(missing) - len(unreadable),
-                           "unreadable": len(failures)}
-        rows = [cached[keys[h]] for i, h in enumerate(hashes) if i not in failures]
+        key_of = {h: image_key(self.name, h) for h in unique}
+        path_of = {key_of[h]: first_path[h] for h in unique}
+        found, unreadable, computed = fill_missing(
+            self.cache, key_of.values(), partial(self._embed, path_of), policy=self.policy, what="images", name=self.name, unit="image",
+            progress=f"embedding images with {self.name}" if self.progress else None)
+        failures.update({i: unreadable[key_of[h]] for i, h in enumerate(hashes) if h is not None and key_of[h] in unreadable})
+        self.last_stats = {"images": len(paths), "unique": len(unique), "computed": computed, "unreadable": len(failures)}
+        rows = [found[key_of[h]] for i, h in enumerate(hashes) if i not in failures]
         if not rows:
             return np.zeros((0, 0), dtype=np.float32), failures
         return np.stack(rows).astype(np.float32, copy=False), failures
 
-    def _embed_missing(self, missing: list[str], first_path: dict, keys: dict, cached: dict) -> dict[str, str]:
-        """Embed and cache the images of the `missing` hashes, each file decoded on its own; {hash: reason} of the
-        unreadable ones."""
-        unreadable = {}
-        bar = tqdm(total=len(missing), desc=f"embedding images with {self.name}", unit="image",
-                   disable=not (self.progress and missing))
+    def _embed(self, path_of: dict[str, Path], missing: list[str]):
+        """Batches of (keys, vectors, {key: why unreadable}) for the missing keys, each file decoded on its own."""
         for start in range(0, len(missing), self.write_batch):
-            batch, images = [], []
-            for h in missing[start:start + self.write_batch]:
+            batch, images, bad = [], [], {}
+            for key in missing[start:start + self.write_batch]:
                 try:
-                    images.append(load_rgb(first_path[h]))
-                    batch.append(h)
+                    images.append(load_rgb(path_of[key]))
+                    batch.append(key)
                 except ImageReadError as error:
-                    unreadable[h] = error.reason
-            if batch:
-                vectors = self.encoder.encode_images(images)
-                self.cache.put_many([keys[h] for h in batch], vectors)
-                cached.update({keys[h]: v for h, v in zip(batch, vectors)})
-            bar.update(len(missing[start:start + self.write_batch]))
-        bar.close()
-        return unreadable
+                    bad[key] = error.reason
+            yield batch, (self.encoder.encode_images(images) if batch else None), bad
 
     def close(self) -> None:
         self.cache.close()

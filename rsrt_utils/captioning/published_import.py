@@ -1,4 +1,4 @@
-"""Published corpora (see `data.published`) turned into project corpora: one record per image holding its
+"""Published corpora (see `data.published_corpora`) turned into project corpora: one record per image holding its
 descriptions as they were written (1..N free-form variants, never padded or split), matched to the split.
 
 The published format is one line per description, `<prefix><file name> <text>` (e.g. `rsicd_00623.jpg The
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from ..data.published import PublishedCorpus, published_corpus
+from ..data.published_corpora import PublishedCorpus, published_corpus
 from ..fileutil import file_sha256
 from ..paths import cache_dir, data_dir
 from .corpus import CorpusStore, make_cache_key, utc_now

@@ -29,17 +29,18 @@ import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
-from .image_files import ImageReadError, open_rgb, raise_for_failures
-from .paths import cache_dir
-from .vector_store import SQLiteVectorStore
-from .vectors import l2_normalise
+from ..fileutil import file_sha256
+from ..image_files import ImageReadError, open_rgb, raise_for_failures
+from ..paths import cache_dir
+from ..vector_cache import SQLiteVectorCache, fill_missing
+from ..vectors import l2_normalise
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -59,15 +60,6 @@ MODEL_SPECS = {
                            "efficientnet-lite2-9656183e.pth", 260),
 }
 DTYPES = ("float32", "bfloat16")
-
-
-def file_sha256(path: Path | str) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def configure_torch_threads(n_threads: int | None = None) -> int:
@@ -178,7 +170,7 @@ def default_preprocessing(model: str = "efficientnet-lite0") -> "Preprocessing":
     return Preprocessing(image_size=MODEL_SPECS[model][4])
 
 
-class FeatureCache(SQLiteVectorStore):
+class FeatureCache(SQLiteVectorCache):
     """Pooled feature vectors of one encoder identity, stored by image sha256 (with the identity as metadata)."""
 
     def __init__(self, identity: str, root: Path | None = None):
@@ -332,37 +324,23 @@ class ImageFeatureExtractor:
         first_path = {}
         for h, p in zip(hashes, paths):
             first_path.setdefault(h, p)
-        found = self.cache.get_many(unique) if self.use_cache else {}
-        todo = [h for h in unique if h not in found]
-        unreadable = self._compute_missing(todo, first_path, found)
+        found, unreadable, computed = fill_missing(
+            self.cache if self.use_cache else None, unique, partial(self._compute, first_path), what="images",
+            unit="img", progress=f"image features ({self.model_name}{', TTA' if self.tta else ''})" if self.progress else None)
         failures.update({i: unreadable[h] for i, h in enumerate(hashes) if h in unreadable})
-        self.last_stats = {"images": len(paths), "unique": len(unique), "cached": len(unique) - len(todo),
-                           "computed": len(todo) - len(unreadable), "unreadable": len(failures)}
+        self.last_stats = {"images": len(paths), "unique": len(unique), "cached": len(unique) - computed - len(unreadable),
+                           "computed": computed, "unreadable": len(failures)}
         rows = [found[h] for i, h in enumerate(hashes) if i not in failures]
         if not rows:
             return np.zeros((0, 1280), dtype=np.float32), failures
         features = np.stack(rows).astype(np.float32, copy=False)
         return (l2_normalise(features) if normalise else features), failures
 
-    def _compute_missing(self, todo: list[str], first_path: dict[str, Path], found: dict[str, np.ndarray]) -> dict[str, str]:
-        """Compute (and cache) the features of the `todo` hashes into `found`; {hash: reason} of the unreadable ones."""
-        unreadable: dict[str, str] = {}
-        if not todo:
-            return unreadable
-        todo_paths = [first_path[h] for h in todo]
-        bar = tqdm(total=len(todo), desc=f"image features ({self.model_name}{', TTA' if self.tta else ''})",
-                   unit="img", disable=not self.progress)
-        for positions, pixels, bad in self._decoded_batches(todo_paths):
-            unreadable.update({todo[i]: reason for i, reason in bad.items()})
-            if positions:
-                vectors = self.encode_pixels(pixels)
-                batch_hashes = [todo[i] for i in positions]
-                if self.use_cache:
-                    self.cache.put_many(batch_hashes, vectors)
-                found.update(zip(batch_hashes, vectors))
-            bar.update(len(positions) + len(bad))
-        bar.close()
-        return unreadable
+    def _compute(self, first_path: dict[str, Path], todo: list[str]):
+        """Batches of (hashes, features, {hash: why unreadable}) for the `todo` hashes (decoded while the model runs)."""
+        for positions, pixels, bad in self._decoded_batches([first_path[h] for h in todo]):
+            yield [todo[i] for i in positions], (self.encode_pixels(pixels) if positions else None), \
+                {todo[i]: reason for i, reason in bad.items()}
 
     def close(self) -> None:
         if self._cache is not None:
