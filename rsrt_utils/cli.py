@@ -105,7 +105,7 @@ def _run_oracle(args: argparse.Namespace) -> int:
     record = metrics_record(result, dataset, ORACLE_CAPTIONER, encoder.name, args.pooling, params)
     out = args.out or outputs_dir() / f"oracle-{args.dataset}-{args.split}" / "metrics.json"
     write_json_atomic(record, out)
-    from .study.runner import mark_complete
+    from .study.notebook_runner import mark_complete
 
     mark_complete(Path(out).parent, {"command": "rsrt oracle", "params": params})
     print(f"{dataset.name} {dataset.split} oracle with {encoder.name}: mR {record['mR']} (95% CI {record['ci95']['mR']}); "

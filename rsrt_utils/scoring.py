@@ -19,6 +19,8 @@ from .retrieval import POOLINGS, VariantGallery, text_to_text_scores
 FIELDS = ("one_sentence", "feature", "caption", "all")
 GRANULARITIES = ("paragraph", "sentences")
 IMAGE_QUERIES = ("variants", "backend")
+DEFAULT_FIELD = "all"      # a VLM's structured variants are embedded whole (a backend may say otherwise: registry)
+IMAGE_QUERY_VARIANTS = 2   # an image query is its first two variants (chosen on the captioner's train validation splits)
 
 
 @dataclass(frozen=True)

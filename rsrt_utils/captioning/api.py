@@ -1,18 +1,21 @@
-"""`make_caption_backend(config)`: one factory for every captioning backend (the registry's), with typed options
-checked before anything is built, and errors that name the fix."""
+"""`build_backend(config, context)`: the one way every caller (the study, `rsrt caption`, `rsrt index build`) builds a
+captioning backend of the registry, with typed options checked before anything is built, resources (the neighbour
+bank) built by the registry's hook, and errors that name the fix. `make_caption_backend` builds from ready options."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError, create_model
 
 from ..suggest import did_you_mean
 from .backend import CaptionBackend
-from .registry import BACKENDS, BACKENDS_INFO, DEFAULT_OPENAI_MODEL, PAID_BACKENDS
+from .registry import BACKENDS_INFO, DEFAULT_OPENAI_MODEL, backend_info, load_hook
 
 _INTERNAL = ("self", "sleep")  # constructor arguments that are not user options
 
@@ -41,9 +44,10 @@ def check_base_url(base_url: str | None) -> None:
 
 
 def _check_known(backend: str) -> None:
-    if backend not in BACKENDS:
-        raise ValueError(f"caption backend {backend!r} is not known{did_you_mean(backend, BACKENDS)} "
-                         f"(choose one of {', '.join(BACKENDS)})")
+    if not backend_info(backend).module:
+        objects = [name for name, info in BACKENDS_INFO.items() if info.module]
+        raise ValueError(f"{backend!r} is a corpus source of the study (captioner.backend in a params file), not a "
+                         f"captioning backend; choose one of {', '.join(objects)}")
 
 
 def _load_class(backend: str):
@@ -103,7 +107,7 @@ def check_backend_options(backend: str, options: dict, require_all: bool = False
     """Check a backend's option names and types (and the OpenAI model and base_url) without building it: nothing is
     loaded or contacted, so a typo is reported before any work starts. require_all: also every required option."""
     _check_known(backend)
-    if backend in PAID_BACKENDS:
+    if BACKENDS_INFO[backend].paid:
         check_base_url(options.get("base_url"))
         check_openai_model(options.get("model", DEFAULT_OPENAI_MODEL), options.get("base_url"))
     model = options_model(backend)
@@ -126,10 +130,57 @@ def check_backend_options(backend: str, options: dict, require_all: bool = False
 
 
 def make_caption_backend(config: dict) -> CaptionBackend:
-    """Build a backend from {"backend": one of BACKENDS, **options}; the options go to its constructor."""
+    """Build a backend from {"backend": <a registry name>, **options}; the options go to its constructor as they are."""
     if not isinstance(config, dict) or "backend" not in config:
-        raise ValueError(f"caption backend config needs a 'backend' key (one of {', '.join(BACKENDS)}); got {config!r}")
+        raise ValueError(f"caption backend config needs a 'backend' key (one of {', '.join(BACKENDS_INFO)}); got {config!r}")
     options = dict(config)
     backend = options.pop("backend")
     check_backend_options(backend, options, require_all=True)
     return _load_class(backend)(**options)
+
+
+@dataclass
+class BackendContext:
+    """What a backend's resources are built from: the dataset whose TRAIN split is the neighbour bank by default, the
+    store holding it (or a loader of the split, as the study's params configure it) and the study's text encoder."""
+
+    dataset: str = "rsicd"
+    data_root: Path | None = None
+    load_train: Callable[[], Any] | None = None
+    text_encoder: Any = None
+
+
+def check_required(config: dict) -> None:
+    """Every option the registry says the backend needs is given; else an error naming the command-line option."""
+    from .registry import COMMAND_METAVARS, COMMAND_OPTIONS
+
+    info = backend_info(config.get("backend"))
+    option_of = {key: option for option, key in COMMAND_OPTIONS.items()}
+    missing = [key for key in info.required if not config.get(key)]
+    if missing:
+        flags = [f"--{option_of.get(k, k).replace('_', '-')} {COMMAND_METAVARS.get(option_of.get(k, k), 'VALUE')}"
+                 for k in missing]
+        raise ValueError(f"backend {info.name!r} needs {', '.join(flags)} ({', '.join(missing)} in a caption config)")
+
+
+def checked_config(config: dict) -> dict:
+    """A backend config checked before any work (known backend, required and accepted options, the registry's cheap
+    `prepare` check), completed with its defaults; nothing is loaded or contacted."""
+    if not isinstance(config, dict) or "backend" not in config:
+        raise ValueError(f"caption backend config needs a 'backend' key (one of {', '.join(BACKENDS_INFO)}); got {config!r}")
+    info = backend_info(config["backend"])
+    _check_known(info.name)
+    check_required(config)
+    if info.prepare:
+        config = load_hook(info.prepare)(dict(config))
+    check_backend_options(info.name, {k: v for k, v in config.items() if k != "backend"})
+    return config
+
+
+def build_backend(config: dict, context: BackendContext | None = None) -> CaptionBackend:
+    """The backend of a config (plain values: names, paths, numbers), its resources built by the registry's hook."""
+    options = checked_config(config)
+    info = backend_info(options["backend"])
+    if info.resources:
+        options = load_hook(info.resources)(options, context or BackendContext())
+    return make_caption_backend(options)

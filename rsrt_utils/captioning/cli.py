@@ -8,8 +8,18 @@ from pathlib import Path
 
 from .. import logsafe
 from ..data.registry import DATASETS, SPLITS
+from ..suggest import did_you_mean
 from .backend import MODES
-from .registry import CAPTIONING_BACKENDS, DEFAULT_OPENAI_MODEL, EXPECTED_TOKENS, PAID_BACKENDS, default_prices
+from .registry import (
+    BACKENDS_INFO,
+    CAPTIONING_BACKENDS,
+    COMMAND_OPTIONS,
+    DEFAULT_OPENAI_MODEL,
+    EXPECTED_TOKENS,
+    PAID_BACKENDS,
+    backend_info,
+    default_prices,
+)
 from .runner import estimate_cost
 
 
@@ -29,11 +39,8 @@ def add_caption_subcommands(subparsers) -> None:
     caption = subparsers.add_parser("caption", help="describe gallery images with a VLM into an RSRT corpus (resumable)")
     caption.add_argument("--dataset", required=True, choices=DATASETS)
     caption.add_argument("--split", default="test", choices=SPLITS)
-    caption.add_argument("--backend", default="openai-chat", choices=CAPTIONING_BACKENDS)
-    caption.add_argument("--model", default=None, help=f"model id (default: the backend's; {DEFAULT_OPENAI_MODEL} for OpenAI)")
-    caption.add_argument("--base-url", default=None, help="an OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    add_backend_options(caption, "openai-chat", CAPTIONING_BACKENDS)
     caption.add_argument("--mode", default="variants", choices=MODES)
-    caption.add_argument("--concurrency", type=positive_int, default=8)
     caption.add_argument("--out", type=Path, default=None,
                          help="corpus JSONL (default: the corpus's one location under the cache dir, which `rsrt run` "
                               "with the same backend settings reads: nothing is captioned twice)")
@@ -52,26 +59,48 @@ def add_caption_subcommands(subparsers) -> None:
     importer.set_defaults(func=run_caption_import_command)
 
 
-def _backend_config(args) -> dict:
-    config = {"backend": args.backend}
-    if args.model:
-        config["model"] = args.model
-    if args.base_url:
-        config["base_url"] = args.base_url
-    if args.backend in PAID_BACKENDS:
-        config["concurrency"] = args.concurrency
-    if args.backend == "neighbour":
-        config["bank"] = _train_bank(args)
+def add_backend_options(parser, default: str, choices, alias: str | None = None) -> None:
+    """The backend options, the same on every command: --backend and the options of the backends it may choose."""
+    names = ["--backend"] + ([alias] if alias else [])
+    parser.add_argument(*names, dest="backend", default=default, metavar="BACKEND",
+                        help="; ".join(f"{n}: {BACKENDS_INFO[n].summary}" for n in choices) + f" (default {default})")
+    parser.set_defaults(backend_choices=tuple(choices))
+    usable = {option for name in choices for option in BACKENDS_INFO[name].command_options}
+    if "model" in usable:
+        parser.add_argument("--model", default=None, help=f"model id (openai-*: default {DEFAULT_OPENAI_MODEL}; "
+                            "transformers: required, a local image-text-to-text model id or path)")
+    if "base_url" in usable:
+        parser.add_argument("--base-url", default=None, help="an OpenAI-compatible server, e.g. http://localhost:8000/v1")
+    if "concurrency" in usable:
+        parser.add_argument("--concurrency", type=positive_int, default=8, help="requests in flight (paid backends)")
+    if "corpus" in usable:
+        parser.add_argument("--corpus", type=Path, default=None, help="for --backend import: a JSONL with one line per "
+                            'image, {"image_id": <path relative to DIR>, "variants": [five {one_sentence, feature, caption}]}')
+        parser.add_argument("--corpus-format", default="plain", choices=("plain", "rsrt"), help="format of --corpus")
+
+
+def backend_config(args) -> dict:
+    """The backend config of the command line (plain values); an option given to a backend it does not apply to is an
+    error naming the backends it is for."""
+    choices = getattr(args, "backend_choices", tuple(BACKENDS_INFO))
+    if args.backend not in choices:
+        raise ValueError(f"--backend {args.backend!r} is not one this command can use{did_you_mean(args.backend, choices)} "
+                         f"(choose one of {', '.join(choices)})")
+    info = backend_info(args.backend)
+    config = {"backend": info.name}
+    for option, key in COMMAND_OPTIONS.items():
+        value = getattr(args, option, None)
+        if option == "concurrency" or (option == "corpus_format" and getattr(args, "corpus", None) is None):
+            if option in info.command_options and value is not None:
+                config[key] = value
+            continue
+        if value is None:
+            continue
+        if option not in info.command_options:
+            users = [name for name, entry in BACKENDS_INFO.items() if option in entry.command_options]
+            raise ValueError(f"--{option.replace('_', '-')} is for --backend {' or '.join(users)}, not {info.name!r}")
+        config[key] = value
     return config
-
-
-def _train_bank(args):
-    """The neighbour captioner's bank: the TRAIN split (with pixels) of the same dataset, never the test split."""
-    from ..data import load_dataset
-
-    train = load_dataset(args.dataset, split="train", root=args.data_root).with_images()
-    print(f"neighbour captioner bank: {train.coverage_note()} (uses in-domain train captions; not zero-shot)")
-    return train
 
 
 def _requests(args):
@@ -96,11 +125,11 @@ def _requests(args):
 
 def run_caption_command(args) -> int:
     """Caption a dataset split; prints the cost estimate first (and only that with --dry-run)."""
-    from .api import make_caption_backend
+    from .api import BackendContext, build_backend
     from .corpus import CorpusStore, default_corpus_path
     from .runner import caption_images, request_key
 
-    backend = make_caption_backend(_backend_config(args))
+    backend = build_backend(backend_config(args), BackendContext(dataset=args.dataset, data_root=args.data_root))
     out = args.out or default_corpus_path(args.dataset, args.split, backend)
     requests = _requests(args)
     done = CorpusStore(out).done_keys() if out.exists() else set()

@@ -267,3 +267,28 @@ class ImportedCorpusBackend:
             raise ValueError(f"an imported corpus only has variants, not mode {mode!r}")
         return [BackendAnswer(variants=self._variants[r.image_id]) if r.image_id in self._variants
                 else BackendAnswer(error=f"image {r.image_id!r} is not in the imported corpus") for r in requests]
+
+
+def check_import_config(config: dict) -> dict:
+    """The registry's check of an import config before any work: the corpus file exists and holds five structured
+    variants per image (the corpus runner validates every answer against the RSRT schema); its path resolved."""
+    from .schema import N_VARIANTS
+
+    path = config.get("path")
+    if not path or not Path(path).expanduser().is_file():
+        raise ValueError(f"corpus file {str(path)!r} does not exist; give the JSONL to import with --corpus FILE (lines "
+                         "{\"image_id\": <path relative to DIR>, \"variants\": [five variants]})")
+    config = {**config, "path": Path(path).expanduser().resolve(), "format": config.get("format", "plain")}
+    images, bad = read_import_file(config["path"], config["format"])
+    if bad:
+        raise ValueError(f"corpus {str(path)!r} line {bad[0][0]}: {bad[0][1]} ({len(bad)} bad line(s)); fix the file")
+    short = next((im for im in images if len(im.variants) != N_VARIANTS or not all(v.is_structured for v in im.variants)), None)
+    if short is not None:
+        free = sum(not v.is_structured for v in short.variants)
+        raise ValueError(f"corpus {str(path)!r} line {short.line_number}: image {short.image_id!r} has "
+                         f"{len(short.variants)} variant(s), {free} of them free-form; a collection imports {N_VARIANTS} "
+                         f"structured variants per image ({{\"image_id\": <path relative to DIR>, \"variants\": "
+                         f"[{{\"one_sentence\", \"feature\", \"caption\"}} x {N_VARIANTS}]}})")
+    if not images:
+        raise ValueError(f"corpus {str(path)!r} holds no image; give one JSON line per image")
+    return config

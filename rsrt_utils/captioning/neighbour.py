@@ -480,3 +480,45 @@ class NeighbourCaptioner:
             else:
                 answers[i] = BackendAnswer(query_text=" ".join(captions))
         return answers
+
+
+# ---------------------------------------------------------------- the registry's hooks: the bank, by name
+BANK_SPLIT = "train"  # a bank is always a TRAIN split: the test split's captions are never transferred
+
+
+def check_bank_option(config: dict) -> dict:
+    """A bank given by name must be a train split of a known dataset ('rsicd-train'); a bank object passes."""
+    from ..data.registry import DATASETS
+
+    bank = config.get("bank")
+    if isinstance(bank, str):
+        dataset, _, split = bank.rpartition("-")
+        if split != BANK_SPLIT or dataset not in DATASETS:
+            raise ValueError(f"neighbour bank {bank!r} is not known; name a train split ("
+                             f"{', '.join(d + '-train' for d in DATASETS)}) or pass a TrainBank")
+    return config
+
+
+def neighbour_resources(config: dict, context) -> dict:
+    """The config with its bank loaded (default: the context dataset's train split) and the study's text encoder."""
+    options = check_bank_option(dict(config))
+    bank = options.get("bank")
+    if bank is None or isinstance(bank, str):
+        options["bank"] = _train_split(bank.rpartition("-")[0] if bank else context.dataset, context)
+    if context.text_encoder is not None:
+        options.setdefault("text_encoder", context.text_encoder)
+    return options
+
+
+def _train_split(dataset: str, context):
+    """The TRAIN split with pixels, as the study's params configure it (context.load_train) or from the store."""
+    import sys
+
+    from ..data import load_dataset
+    from ..data.store import ensure_store
+
+    if context.load_train is not None and dataset == context.dataset:
+        return context.load_train()
+    train = load_dataset(dataset, split=BANK_SPLIT, root=context.data_root or ensure_store(dataset)).with_images()
+    print(f"neighbour captioner bank: {train.coverage_note()} ({NEIGHBOUR_LABEL})", file=sys.stderr)
+    return train

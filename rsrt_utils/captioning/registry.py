@@ -1,9 +1,16 @@
-"""The captioning backends, described once: class, whether they cost money, what they need, and the OpenAI default
-model and prices. The factory (api.py), the params schema, the CLI and the cost estimates read this."""
+"""The captioning backends, described once: class, whether they cost money, what they need, which command-line
+options apply, how their resources (the neighbour bank) are built, the retrieval field their variants are embedded
+by, and the OpenAI default model and prices. The factory (api.py), the params schema, every command, the study's
+corpus step and the collections read this; adding a backend = its module + one entry here (+ tests)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# Command-line options a backend may take (`rsrt caption` and `rsrt index build` alike) -> the config key they set.
+COMMAND_OPTIONS = {"model": "model", "base_url": "base_url", "concurrency": "concurrency", "corpus": "path",
+                   "corpus_format": "format"}
+COMMAND_METAVARS = {"model": "MODEL", "base_url": "URL", "concurrency": "N", "corpus": "FILE", "corpus_format": "FORMAT"}
 
 
 @dataclass(frozen=True)
@@ -11,27 +18,51 @@ class BackendInfo:
     """One backend: where its class lives and what kind of work it does."""
 
     name: str
-    module: str
-    class_name: str
-    paid: bool              # calls a priced API (a cost estimate is shown first)
-    captions_images: bool   # describes pixels (False: reads an existing corpus)
+    module: str | None               # None: a corpus source of the study only (no backend object)
+    class_name: str | None
+    paid: bool                       # calls a priced API (a cost estimate is shown first)
+    captions_images: bool            # describes pixels (False: reads an existing corpus)
     summary: str
+    command_options: tuple[str, ...] = ("model",)  # keys of COMMAND_OPTIONS that apply to it
+    required: tuple[str, ...] = ()   # config keys that must be given (each names its command-line option)
+    prepare: str | None = None       # "module:function" (config) -> config checked and completed, cheap, before any work
+    resources: str | None = None     # "module:function" (config, BackendContext) -> config with objects built
+    retrieval_field: str = "all"     # the variant field its descriptions are embedded by (as the study's runs)
+    structured: bool = True          # writes structured variants (False: free-form descriptions, caption/all only)
+    study_corpus: str | None = None  # "module:function" (run, dataset) -> corpus artifact, instead of captioning
+
+    @property
+    def in_collections(self) -> bool:
+        """Whether `rsrt index build` can use it (a backend object exists)."""
+        return self.module is not None
 
 
-BACKENDS_INFO = {
-    "openai-chat": BackendInfo("openai-chat", "rsrt_utils.captioning.openai_chat", "OpenAIChatBackend", True, True,
-                               "OpenAI chat completions (or any OpenAI-compatible server with base_url)"),
-    "openai-batch": BackendInfo("openai-batch", "rsrt_utils.captioning.openai_batch", "OpenAIBatchBackend", True, True,
-                                "OpenAI Batch API: half price, results within 24 h"),
-    "transformers": BackendInfo("transformers", "rsrt_utils.captioning.transformers_vlm", "TransformersVLMBackend",
-                                False, True, "a local Hugging Face vision-language model"),
-    "neighbour": BackendInfo("neighbour", "rsrt_utils.captioning.neighbour", "NeighbourCaptioner", False, True,
-                             "caption transfer from the train split's nearest images (uses in-domain train captions; "
-                             "not zero-shot)"),
-    "import": BackendInfo("import", "rsrt_utils.captioning.importer", "ImportedCorpusBackend", False, False,
-                          "an existing corpus JSONL"),
-}
-BACKENDS = tuple(BACKENDS_INFO)
+_PAID_OPTIONS = ("model", "base_url", "concurrency")
+BACKENDS_INFO = {info.name: info for info in (
+    BackendInfo("openai-chat", "rsrt_utils.captioning.openai_chat", "OpenAIChatBackend", True, True,
+                "OpenAI chat completions (or any OpenAI-compatible server with base_url)", _PAID_OPTIONS),
+    BackendInfo("openai-batch", "rsrt_utils.captioning.openai_batch", "OpenAIBatchBackend", True, True,
+                "OpenAI Batch API: half price, results within 24 h", _PAID_OPTIONS),
+    BackendInfo("transformers", "rsrt_utils.captioning.transformers_vlm", "TransformersVLMBackend", False, True,
+                "a local Hugging Face vision-language model", required=("model",)),
+    BackendInfo("neighbour", "rsrt_utils.captioning.neighbour", "NeighbourCaptioner", False, True,
+                "caption transfer from the train split's nearest images (uses in-domain train captions; not zero-shot)",
+                command_options=(), prepare="rsrt_utils.captioning.neighbour:check_bank_option",
+                resources="rsrt_utils.captioning.neighbour:neighbour_resources",
+                retrieval_field="caption"),
+    BackendInfo("import", "rsrt_utils.captioning.importer", "ImportedCorpusBackend", False, False,
+                "an existing corpus JSONL", command_options=("model", "corpus", "corpus_format"), required=("path",),
+                prepare="rsrt_utils.captioning.importer:check_import_config",
+                study_corpus="rsrt_utils.study.corpus_sources:imported_corpus"),
+    BackendInfo("published", None, None, False, False,
+                "published VLM descriptions of the benchmark's test images (captioner.corpora)", command_options=(),
+                structured=False,                study_corpus="rsrt_utils.study.corpus_sources:published_corpora"),
+    BackendInfo("oracle", None, None, False, False,
+                "the human captions themselves, leave-one-out (a ceiling)", command_options=(),
+                study_corpus="rsrt_utils.study.corpus_sources:oracle_corpus"),
+)}
+BACKENDS = tuple(name for name, info in BACKENDS_INFO.items() if info.module)  # those with a backend object
+STUDY_BACKENDS = tuple(BACKENDS_INFO)                                          # what captioner.backend may name
 PAID_BACKENDS = tuple(b.name for b in BACKENDS_INFO.values() if b.paid)
 CAPTIONING_BACKENDS = tuple(b.name for b in BACKENDS_INFO.values() if b.captions_images)
 
@@ -45,3 +76,21 @@ EXPECTED_TOKENS = {"input": 550, "output": 1000}
 def default_prices() -> dict:
     """The default model's prices (a copy: params may change it)."""
     return dict(OPENAI_PRICES[DEFAULT_OPENAI_MODEL])
+
+
+def backend_info(name: str) -> BackendInfo:
+    """The entry of a backend; ValueError naming the known ones (with a "did you mean")."""
+    from ..suggest import did_you_mean
+
+    if name not in BACKENDS_INFO:
+        raise ValueError(f"caption backend {name!r} is not known{did_you_mean(name, BACKENDS_INFO)} "
+                         f"(choose one of {', '.join(BACKENDS_INFO)})")
+    return BACKENDS_INFO[name]
+
+
+def load_hook(reference: str):
+    """The function a "module:function" reference names."""
+    import importlib
+
+    module, _, function = reference.partition(":")
+    return getattr(importlib.import_module(module), function)

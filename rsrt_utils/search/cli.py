@@ -7,7 +7,8 @@ import logging
 import textwrap
 from pathlib import Path
 
-from ..captioning.cli import positive_int
+from ..captioning.cli import add_backend_options, backend_config, positive_int
+from ..captioning.registry import BACKENDS_INFO
 
 SHOWN_DESCRIPTION = 90  # characters of the first description in the human output
 
@@ -35,40 +36,15 @@ def _add_build(index_sub) -> None:
     build = index_sub.add_parser("build", help="describe, embed and index every image under DIR (incremental, resumable)")
     build.add_argument("images_dir", type=Path, metavar="DIR", help="folder of images (jpg/jpeg, png, tif/tiff; recursive)")
     build.add_argument("--name", required=True, help="collection name: letters, digits, '.', '_', '-'")
-    build.add_argument("--captioner", default="neighbour", help="neighbour (default, offline; uses in-domain RSICD "
-                       "train captions; not zero-shot), openai-chat, openai-batch, transformers, import")
-    build.add_argument("--model", default=None, help="model id (openai-*: default gpt-4.1; transformers: required)")
-    build.add_argument("--base-url", default=None, help="an OpenAI-compatible server, e.g. http://localhost:8000/v1")
-    build.add_argument("--corpus", type=Path, default=None, help="for --captioner import: a JSONL with one line per "
-                       'image, {"image_id": <path relative to DIR>, "variants": [five {one_sentence, feature, caption}]}')
-    build.add_argument("--corpus-format", default="plain", choices=("plain", "rsrt"), help="format of --corpus")
+    add_backend_options(build, "neighbour", [n for n, info in BACKENDS_INFO.items() if info.in_collections],
+                        alias="--captioner")
     build.add_argument("--encoder", default=None, help="text encoder spec (default all-MiniLM-L6-v2)")
-    build.add_argument("--concurrency", type=positive_int, default=8, help="requests in flight (paid backends)")
     build.add_argument("--limit", type=positive_int, default=None, help="only the first N images (sorted by path)")
     build.add_argument("--rebuild", action="store_true", help="replace the collection (another folder, captioner or "
                        "encoder); captions already in its corpus are reused where they still apply")
     build.add_argument("--dry-run", action="store_true", help="show what would be captioned (and its cost), then stop")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     build.set_defaults(func=run_index_build)
-
-
-def captioner_options(args) -> dict:
-    """The backend config from the command line, checked for options that do not belong to the chosen captioner."""
-    config = {"backend": args.captioner}
-    paid = args.captioner in ("openai-chat", "openai-batch")
-    if args.base_url and not paid:
-        raise ValueError(f"--base-url is for --captioner openai-chat or openai-batch, not {args.captioner!r}")
-    if args.corpus and args.captioner != "import":
-        raise ValueError(f"--corpus is for --captioner import, not {args.captioner!r}")
-    if args.model:
-        config["model"] = args.model
-    if args.base_url:
-        config["base_url"] = args.base_url
-    if paid:
-        config["concurrency"] = args.concurrency
-    if args.captioner == "import" and args.corpus:
-        config.update(path=args.corpus, format=args.corpus_format)
-    return config
 
 
 def run_index_build(args) -> int:
@@ -78,7 +54,7 @@ def run_index_build(args) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logsafe.install()
-    summary = build_collection(args.images_dir, args.name, captioner_options(args), args.encoder,
+    summary = build_collection(args.images_dir, args.name, backend_config(args), args.encoder,
                                progress=not args.quiet, concurrency=args.concurrency, limit=args.limit,
                                rebuild=args.rebuild, dry_run=args.dry_run)
     print(summary.text())

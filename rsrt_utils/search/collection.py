@@ -12,14 +12,12 @@ A second build captions only new or changed files (a changed file has a new sha2
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -27,23 +25,20 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+from ..captioning.registry import backend_info
 from ..fileutil import write_json_atomic
 from ..image_files import max_image_pixels
 from ..logsafe import is_secret_name
 from ..paths import indexes_dir
-from ..scoring import variant_texts
+from ..scoring import DEFAULT_FIELD, IMAGE_QUERY_VARIANTS, variant_texts
 from ..suggest import did_you_mean
 
-CAPTIONERS = ("neighbour", "openai-chat", "openai-batch", "transformers", "import")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff")
-DEFAULT_BANK = "rsicd-train"  # the neighbour captioner's bank: RSICD train images with pixels (AID-150)
+DEFAULT_CAPTIONER = {"backend": "neighbour", "bank": "rsicd-train"}  # offline: RSICD train images with pixels (AID-150)
 NAME_RULE = re.compile(r"[A-Za-z0-9._-]+")
 UNLINKABLE = re.compile(r"[\x00-\x1f\x7f]")  # control characters (newline, tab, ...) in a file's path
 MANIFEST, CORPUS, QUERY_CORPUS, ITEMS, INDEX, BUILD_LOCK = ("manifest.json", "corpus.jsonl", "queries.jsonl",
                                                            "items.jsonl", "vectors", "build.lock")
-FIELD_BY_BACKEND = {"neighbour": "caption"}  # as the study: neighbour variants embed `caption`, VLM variants all fields
-DEFAULT_FIELD = "all"
-N_QUERY_VARIANTS = 2  # an image query is its first two variants, as the study's image->text queries
 # Config keys whose change does not change an answer (left out of the compatibility check).
 NOT_IDENTITY = ("concurrency",)
 _QUERY_LOCK = threading.Lock()
@@ -159,52 +154,14 @@ def check_encoder_spec(spec: str | None) -> str:
 
 
 def captioner_config(captioner: dict | None) -> dict:
-    """The backend config (make_caption_backend's) with defaults: the neighbour captioner on the RSICD train bank."""
-    from ..captioning.api import check_backend_options
+    """The backend config checked before any work (the registry's checks), with defaults: the neighbour captioner on
+    the RSICD train bank."""
+    from ..captioning.api import checked_config
 
-    config = dict(captioner or {"backend": "neighbour"})
-    backend = config.get("backend")
-    if backend not in CAPTIONERS:
-        raise ValueError(f"captioner {backend!r} is not known{did_you_mean(backend, CAPTIONERS)} "
-                         f"(choose one of {', '.join(CAPTIONERS)})")
-    if backend == "neighbour":
-        config.setdefault("bank", DEFAULT_BANK)
-        if isinstance(config["bank"], str) and config["bank"] != DEFAULT_BANK:
-            raise ValueError(f"neighbour bank {config['bank']!r} is not known; use {DEFAULT_BANK!r} or pass a TrainBank")
-    if backend == "import":
-        path = config.get("path")
-        if not path:
-            raise ValueError("the import captioner needs the corpus file: --corpus FILE (JSONL lines "
-                             "{\"image_id\": <path relative to DIR>, \"variants\": [five variants]})")
-        if not Path(path).expanduser().is_file():
-            raise ValueError(f"corpus file {str(path)!r} does not exist; give the JSONL to import with --corpus FILE")
-        config["path"] = Path(path).expanduser().resolve()
-        config.setdefault("format", "plain")
-        check_import_corpus(config["path"], config["format"])
-    if backend == "transformers" and not config.get("model"):
-        raise ValueError("the transformers captioner needs --model (a local image-text-to-text model id or path)")
-    check_backend_options(backend, {k: v for k, v in config.items() if k != "backend"})
-    return config
-
-
-def check_import_corpus(path: Path, format: str) -> None:
-    """An imported corpus must hold five structured variants per image: the corpus runner validates every answer
-    against the RSRT schema, so free-form descriptions would all fail; say so before any work."""
-    from ..captioning.importer import read_import_file
-    from ..captioning.schema import N_VARIANTS
-
-    images, bad = read_import_file(path, format)
-    if bad:
-        raise ValueError(f"corpus {str(path)!r} line {bad[0][0]}: {bad[0][1]} ({len(bad)} bad line(s)); fix the file")
-    short = next((im for im in images if len(im.variants) != N_VARIANTS or not all(v.is_structured for v in im.variants)), None)
-    if short is not None:
-        free = sum(not v.is_structured for v in short.variants)
-        raise ValueError(f"corpus {str(path)!r} line {short.line_number}: image {short.image_id!r} has "
-                         f"{len(short.variants)} variant(s), {free} of them free-form; a collection imports {N_VARIANTS} "
-                         f"structured variants per image ({{\"image_id\": <path relative to DIR>, \"variants\": "
-                         f"[{{\"one_sentence\", \"feature\", \"caption\"}} x {N_VARIANTS}]}})")
-    if not images:
-        raise ValueError(f"corpus {str(path)!r} holds no image; give one JSON line per image")
+    config = dict(captioner or DEFAULT_CAPTIONER)
+    if config.get("backend") == DEFAULT_CAPTIONER["backend"]:
+        config.setdefault("bank", DEFAULT_CAPTIONER["bank"])
+    return checked_config(config)
 
 
 def public_spec(config: dict) -> dict:
@@ -311,23 +268,12 @@ def _build_lock(folder: Path):
 
 
 # ---------------------------------------------------------------- captioning
-def _default_bank():
-    """The RSICD train bank with pixels, exactly as `rsrt caption --backend neighbour` builds it."""
-    from ..captioning.cli import _train_bank
-    from ..data.store import ensure_store
-
-    with contextlib.redirect_stdout(sys.stderr):  # its notes must not mix with results printed on stdout (--json)
-        return _train_bank(argparse.Namespace(dataset="rsicd", data_root=ensure_store("rsicd")))
-
-
 def make_backend(config: dict):
-    """The caption backend of a config (the default bank is loaded here, after every check has passed)."""
-    from ..captioning.api import make_caption_backend
+    """The caption backend of a config, built by the registry's one builder (a bank named in the config is loaded
+    here, after every check has passed)."""
+    from ..captioning.api import build_backend
 
-    options = dict(config)
-    if options.get("bank") == DEFAULT_BANK:
-        options["bank"] = _default_bank()
-    return make_caption_backend(options)
+    return build_backend(config)
 
 
 def captioner_label(backend) -> str:
@@ -511,7 +457,7 @@ def _caption_and_index(summary, backend, spec, encoder_spec, requests, text_enco
     run = _timed(timings, "captioning", partial(caption_images, requests, backend, folder / CORPUS, mode="variants",
                                                 concurrency=concurrency, progress=progress))
     summary.captioned = run.ok + run.failed
-    field_name = FIELD_BY_BACKEND.get(backend.name, DEFAULT_FIELD)
+    field_name = backend_info(backend.name).retrieval_field
     keys = [request_key(backend, r, "variants") for r in requests]
     items, files = _described(summary, requests, keys, field_name)
     fingerprint = _fingerprint([(i["image_id"], i["cache_key"]) for i in items], text_encoder.name, field_name)
@@ -557,7 +503,7 @@ def _write_manifest(summary, backend, spec, encoder_info, field_name, index_info
                       "prompt_version": backend.prompt_version, "settings": backend.settings,
                       "caveat": getattr(backend, "label", None), "digest": backend_digest(backend)},
         "encoder": encoder_info,
-        "field": field_name, "n_query_variants": N_QUERY_VARIANTS, "index": index_info,
+        "field": field_name, "n_query_variants": IMAGE_QUERY_VARIANTS, "index": index_info,
         "counts": {"files": summary.n_files, "indexed": summary.n_indexed, "failed": len(summary.failed),
                    "new": summary.new, "changed": summary.changed, "removed": summary.removed,
                    "unchanged": summary.unchanged, "captioned_this_build": summary.captioned,
@@ -646,12 +592,12 @@ class Collection:
         return self._search(self._encode([query.strip()]), k)
 
     def search_image(self, path: Path, k: int = 10) -> list[Hit]:
-        """Describe the image with the collection's captioner (variants mode), take its first N_QUERY_VARIANTS (2)
+        """Describe the image with the collection's captioner (variants mode), take its first IMAGE_QUERY_VARIANTS (2)
         variant texts, as the study's image->text queries, and rank images by their best match to any of them."""
         return self._search(self._encode(self.describe_image(path)), k)
 
     def describe_image(self, path: Path) -> list[str]:
-        """The query texts for an image file: its first N_QUERY_VARIANTS descriptions by the collection's captioner
+        """The query texts for an image file: its first IMAGE_QUERY_VARIANTS descriptions by the collection's captioner
         (kept in queries.jsonl, so the same image is never described, nor paid for, twice)."""
         path = Path(path).expanduser()
         if not path.is_file():
@@ -659,7 +605,7 @@ class Collection:
         backend = self._query_backend()
         record = _describe(backend, path.resolve(), self.folder / QUERY_CORPUS)
         field_name = self.manifest.get("field", DEFAULT_FIELD)
-        return variant_texts(record.variants[:self.manifest.get("n_query_variants", N_QUERY_VARIANTS)], field_name)
+        return variant_texts(record.variants[:self.manifest.get("n_query_variants", IMAGE_QUERY_VARIANTS)], field_name)
 
     def _query_backend(self):
         with self._lock:

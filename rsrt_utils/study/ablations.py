@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..captioning.registry import backend_info
 from ..data import Dataset
 from ..encoders import available_offline_encoders
 from ..evaluation import human_caption_oracle
@@ -61,7 +62,7 @@ def ablate_field(run: StudyRun, dataset: Dataset, encoder=None) -> pd.DataFrame:
     """Each embedded field; a description corpus (published VLM text) has only the paragraph, so only caption/all."""
     encoder = encoder or text_encoder(run)
     fields = run.params.ablations.fields
-    if run.params.captioner.backend == "published":
+    if not backend_info(run.params.captioner.backend).structured:
         fields = [f for f in fields if f in ("caption", "all")][:1] or ["caption"]
     return pd.DataFrame([_row("field", f, _evaluate(run, dataset, encoder, field=f)) for f in fields])
 

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..captioning.registry import BACKENDS as _CAPTION_BACKENDS
-from ..captioning.registry import EXPECTED_TOKENS, default_prices
+from ..captioning.registry import EXPECTED_TOKENS, backend_info, default_prices
 from ..encoders.cache import OVERWRITE_POLICIES
 from ..metrics import DEFAULT_TIES, TIE_POLICIES
 from ..paths import PROJECT_ROOT
@@ -27,7 +26,6 @@ from ..suggest import did_you_mean
 
 POOLINGS = Literal[_POOLINGS]
 FIELDS = Literal[_FIELDS]
-BACKENDS = Literal[_CAPTION_BACKENDS + ("published", "oracle")]
 GRANULARITIES = Literal[_GRANULARITIES]
 
 
@@ -47,7 +45,9 @@ class DatasetParams(_Section):
 
 
 class CaptionerParams(_Section):
-    backend: BACKENDS = "neighbour"
+    backend: str = Field("neighbour", description="a captioning backend or corpus source of the registry "
+                         "(rsrt_utils/captioning/registry.py): neighbour, openai-chat, openai-batch, transformers, "
+                         "import, published, oracle")
     model: str | None = None
     options: dict = Field(default_factory=dict, description="backend options (base_url, k, temperature, ...)")
     concurrency: int = Field(8, ge=1, le=256)
@@ -59,6 +59,12 @@ class CaptionerParams(_Section):
     corpora: list[str] = Field(default_factory=list,
                                description="for backend 'published': registry names (llava, qwenvl); several = union")
     import_format: Literal["rsrt", "plain"] = "plain"
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, value: str) -> str:
+        backend_info(value)  # ValueError naming the known backends, with a "did you mean"
+        return value
     prices: dict = Field(default_factory=default_prices,
                          description="USD per million tokens (GPT-4.1 list prices; check yours)")
     expected_tokens: dict = Field(default_factory=lambda: dict(EXPECTED_TOKENS),
@@ -136,7 +142,8 @@ class RunParams(_Section):
         from ..captioning.api import check_backend_options
 
         c = self.captioner
-        if c.backend in _CAPTION_BACKENDS and c.backend != "import":
+        info = backend_info(c.backend)
+        if info.module and not info.study_corpus:
             check_backend_options(c.backend, {**({"model": c.model} if c.model else {}), **c.options})
         return self
 
@@ -156,7 +163,7 @@ class RunParams(_Section):
             raise ValueError(f"captioner.corpora {c.corpora}: each must be one of {', '.join(PUBLISHED_CORPORA)}, once")
         if self.dataset.split != "test":
             raise ValueError("published corpora describe test images only; set dataset.split: test")
-        if self.retrieval.field not in ("caption", "all"):
+        if not backend_info(c.backend).structured and self.retrieval.field not in ("caption", "all"):
             raise ValueError(f"retrieval.field {self.retrieval.field!r}: published corpora are free-form descriptions "
                              "with no structured fields; use caption or all")
         return self

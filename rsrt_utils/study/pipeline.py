@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ..captioning.registry import backend_info, load_hook
 from ..data import Dataset, load_dataset, validation_report
 from ..data.store import ensure_store
 from ..encoders import CachedEncoder, make_text_encoder
 from ..evaluation import ORACLE_CAPTIONER, human_caption_oracle, metrics_record
-from ..fileutil import file_sha256, write_json_atomic
-from ..paths import cache_dir, data_dir, outputs_dir
+from ..fileutil import write_json_atomic
+from ..paths import data_dir, outputs_dir
 from ..scoring import ScoringSpec, embed_grouped_texts, evaluate, image_texts, score_texts
 from ..spreadsheet import write_frame
 from .params import ParamsError, RunParams, dump_params, load_params
@@ -71,8 +72,9 @@ def preflight(run: StudyRun) -> None:
     problems = [f"dataset.{key}: {getattr(p, key)} does not exist; fix the path or remove the key"
                 for key in ("root", "annotations", "images_dir")
                 if getattr(p, key) and not Path(getattr(p, key)).expanduser().exists()]
-    if c.backend == "import" and not (c.corpus_path and Path(c.corpus_path).expanduser().is_file()):
-        problems.append(f"captioner.corpus_path {c.corpus_path!r}: backend 'import' needs an existing corpus JSONL")
+    if backend_info(c.backend).study_corpus and "path" in backend_info(c.backend).required \
+            and not (c.corpus_path and Path(c.corpus_path).expanduser().is_file()):
+        problems.append(f"captioner.corpus_path {c.corpus_path!r}: backend {c.backend!r} needs an existing corpus JSONL")
     if problems:
         raise ParamsError(f"{run.params.run_name}: " + "; ".join(problems))
 
@@ -129,16 +131,15 @@ def data_report(run: StudyRun, dataset: Dataset) -> dict:
 
 # ---------------------------------------------------------------- 01 captioning
 def make_backend(run: StudyRun):
-    """The configured captioning backend, built by the one factory (the neighbour captioner gets the TRAIN split of the
-    same dataset as its bank, embedded with its own image settings)."""
-    from ..captioning.api import make_caption_backend
+    """The configured captioning backend, built by the one builder (a neighbour bank is the TRAIN split of the run's
+    dataset as its params configure it, with the run's text encoder)."""
+    from ..captioning.api import BackendContext, build_backend
 
     c = run.params.captioner
     config = {"backend": c.backend, **({"model": c.model} if c.model else {}), **c.options}
-    if c.backend == "neighbour":
-        config.update(bank=load_split(run, "train"),
-                      text_encoder=CachedEncoder(make_text_encoder(run.params.encoder.spec), progress=False))
-    return make_caption_backend(config)
+    context = BackendContext(dataset=run.params.dataset.name, load_train=lambda: load_split(run, "train"),
+                             text_encoder=CachedEncoder(make_text_encoder(run.params.encoder.spec), progress=False))
+    return build_backend(config, context)
 
 
 def cost_estimate(run: StudyRun, dataset: Dataset) -> dict:
@@ -175,14 +176,9 @@ def build_corpus(run: StudyRun, dataset: Dataset, progress: bool = True) -> dict
     from ..captioning.runner import caption_images
 
     c = run.params.captioner
-    if c.backend == "oracle":
-        info = {"captioner": ORACLE_CAPTIONER, "corpus": None, "label": "ceiling: human captions, leave-one-out"}
-        run.save_artifact("corpus", info)
-        return info
-    if c.backend == "import":
-        return _import_corpus(run, dataset)
-    if c.backend == "published":
-        return _published_corpora(run)
+    source = backend_info(c.backend).study_corpus
+    if source:  # a corpus that is read, not captioned (oracle, import, published): the registry names its builder
+        return load_hook(source)(run, dataset)
     backend = make_backend(run)
     path = corpus_path_for(run, backend, dataset)
     summary = caption_images(dataset.images, backend, path, mode="variants", concurrency=c.concurrency, progress=progress)
@@ -203,46 +199,6 @@ def corpus_keys(run: StudyRun, mode: str) -> dict[str, str] | None:
     """The cache keys of the run's current requests (None for published and imported corpora: one answer per id)."""
     path = run.artifacts().get("corpus", {}).get("keys")
     return json.loads(Path(path).read_text())[mode] if path else None
-
-
-def _import_corpus(run: StudyRun, dataset: Dataset) -> dict:
-    from ..captioning.importer import import_corpus
-
-    c = run.params.captioner
-    if not c.corpus_path:
-        raise ValueError("captioner.backend is 'import' but captioner.corpus_path is empty; give the corpus JSONL to import")
-    source = Path(c.corpus_path).expanduser()
-    if not source.is_file():
-        raise FileNotFoundError(f"captioner.corpus_path {str(source)!r} does not exist; give the path of the corpus JSONL "
-                                f"to import (format {c.import_format!r})")
-    digest = file_sha256(source)[:10]
-    path = cache_dir() / "corpora" / f"{dataset.name}-{dataset.split}-import-{digest}.jsonl"
-    report = import_corpus(source, path, format=c.import_format, known_image_ids=load_split(run).image_ids)
-    info = {"captioner": f"import:{source.name}", "corpus": str(path), "corpora": [str(path)], "label": c.options.get("label"),
-            "summary": report.to_dict(), "summary_text": report.text()}
-    run.save_artifact("corpus", info)
-    return info
-
-
-def _published_corpora(run: StudyRun) -> dict:
-    """Project corpora of the configured published corpora (gallery = the union of their descriptions)."""
-    from ..captioning.published_import import build_published_corpus
-    from ..data.published_corpora import published_corpus
-
-    c, p = run.params.captioner, run.params.dataset
-    store = Path(p.root) if p.root else ensure_store("published")
-    full_split = load_split(run)
-    paths, reports = [], []
-    for name in c.corpora:
-        path, report = build_published_corpus(name, p.name, p.split, full_split.image_ids, store)
-        paths.append(str(path))
-        reports.append(report)
-    entries = [published_corpus(n) for n in c.corpora]
-    info = {"captioner": "published:" + "+".join(c.corpora), "corpus": paths[0], "corpora": paths,
-            "label": entries[0].label, "sources": [e.describe() for e in entries],
-            "summary": [r.to_dict() for r in reports], "summary_text": "\n".join(r.text() for r in reports)}
-    run.save_artifact("corpus", info)
-    return info
 
 
 def run_corpus_paths(run: StudyRun, dataset: Dataset) -> list[str]:
@@ -495,7 +451,7 @@ def audit_pixel_note(run: StudyRun, dataset: Dataset) -> str | None:
     """What the auditor sees versus what the captioner saw."""
     if dataset.name != "rsicd" or not any(im.image_path for im in dataset.images):
         return None
-    if run.params.captioner.backend in ("published", "import"):
+    if not backend_info(run.params.captioner.backend).captions_images and not run.is_oracle:
         return ("The captioning model saw the 224×224 RSICD test image; this sheet shows the 150×150 AID scene it was "
                 "cut from (RSICD images are centre crops of about 88 % of the same AID scene), so small objects at the "
                 "edges may be visible here but not to the model, and fine detail may be lost.")
