@@ -103,11 +103,12 @@ def _run_oracle(args: argparse.Namespace) -> int:
     result = human_caption_oracle(dataset, encoder, pooling=args.pooling, ties=args.ties, n_boot=args.n_boot)
     params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
     record = metrics_record(result, dataset, ORACLE_CAPTIONER, encoder.name, args.pooling, params)
-    out = args.out or outputs_dir() / f"oracle-{args.dataset}-{args.split}" / "metrics.json"
-    write_json_atomic(record, out)
-    from .study.notebook_runner import mark_complete
+    from .study.run_folder import RunFolder
 
-    mark_complete(Path(out).parent, {"command": "rsrt oracle", "params": params})
+    folder = RunFolder(Path(args.out).parent if args.out else outputs_dir() / f"oracle-{args.dataset}-{args.split}")
+    out = args.out or folder.metrics
+    write_json_atomic(record, out)
+    folder.mark_complete({"command": "rsrt oracle", "params": params})
     print(f"{dataset.name} {dataset.split} oracle with {encoder.name}: mR {record['mR']} (95% CI {record['ci95']['mR']}); "
           f"t2i {record['t2i']} i2t {record['i2t']} -> {out}")
     return 0

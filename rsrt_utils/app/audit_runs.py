@@ -1,7 +1,8 @@
 """Study runs with a caption audit: find them under the outputs folder and read what `prepare_audit` wrote.
 
-The texts an auditor needs (image, human captions, variants, automatic checks) are read back from the
-self-contained `audit/audit_sheet.html`; the rows to score come from the empty `audit/scoring_sheet.csv`.
+The texts an auditor needs (image, human captions, variants, automatic checks) come from the audit handed over as
+data, `audit/audit_items.json` (study.audit.read_audit_items); the rows to score from the empty
+`audit/scoring_sheet.csv`. The run folder's layout is study.run_folder's.
 """
 
 from __future__ import annotations
@@ -14,14 +15,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bs4 import BeautifulSoup
+from ..study.audit import SHEET_COLUMNS, SHEET_KEY_COLUMNS, AuditSheet, ScoringSheetError, read_audit_items, shown_fields
+from ..study.run_folder import RunFolder, list_runs
 
-from ..study.audit import SHEET_COLUMNS, SHEET_KEY_COLUMNS, ScoringSheetError
-
-AUDIT_FOLDER = "audit"
-TEMPLATE_SHEET = "scoring_sheet.csv"
-HTML_SHEET = "audit_sheet.html"
-_SHEET_COUNT = re.compile(r" — \d+ image\(s\) in this sheet$")  # the page states its own counts
 _DATA_URI = re.compile(r"data:(image/(?:jpeg|png));base64,([A-Za-z0-9+/=]+)")
 
 
@@ -72,10 +68,8 @@ class AuditRun:
 
 
 def list_audit_runs(outputs_root: Path) -> list[str]:
-    """Names of the run folders directly under outputs_root that hold `audit/scoring_sheet.csv`, sorted."""
-    if not outputs_root.is_dir():
-        return []
-    return sorted(p.name for p in outputs_root.iterdir() if (p / AUDIT_FOLDER / TEMPLATE_SHEET).is_file())
+    """Names of the run folders directly under outputs_root that hold an audit scoring sheet, sorted."""
+    return [run.name for run in list_runs(outputs_root, audited=True)]
 
 
 def read_key_rows(template: Path) -> tuple[tuple[str, str, str], ...]:
@@ -89,13 +83,9 @@ def read_key_rows(template: Path) -> tuple[tuple[str, str, str], ...]:
         return tuple(tuple(row[c].strip() for c in SHEET_KEY_COLUMNS) for row in reader)
 
 
-def _text(node) -> str:
-    return " ".join(node.get_text(" ").split()) if node is not None else ""
-
-
-def _picture(section) -> tuple[str, bytes] | None:
-    img = section.select_one(".left img")
-    match = _DATA_URI.fullmatch(img.get("src", "")) if img is not None else None
+def _picture(uri: str | None) -> tuple[str, bytes] | None:
+    """(media type, bytes) of a data URI; None when there is none or it is broken."""
+    match = _DATA_URI.fullmatch(uri or "")
     if match is None:
         return None
     try:
@@ -104,50 +94,25 @@ def _picture(section) -> tuple[str, bytes] | None:
         return None
 
 
-def _checks(section) -> Checks:
-    box = section.select_one("p.checks")
-    if box is None:
+def _checks(check: dict | None) -> Checks:
+    if not check:
         return Checks()
-    named = None
-    if box.find("span", class_="ok"):
-        named = True
-    elif any("NOT named" in _text(s) for s in box.find_all("span", class_="bad")):
-        named = False
-    others = next((_text(s).partition(":")[2].strip() for s in box.find_all("span", class_="bad")
-                   if _text(s).startswith("names other classes")), "")
-    return Checks(named, others, tuple(_text(m) for m in box.find_all("mark")))
+    return Checks(check.get("class_word_present"), ", ".join(check.get("other_classes_named") or ()),
+                  tuple(check.get("unsupported_words") or ()))
 
 
-def _variant_texts(section) -> dict[int, dict[str, str]]:
-    table = section.select_one("table")
-    if table is None:
-        return {}
-    fields = [_text(th) for th in table.find_all("th")][1:]
-    texts = {}
-    for tr in table.find_all("tr"):
-        cells = tr.find_all("td")
-        if cells and _text(cells[0]).isdigit():
-            texts[int(_text(cells[0]))] = {f: _text(td) for f, td in zip(fields, cells[1:]) if _text(td)}
-    return texts
+def _texts(variants) -> dict[int, dict[str, str]]:
+    """variant number -> column -> text, as the sheet shows them (one free-form field is shown as 'description')."""
+    fields = shown_fields(variants)
+    names = fields if len(fields) > 1 else ["description"] * len(fields)
+    return {k: {name: v.text(f) for name, f in zip(names, fields) if f in v.present_fields() and v.text(f)}
+            for k, v in enumerate(variants, start=1)}
 
 
-def _parse_section(section) -> dict:
-    """image_id, scene_class, human captions, variant texts, checks and picture of one `<section class=item>`."""
-    meta = section.select_one(".left p.meta")
-    heading = _text(meta.b) if meta is not None and meta.b is not None else ""
-    image_id = heading.partition(". ")[2] or heading
-    humans = tuple(_text(li) for li in section.select("ol.human li") if li.em is None)
-    return {"image_id": image_id, "human_captions": humans, "texts": _variant_texts(section),
-            "checks": _checks(section), "picture": _picture(section)}
-
-
-def parse_audit_sheet(path: Path) -> tuple[dict[str, str], dict[str, dict]]:
-    """(title, coverage and pixel note; image_id -> parsed section) from an HTML sheet written by audit.py."""
-    soup = BeautifulSoup(path.read_text(encoding="utf-8"), "html.parser")
-    coverage = _SHEET_COUNT.sub("", _text(soup.select_one("p.coverage")).removeprefix("Coverage: "))
-    header = {"title": _text(soup.h1), "coverage": coverage, "pixel_note": _text(soup.select_one("p.pixelnote"))}
-    sections = (_parse_section(s) for s in soup.select("section.item"))
-    return header, {s["image_id"]: s for s in sections if s["image_id"]}
+def _sections(sheet: AuditSheet) -> dict[str, dict]:
+    """image_id -> what the sheet shows of it (human captions, variant texts, checks, picture)."""
+    return {item.image_id: {"human_captions": tuple(item.human_captions), "texts": _texts(item.variants),
+                            "checks": _checks(item.checks), "picture": _picture(item.picture)} for item in sheet.items}
 
 
 def _group_keys(key_rows) -> list[tuple[str, str, list[int]]]:
@@ -165,14 +130,16 @@ def load_audit_run(outputs_root: Path, name: str) -> AuditRun:
     if name not in known:
         listed = ", ".join(known) if known else "none yet (run notebook 05_caption_audit of a study run first)"
         raise UnknownRun(f"no study run {name!r} with an audit under {outputs_root}; known runs: {listed}")
-    audit_dir = outputs_root / name / AUDIT_FOLDER
-    key_rows = read_key_rows(audit_dir / TEMPLATE_SHEET)
-    html_path = audit_dir / HTML_SHEET
+    run = RunFolder(outputs_root / name)
+    key_rows = read_key_rows(run.scoring_sheet)
     header, sections, warning = {"title": f"Caption audit: {name}", "coverage": "", "pixel_note": ""}, {}, ""
-    if html_path.is_file():
-        header, sections = parse_audit_sheet(html_path)
+    if run.audit_items.is_file():
+        sheet = read_audit_items(run.audit_items)
+        header = {"title": sheet.title, "coverage": sheet.coverage, "pixel_note": sheet.pixel_note or ""}
+        sections = _sections(sheet)
     else:
-        warning = f"{HTML_SHEET} is missing from {audit_dir}: images and variant texts cannot be shown"
+        warning = (f"{run.audit_items.name} is missing from {run.audit}: images and variant texts cannot be shown; "
+                   "re-create the audit with notebook 05 (prepare_audit)")
     images, pictures = [], {}
     for number, (image_id, scene_class, variants) in enumerate(_group_keys(key_rows), start=1):
         parsed = sections.get(image_id, {})
@@ -181,13 +148,14 @@ def load_audit_run(outputs_root: Path, name: str) -> AuditRun:
         images.append(SheetImage(number, image_id, scene_class, tuple(variants), parsed.get("human_captions", ()),
                                  parsed.get("texts", {}), parsed.get("checks", Checks()), bool(parsed.get("picture"))))
     if sections and not warning and set(sections) != {image.image_id for image in images}:
-        warning = f"{HTML_SHEET} and {TEMPLATE_SHEET} list different images; re-create both with prepare_audit"
-    return AuditRun(name, audit_dir, header["title"] or f"Caption audit: {name}", header["coverage"],
+        warning = (f"{run.audit_items.name} and {run.scoring_sheet.name} list different images; re-create both with "
+                   "prepare_audit")
+    return AuditRun(name, run.audit, header["title"] or f"Caption audit: {name}", header["coverage"],
                     header["pixel_note"], tuple(images), key_rows, warning, pictures)
 
 
 class AuditRunCache:
-    """Parsed audits by run name, re-read when the sheet files change (the HTML sheet is large to parse)."""
+    """Read audits by run name, read again when their files change (the items file holds every picture)."""
 
     def __init__(self, outputs_root: Path):
         self.outputs_root = outputs_root
@@ -195,9 +163,9 @@ class AuditRunCache:
         self._cache: dict[str, tuple[tuple, AuditRun]] = {}
 
     def _stamp(self, name: str) -> tuple:
-        folder = self.outputs_root / name / AUDIT_FOLDER
+        run = RunFolder(self.outputs_root / name)
         return tuple((p.stat().st_mtime_ns, p.stat().st_size) if p.is_file() else None
-                     for p in (folder / TEMPLATE_SHEET, folder / HTML_SHEET))
+                     for p in (run.scoring_sheet, run.audit_items))
 
     def get(self, name: str) -> AuditRun:
         """The run's audit, parsed once per version of its files."""

@@ -19,6 +19,7 @@ from filelock import FileLock
 
 from ..spreadsheet import unescape_cell, write_rows
 from ..study.audit import SCORE_COLUMNS, SHEET_COLUMNS, SHEET_KEY_COLUMNS, ScoringSheetError, read_scoring_sheet
+from ..study.run_folder import RunFolder
 from .audit_runs import AuditRun
 
 ENTRY_COLUMNS = SCORE_COLUMNS + ("notes",)
@@ -66,13 +67,12 @@ def check_auditor(name: str | None) -> str:
 
 
 def sheet_name(auditor: str) -> str:
-    return f"scoring_sheet.{auditor}.csv"
+    return RunFolder(Path(".")).auditor_sheet(auditor).name
 
 
 def auditors_with_sheets(audit_dir: Path) -> list[str]:
     """Auditors who already have a sheet in the audit folder."""
-    names = (p.name.removeprefix("scoring_sheet.").removesuffix(".csv") for p in audit_dir.glob("scoring_sheet.*.csv"))
-    return sorted(n for n in names if AUDITOR_NAME.fullmatch(n))
+    return [n for n in RunFolder(Path(audit_dir).parent).auditors() if AUDITOR_NAME.fullmatch(n)]
 
 
 def is_touched(row: Mapping[str, str]) -> bool:

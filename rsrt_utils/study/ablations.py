@@ -8,7 +8,6 @@ images both runs cover.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from ..paths import outputs_dir
 from ..scoring import score_and_evaluate
 from ..spreadsheet import write_frame
 from .pipeline import StudyRun, gallery_variants, image_query_texts, load_scores, run_corpus_paths, scoring_spec, text_encoder
+from .run_folder import RunFolder, run_folder
 
 
 def _row(axis: str, setting, result: dict, **extra) -> dict:
@@ -126,15 +126,16 @@ def _query_keys(image_ids, caption_image_index) -> list[tuple[str, int]]:
     return keys
 
 
-def aligned_scores(dataset: Dataset, t2i: np.ndarray, i2t: np.ndarray, other_dir: Path) -> dict:
+def aligned_scores(dataset: Dataset, t2i: np.ndarray, i2t: np.ndarray, other_run: RunFolder | Path) -> dict:
     """This run's and another run's score matrices restricted to the images (and their captions) both cover."""
-    other = np.load(other_dir / "scores.npz")
+    other_run = RunFolder(Path(other_run)) if not isinstance(other_run, RunFolder) else other_run
+    other = np.load(other_run.scores)
     if "image_ids" not in other:
-        raise ValueError(f"{other_dir}/scores.npz predates image ids in score files; rerun that run's notebook 03")
+        raise ValueError(f"{other_run.scores} predates image ids in score files; rerun that run's notebook 03")
     other_ids = [str(i) for i in other["image_ids"]]
     common = [i for i in dataset.image_ids if i in set(other_ids)]
     if not common:
-        raise ValueError(f"run {other_dir.name} shares no image with this run; fuse runs of the same dataset split")
+        raise ValueError(f"run {other_run.name} shares no image with this run; fuse runs of the same dataset split")
     mine_col = {i: n for n, i in enumerate(dataset.image_ids)}
     other_col = {i: n for n, i in enumerate(other_ids)}
     mine_q = {k: n for n, k in enumerate(_query_keys(dataset.image_ids, dataset.caption_image_index))}
@@ -160,13 +161,12 @@ def ablate_fusion(run: StudyRun, dataset: Dataset) -> pd.DataFrame:
     mine_label = run.artifacts().get("corpus", {}).get("label") or run.params.captioner.backend
     rows = []
     for name in run.params.ablations.fuse_with:
-        other_dir = outputs_dir() / name
-        if not (other_dir / "scores.npz").is_file():
-            raise FileNotFoundError(f"ablations.fuse_with: run {name!r} has no scores in {other_dir}; run it first "
+        other_run = run_folder(name)
+        if not other_run.scores.is_file():
+            raise FileNotFoundError(f"ablations.fuse_with: run {name!r} has no scores in {other_run.path}; run it first "
                                     f"(`rsrt run params/<its file>.yaml`)")
-        other_metrics = other_dir / "metrics.json"
-        other_label = (json.loads(other_metrics.read_text()).get("label") if other_metrics.is_file() else None) or name
-        a = aligned_scores(dataset, t2i, i2t, other_dir)
+        other_label = (other_run.read_metrics().label if other_run.metrics.is_file() else None) or name
+        a = aligned_scores(dataset, t2i, i2t, other_run)
         common = dict(caption_image_index=a["caption_image_index"], ties=e.ties, n_boot=e.n_boot, seed=e.seed)
         n = f"{a['n_images']} images"
         rows.append(_row("fusion", f"this run alone ({n})", evaluate_scores(*a["mine"], image_classes=a["image_classes"], **common),
@@ -190,7 +190,7 @@ def run_ablation(run: StudyRun, dataset: Dataset, axis: str) -> pd.DataFrame:
     if axis not in ABLATIONS:
         raise ValueError(f"ablation {axis!r} is not known; choose one of {', '.join(ABLATIONS)}")
     table = ABLATIONS[axis](run, dataset)
-    write_frame(table, run.path("ablations", f"{axis}.csv"))
+    write_frame(table, run.folder.ablation_table(axis))
     return table
 
 
@@ -199,7 +199,7 @@ AXIS_SETTINGS = {"n_variants": "n_variants", "pooling": "poolings", "field": "fi
 
 
 def missing_fusion_runs(run: StudyRun) -> list[str]:
-    return [name for name in run.params.ablations.fuse_with if not (outputs_dir() / name / "scores.npz").is_file()]
+    return [name for name in run.params.ablations.fuse_with if not run_folder(name).scores.is_file()]
 
 
 def ablation_axes(run: StudyRun) -> list[str]:

@@ -1,7 +1,9 @@
 """Hand audit of caption quality: sample images, show them beside their variants, score them, summarise the scores.
 
-Workflow: `sample_for_audit` -> `build_audit_items` -> `write_audit_sheet_html` (and/or `plot_audit_sheet`) +
-`write_scoring_sheet` (one CSV per auditor) -> people fill the CSVs -> `summarise_scoring_sheets`.
+Workflow: `sample_for_audit` -> `build_audit_items` -> `audit_sheet` (what an auditor is shown, as data) ->
+`write_audit_items` (audit_items.json, the hand-over) -> `write_audit_sheet_html`, `plot_audit_sheet` and the web app
+all render from it; `write_scoring_sheet` (one CSV per auditor, its schema below) -> people fill the CSVs ->
+`summarise_scoring_sheets`.
 `automatic_caption_checks` gives the cheap, automatic counterparts (length, diversity, unsupported words).
 """
 
@@ -11,6 +13,7 @@ import base64
 import html
 import io
 import itertools
+import json
 import re
 import warnings
 from collections import Counter
@@ -25,9 +28,13 @@ from matplotlib.figure import Figure
 from ..captioning.schema import VARIANT_FIELDS, Variant
 from ..data.dataset import Dataset
 from ..spreadsheet import read_frame, write_rows
-from .figures import AUDIT_COUNT_COLUMNS, AUDIT_SCORE_COLUMN, load_thumbnail, save_figure, wrap
+from .figures import load_thumbnail, save_figure, wrap
 
+# The scoring sheet's schema: the key of a row, what an auditor counts and scores, then notes.
 SHEET_KEY_COLUMNS = ("image_id", "scene_class", "variant")
+AUDIT_COUNT_COLUMNS = ("correct_objects", "hallucinated_objects", "direction_errors")
+AUDIT_SCORE_COLUMN = "completeness_1to5"
+AUDIT_ITEMS_FORMAT = 1  # the version of audit_items.json
 SCORE_COLUMNS = AUDIT_COUNT_COLUMNS + (AUDIT_SCORE_COLUMN,)
 SHEET_COLUMNS = SHEET_KEY_COLUMNS + SCORE_COLUMNS + ("notes", "auditor")
 MAX_AUDIT_COUNT = 1000  # the largest count (and variant number) a scoring sheet accepts
@@ -120,6 +127,37 @@ class AuditItem:
     image_path: Path | None
     human_captions: list[str]
     variants: list[Variant] = field(default_factory=list)
+    checks: dict | None = None    # the automatic checks shown beside it (audit_sheet fills them)
+    picture: str | None = None    # its pixels as a JPEG data URI, as the auditor sees them (audit_sheet fills it)
+
+    def to_json(self, number: int) -> dict:
+        return {"number": number, "image_index": self.image_index, "image_id": self.image_id,
+                "scene_class": self.scene_class, "image_path": str(self.image_path) if self.image_path else None,
+                "human_captions": list(self.human_captions), "variants": [v.model_dump() for v in self.variants],
+                "checks": self.checks, "picture": self.picture}
+
+    @classmethod
+    def from_json(cls, row: dict) -> "AuditItem":
+        return cls(int(row["image_index"]), row["image_id"], row["scene_class"],
+                   Path(row["image_path"]) if row.get("image_path") else None, list(row["human_captions"]),
+                   _as_variants(row["image_id"], row["variants"]), row.get("checks"), row.get("picture"))
+
+
+@dataclass
+class AuditSheet:
+    """What an auditor is shown, as data: the items (with their checks and pictures), title, coverage and the pixel
+    note. Saved as audit_items.json; the HTML sheet, the PNG pages and the web app all render from it."""
+
+    title: str
+    coverage: str
+    items: list[AuditItem]
+    pixel_note: str | None = None
+    all_classes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {"format": AUDIT_ITEMS_FORMAT, "title": self.title, "coverage": self.coverage,
+                "pixel_note": self.pixel_note, "all_classes": list(self.all_classes),
+                "items": [item.to_json(n) for n, item in enumerate(self.items, start=1)]}
 
 
 def _as_variants(image_id: str, values: Sequence) -> list[Variant]:
@@ -142,6 +180,43 @@ def build_audit_items(dataset: Dataset, corpus: Mapping[str, Sequence[Variant]],
         items.append(AuditItem(int(i), image.image_id, image.scene_class, image.image_path, list(captions[i]),
                                _as_variants(image.image_id, corpus[image.image_id])))
     return items
+
+
+def audit_sheet(items: Sequence[AuditItem], title: str, coverage: str, pixel_note: str | None = None,
+                all_classes: Sequence[str] = ()) -> AuditSheet:
+    """The sheet of the items, each with its automatic checks and picture filled in."""
+    classes = list(all_classes) or [item.scene_class for item in items]
+    for item in items:
+        if item.checks is None:
+            item.checks = check_image_variants(item.variants, item.human_captions, item.scene_class, classes)
+        if item.picture is None:
+            item.picture = image_data_uri(item.image_path)
+    return AuditSheet(title, coverage, list(items), pixel_note, classes)
+
+
+def write_audit_items(sheet: AuditSheet, path: Path | str) -> Path:
+    """audit_items.json: the audit handed over as data (written through a temporary file)."""
+    from ..fileutil import write_json_atomic
+
+    return write_json_atomic(sheet.to_json(), path)
+
+
+def read_audit_items(path: Path | str) -> AuditSheet:
+    """The sheet saved by write_audit_items; ScoringSheetError naming the file if it is not one."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.get("format") != AUDIT_ITEMS_FORMAT:
+            raise ValueError(f"format {data.get('format')!r}, expected {AUDIT_ITEMS_FORMAT}")
+        items = [AuditItem.from_json(row) for row in data["items"]]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ScoringSheetError(f"{path} is not an audit items file ({error}); re-create it with prepare_audit "
+                                "(notebook 05)") from None
+    return AuditSheet(data["title"], data["coverage"], items, data.get("pixel_note"), data.get("all_classes") or [])
+
+
+def shown_fields(variants: Sequence[Variant]) -> list[str]:
+    """The variant fields a sheet shows as columns (a free-form description has one, shown as 'description')."""
+    return [f for f in VARIANT_FIELDS if any(f in v.present_fields() for v in variants)]
 
 
 # --------------------------------------------------------------------------------------------- HTML sheet
@@ -181,13 +256,13 @@ def _class_badge(check: dict) -> str:
     return own + (f' <span class="bad">names other classes: {html.escape(", ".join(others))}</span>' if others else "")
 
 
-def _item_html(number: int, item: AuditItem, all_classes: Sequence[str] = ()) -> str:
+def _item_html(number: int, item: AuditItem) -> str:
     e = html.escape
-    uri = image_data_uri(item.image_path)
+    uri = item.picture
     picture = f'<img src="{uri}" alt="{e(item.image_id)}">' if uri else '<div class="nopixels">no pixels for this image</div>'
     humans = "".join(f"<li>{e(c)}</li>" for c in item.human_captions) or "<li><em>none</em></li>"
-    check = check_image_variants(item.variants, item.human_captions, item.scene_class, all_classes)
-    fields = [f for f in VARIANT_FIELDS if any(f in v.present_fields() for v in item.variants)]
+    check = item.checks
+    fields = shown_fields(item.variants)
     rows = "".join(f'<tr><td class="n">{k}</td>' + "".join(
         f"<td>{e(v.text(f)) if f in v.present_fields() else ''}</td>" for f in fields) + "</tr>"
                    for k, v in enumerate(item.variants, start=1))
@@ -201,19 +276,17 @@ def _item_html(number: int, item: AuditItem, all_classes: Sequence[str] = ()) ->
             f'<div class="right">{checks}<table>{header}{rows}</table></div></section>')
 
 
-def write_audit_sheet_html(items: Sequence[AuditItem], path: Path | str, title: str, coverage: str,
-                           pixel_note: str | None = None, all_classes: Sequence[str] = ()) -> Path:
-    """A self-contained HTML audit sheet: images embedded as data URIs, inline CSS, all text escaped; words no
-    human caption uses are marked and a badge says whether the text names the image's scene class (or others)."""
+def write_audit_sheet_html(sheet: AuditSheet, path: Path | str) -> Path:
+    """A self-contained HTML audit sheet of the sheet's data: images embedded as data URIs, inline CSS, all text
+    escaped; words no human caption uses are marked and a badge says whether the text names the image's scene class."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     e = html.escape
-    classes = all_classes or [item.scene_class for item in items]
-    body = "\n".join(_item_html(n, item, classes) for n, item in enumerate(items, start=1))
-    document = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
-                f"<style>{_HTML_STYLE}</style></head><body>\n<h1>{e(title)}</h1>\n"
-                f'<p class="coverage">Coverage: {e(coverage)} — {len(items)} image(s) in this sheet</p>\n'
-                + (f'<p class="pixelnote">{e(pixel_note)}</p>\n' if pixel_note else "") +
+    body = "\n".join(_item_html(n, item) for n, item in enumerate(sheet.items, start=1))
+    document = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(sheet.title)}</title>'
+                f"<style>{_HTML_STYLE}</style></head><body>\n<h1>{e(sheet.title)}</h1>\n"
+                f'<p class="coverage">Coverage: {e(sheet.coverage)} — {len(sheet.items)} image(s) in this sheet</p>\n'
+                + (f'<p class="pixelnote">{e(sheet.pixel_note)}</p>\n' if sheet.pixel_note else "") +
                 f"<details><summary>Scoring instructions</summary><pre>{e(SCORING_INSTRUCTIONS)}</pre></details>\n"
                 f"{body}\n</body></html>\n")
     path.write_text(document, encoding="utf-8")
@@ -227,9 +300,9 @@ _SHEET_FONT = 8.0
 _LINE_PT = _SHEET_FONT * 1.3
 
 
-def _check_line(item: AuditItem, all_classes: Sequence[str]) -> str:
+def _check_line(item: AuditItem) -> str:
     """One line of automatic checks: scene class named or not, other classes named, unsupported words."""
-    check = check_image_variants(item.variants, item.human_captions, item.scene_class, all_classes)
+    check = item.checks
     parts = []
     if "class_word_present" in check:
         parts.append("scene class named" if check["class_word_present"] else "scene class NOT named")
@@ -240,12 +313,12 @@ def _check_line(item: AuditItem, all_classes: Sequence[str]) -> str:
     return "Checks: " + "; ".join(parts)
 
 
-def _item_lines(item: AuditItem, all_classes: Sequence[str] = ()) -> list[tuple[str, bool]]:
+def _item_lines(item: AuditItem) -> list[tuple[str, bool]]:
     """(text, bold) lines for one item: its human captions, the automatic checks, then each variant's fields (long
     ones cut)."""
     lines: list[tuple[str, bool]] = [("Human captions", True)]
     lines += [(wrap(f"• {c}", _TEXT_WIDTH, 1), False) for c in item.human_captions] or [("(none)", False)]
-    lines.extend((line, True) for line in wrap(_check_line(item, all_classes or [item.scene_class]), _TEXT_WIDTH, 2).split("\n"))
+    lines.extend((line, True) for line in wrap(_check_line(item), _TEXT_WIDTH, 2).split("\n"))
     for k, variant in enumerate(item.variants, start=1):
         lines.append((f"Variant {k}" if variant.is_structured else f"Description {k}", True))
         for name in variant.present_fields():
@@ -254,11 +327,11 @@ def _item_lines(item: AuditItem, all_classes: Sequence[str] = ()) -> list[tuple[
     return lines
 
 
-def plot_audit_sheet(items: Sequence[AuditItem], path: Path | str, per_page: int = 4, pixel_note: str | None = None,
-                     all_classes: Sequence[str] = ()) -> list[Path]:
+def plot_audit_sheet(sheet: AuditSheet, path: Path | str, per_page: int = 4) -> list[Path]:
     """The audit sheet as PNG pages (`<stem>_page01.png`, ...): image left, human captions, automatic checks and
     variants right. Long fields are cut with an ellipsis; the HTML sheet has the full text.
     """
+    items, pixel_note = sheet.items, sheet.pixel_note
     if per_page < 1:
         raise ValueError(f"per_page must be >= 1, got {per_page}")
     if not items:
@@ -267,7 +340,7 @@ def plot_audit_sheet(items: Sequence[AuditItem], path: Path | str, per_page: int
     pages = [items[i:i + per_page] for i in range(0, len(items), per_page)]
     written = []
     for number, page in enumerate(pages, start=1):
-        texts = [_item_lines(item, all_classes) for item in page]
+        texts = [_item_lines(item) for item in page]
         heights = [max(2.8, len(lines) * _LINE_PT / 72 + 0.3) for lines in texts]
         fig = Figure(figsize=(15.0, sum(heights) + 0.8), layout="constrained")
         grid = fig.add_gridspec(len(page), 2, width_ratios=[1, 4.6], height_ratios=heights)

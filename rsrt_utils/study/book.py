@@ -23,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..paths import PROJECT_ROOT, outputs_dir
+from .run_folder import RunFolder, list_runs
 
 DOC_PAGES = ("method", "protocol")
 BENCHMARK_RESULTS = PROJECT_ROOT / "benchmarks" / "results"
@@ -52,29 +53,27 @@ class BookSummary:
         return "\n".join(lines)
 
 
-def study_runs(root: Path) -> tuple[list[Path], dict[str, str]]:
-    """(complete run folders, {incomplete run: why}) under outputs/ (a run is a folder with a params.resolved.yaml)."""
-    from .notebook_runner import COMPLETE_MARK, FAILED_MARK, is_complete
-
+def study_runs(root: Path) -> tuple[list[RunFolder], dict[str, str]]:
+    """(complete runs, {incomplete run: why}) under outputs/ (a run is a folder with a params.resolved.yaml)."""
     complete, left_out = [], {}
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and (p / "params.resolved.yaml").is_file()):
-        if is_complete(folder) and (folder / "metrics.json").is_file():
-            complete.append(folder)
-        elif (folder / FAILED_MARK).is_file():
-            left_out[folder.name] = f"its last attempt failed ({FAILED_MARK}); rerun it with `rsrt run`"
+    for run in (r for r in list_runs(root) if r.params.is_file()):
+        if run.is_complete():
+            complete.append(run)
+        elif run.failed_mark.is_file():
+            left_out[run.name] = f"its last attempt failed ({run.failed_mark.name}); rerun it with `rsrt run`"
         else:
-            left_out[folder.name] = f"not complete (no {COMPLETE_MARK} or metrics.json); run it with `rsrt run`"
+            left_out[run.name] = f"not complete (no {run.complete_mark.name} or metrics.json); run it with `rsrt run`"
     return complete, left_out
 
 
-def headline_table(runs: list[Path]) -> pd.DataFrame:
+def headline_table(runs: list[RunFolder]) -> pd.DataFrame:
     """One row per complete run, from its metrics.json: the book's front page (the quoted figures come apart)."""
     from .reference import setting_of, versus_references
 
     rows = []
-    for folder in runs:
-        m = json.loads((folder / "metrics.json").read_text())
-        rows.append({"run": f"[{folder.name}](runs/{folder.name}.md)", "dataset": m["dataset"], "images": m["n_images"],
+    for run in runs:
+        m = run.read_metrics().record
+        rows.append({"run": f"[{run.name}](runs/{run.name}.md)", "dataset": m["dataset"], "images": m["n_images"],
                      "setting": setting_of(m.get("label")), "mR": m["mR"],
                      "95 % CI (images)": f"[{m['ci95']['mR'][0]}, {m['ci95']['mR'][1]}]",
                      "quoted lines": versus_references(m["dataset"], m["ci95"]["mR"])})
@@ -136,10 +135,10 @@ benchmarks
 """
 
 
-def _run_page(folder: Path, notebooks: list[str]) -> str:
-    m = json.loads((folder / "metrics.json").read_text())
-    params = (folder / "params.resolved.yaml").read_text(encoding="utf-8")
-    provenance = (folder / "provenance.json").read_text(encoding="utf-8") if (folder / "provenance.json").is_file() else "{}"
+def _run_page(folder: RunFolder, notebooks: list[str]) -> str:
+    m = folder.read_metrics().record
+    params = folder.params.read_text(encoding="utf-8")
+    provenance = folder.provenance.read_text(encoding="utf-8") if folder.provenance.is_file() else "{}"
     recalls = markdown_table(pd.DataFrame([{"direction": d, **m[d]} for d in ("t2i", "i2t")]))
     toc = "\n".join(f"{folder.name}/{nb}" for nb in notebooks)
     return f"""# {folder.name}
@@ -179,12 +178,11 @@ def _run_page(folder: Path, notebooks: list[str]) -> str:
 """
 
 
-def _audit_summary(folder: Path) -> str:
+def _audit_summary(folder: RunFolder) -> str:
     """The run's automatic caption checks (means) and its most frequent unsupported words, from the audit CSVs."""
     from ..spreadsheet import read_frame
 
-    audit = folder / "audit"
-    checks, words = audit / "automatic_checks.csv", audit / "top_unsupported_words.csv"
+    checks, words = folder.automatic_checks, folder.unsupported_words
     if not checks.is_file():
         return "This run has no caption audit (an oracle or imported run has no generated captions to check)."
     frame = read_frame(checks)
@@ -194,10 +192,10 @@ def _audit_summary(folder: Path) -> str:
     top = read_frame(words).head(15) if words.is_file() else pd.DataFrame()
     parts.append("Words no human caption of the image uses, most frequent first (`audit/top_unsupported_words.csv`):\n\n"
                  + markdown_table(top) if len(top) else "No word outside the human captions was found.")
-    if (audit / "audit_sheet_page01.png").is_file():
+    if folder.audit_first_page.is_file():
         parts.append(f"The first page of the audit sheet (`audit/audit_sheet_page01.png`; the whole sheet, with its "
                      f"scoring form, is in `rsrt serve`):\n\n![audit sheet of {folder.name}]({folder.name}/audit_sheet_page01.png)")
-    sheets = sorted(audit.glob("summary_*.csv"))
+    sheets = folder.audit_summaries()
     for sheet in sheets:
         parts += [f"Hand audit ({sheet.name}):", markdown_table(read_frame(sheet))]
     if not sheets:
@@ -256,9 +254,9 @@ def write_source(source: Path, runs: list[Path], left_out: dict[str, str]) -> No
         target = source / "runs" / folder.name
         target.mkdir()
         notebooks = []
-        if (folder / "audit" / "audit_sheet_page01.png").is_file():
-            shutil.copyfile(folder / "audit" / "audit_sheet_page01.png", target / "audit_sheet_page01.png")
-        for notebook in sorted((folder / "notebooks").glob("*.ipynb")):
+        if folder.audit_first_page.is_file():
+            shutil.copyfile(folder.audit_first_page, target / folder.audit_first_page.name)
+        for notebook in sorted(folder.notebooks.glob("*.ipynb")):
             shutil.copyfile(notebook, target / notebook.name)
             notebooks.append(notebook.stem)
         (source / "runs" / f"{folder.name}.md").write_text(_run_page(folder, notebooks), encoding="utf-8")

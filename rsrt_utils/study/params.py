@@ -234,6 +234,10 @@ def set_dotted(data: dict, dotted: str, value) -> None:
 
 
 def dump_params(params: RunParams, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False), encoding="utf-8")
+    """Write the resolved params as YAML, only when they differ from what the file holds (each notebook opens the run:
+    the file keeps its time stamp while the parameters stay the same)."""
+    text = yaml.safe_dump(params.model_dump(mode="json"), sort_keys=False)
+    if not (path.is_file() and path.read_text(encoding="utf-8") == text):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     return path

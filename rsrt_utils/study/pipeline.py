@@ -23,32 +23,35 @@ from ..paths import data_dir, outputs_dir
 from ..scoring import ScoringSpec, embed_grouped_texts, evaluate, image_texts, score_texts
 from ..spreadsheet import write_frame
 from .params import ParamsError, RunParams, dump_params, load_params
+from .run_folder import RunFolder
 from .smoke import make_smoke_dataset
 
 
 @dataclass
 class StudyRun:
-    """One run: its validated parameters and its output folder."""
+    """One run: its validated parameters and its output folder (its layout: run_folder.RunFolder)."""
 
     params: RunParams
     run_dir: Path
 
+    @property
+    def folder(self) -> RunFolder:
+        return RunFolder(self.run_dir)
+
     def path(self, *parts: str) -> Path:
-        target = self.run_dir.joinpath(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target
+        return self.folder.file(*parts)
 
     def figure_path(self, name: str) -> Path:
-        return self.path("figures", f"{name}.png")
+        return self.folder.figure(name)
 
     def artifacts(self) -> dict:
-        path = self.run_dir / "artifacts.json"
+        path = self.folder.artifacts
         return json.loads(path.read_text()) if path.is_file() else {}
 
     def save_artifact(self, key: str, value) -> None:
         data = self.artifacts()
         data[key] = value
-        write_json_atomic(data, self.run_dir / "artifacts.json")
+        write_json_atomic(data, self.folder.artifacts)
 
     @property
     def is_oracle(self) -> bool:
@@ -58,10 +61,10 @@ class StudyRun:
 def open_run(params_path: str, run_dir: str = "", overrides: dict | None = None) -> StudyRun:
     """Load and validate the params, create the run folder and write the resolved params there."""
     params = load_params(params_path, overrides)
-    folder = Path(run_dir) if run_dir else outputs_dir() / params.run_name
-    folder.mkdir(parents=True, exist_ok=True)
-    dump_params(params, folder / "params.resolved.yaml")
-    return StudyRun(params, folder)
+    folder = RunFolder(Path(run_dir) if run_dir else outputs_dir() / params.run_name)
+    folder.path.mkdir(parents=True, exist_ok=True)
+    dump_params(params, folder.params)
+    return StudyRun(params, folder.path)
 
 
 # ---------------------------------------------------------------- before any notebook
@@ -125,7 +128,7 @@ def shared_captions(dataset: Dataset, top: int = 10):
 def data_report(run: StudyRun, dataset: Dataset) -> dict:
     full = load_split(run)
     report = {"evaluated": validation_report(dataset), "full_split": validation_report(full)}
-    write_json_atomic(report, run.path("data_report.json"))
+    write_json_atomic(report, run.folder.data_report)
     return report
 
 
@@ -189,8 +192,8 @@ def build_corpus(run: StudyRun, dataset: Dataset, progress: bool = True) -> dict
         query_summary = caption_images(dataset.images, backend, path, mode="image_query", concurrency=c.concurrency, progress=progress)
         info["image_query_summary"] = query_summary.to_dict()
         keys["image_query"] = request_keys(backend, dataset, "image_query")
-    write_json_atomic(keys, run.path("corpus_keys.json"))
-    info["keys"] = str(run.path("corpus_keys.json"))
+    write_json_atomic(keys, run.folder.corpus_keys)
+    info["keys"] = str(run.folder.corpus_keys)
     run.save_artifact("corpus", info)
     return info
 
@@ -261,14 +264,14 @@ def score_run(run: StudyRun, dataset: Dataset, encoder: CachedEncoder | None = N
     spec = scoring_spec(run)
     variants, missing = gallery_variants(run, dataset)
     t2i, i2t = score_texts(variants, dataset.captions, encoder, spec, image_query_texts(run, dataset))
-    np.savez_compressed(run.path("scores.npz"), t2i=t2i, i2t=i2t, caption_image_index=dataset.caption_image_index,
+    np.savez_compressed(run.folder.scores, t2i=t2i, i2t=i2t, caption_image_index=dataset.caption_image_index,
                         image_ids=np.array(dataset.image_ids))
     run.save_artifact("retrieval", {"missing_captions": missing, "encoder": encoder.name, "pooling": spec.pooling, "field": spec.field})
     return t2i, i2t
 
 
 def load_scores(run: StudyRun) -> tuple[np.ndarray, np.ndarray]:
-    path = run.run_dir / "scores.npz"
+    path = run.folder.scores
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing; run the retrieval notebook (03) first")
     data = np.load(path)
@@ -303,7 +306,7 @@ def evaluate_run(run: StudyRun, dataset: Dataset) -> dict:
         result["missing_captions"] = len(run.artifacts().get("retrieval", {}).get("missing_captions", []))
     record = metrics_record(result, dataset, captioner, encoder_name, spec.pooling, run.params.model_dump(mode="json"), label)
     record.update({"run_name": run.params.run_name, "params_digest": run.params.digest(), "field": spec.field})
-    write_json_atomic(record, run.path("metrics.json"))
+    write_json_atomic(record, run.folder.metrics)
     return record
 
 
@@ -368,24 +371,24 @@ def clip_baseline(run: StudyRun, dataset: Dataset) -> dict:
         return {"message": f"No CLIP weights could be loaded for {spec!r}, so nothing is measured here.\n{exc}\n"
                            "The published figures below are quoted, not measured.", "table": quoted, "metrics": None}
     result = run_clip_baseline(dataset, backend, ties=e.ties, n_boot=e.n_boot, seed=e.seed)
-    rows = [_save_baseline(run, dataset, result["metrics"], f"zero-shot CLIP {backend.name}", "metrics_clip.json", "zero-shot")]
+    rows = [_save_baseline(run, dataset, result["metrics"], f"zero-shot CLIP {backend.name}", "clip", "zero-shot")]
     if c.fusion and not run.is_oracle:
-        t2t = load_scores(run) if (run.run_dir / "scores.npz").is_file() else score_run(run, dataset)
+        t2t = load_scores(run) if run.folder.scores.is_file() else score_run(run, dataset)
         fused = evaluate_fused([(result["t2i_scores"], result["i2t_scores"]), t2t], dataset.caption_image_index,
                                dataset.image_classes, ties=e.ties, n_boot=e.n_boot, seed=e.seed)
         corpus = run.artifacts().get("corpus", {})
-        rows.append(_save_baseline(run, dataset, fused, f"RRF(CLIP {backend.name}, text-to-text)", "metrics_fusion.json",
+        rows.append(_save_baseline(run, dataset, fused, f"RRF(CLIP {backend.name}, text-to-text)", "fusion",
                                    corpus.get("label") or "training-free"))
     table = pd.concat([pd.DataFrame(rows), quoted.assign(kind="quoted")], ignore_index=True)
     return {"message": f"measured zero-shot CLIP {backend.name} on {dataset.coverage_note()}", "table": table,
             "metrics": rows}
 
 
-def _save_baseline(run: StudyRun, dataset: Dataset, result: dict, system: str, filename: str, label: str) -> dict:
+def _save_baseline(run: StudyRun, dataset: Dataset, result: dict, system: str, baseline: str, label: str) -> dict:
     record = metrics_record(result, dataset, system, system, "none", run.params.model_dump(mode="json"), label)
-    record.update({"run_name": f"{run.params.run_name}:{filename.removesuffix('.json').removeprefix('metrics_')}",
+    record.update({"run_name": f"{run.params.run_name}:{baseline}",
                    "params_digest": run.params.digest(), "field": None})
-    write_json_atomic(record, run.path(filename))
+    write_json_atomic(record, run.folder.baseline_metrics(baseline))
     lo, hi = result["ci95"]["mR"]
     return {"system": system, "dataset": dataset.name, "mR": result["mR"], "ci_low": lo, "ci_high": hi, "kind": "measured",
             **{f"t2i {k}": v for k, v in result["t2i"].items()}, **{f"i2t {k}": v for k, v in result["i2t"].items()}}
@@ -409,41 +412,36 @@ def prepare_audit(run: StudyRun, dataset: Dataset) -> dict:
                                     only_with_pixels=any(im.image_path for im in pool.images))
     indices = [captioned[i] for i in picked]
     items = audit.build_audit_items(dataset, corpus, indices)
-    folder = run.run_dir / "audit"
     label = run.artifacts().get("corpus", {}).get("label")
     title = f"Caption audit: {run.params.run_name}" + (f" ({label})" if label else "")
-    note = audit_pixel_note(run, dataset)
-    html, pages = _audit_sheets(items, folder, title, dataset, note)
-    sheet = audit.write_scoring_sheet(items, folder / "scoring_sheet.csv")
+    data = audit.write_audit_items(audit.audit_sheet(items, title, dataset.coverage_note(), audit_pixel_note(run, dataset),
+                                                     dataset.image_classes), run.folder.file("audit", "audit_items.json"))
+    html, pages = _audit_sheets(run.folder, data)
+    sheet = audit.write_scoring_sheet(items, run.folder.scoring_sheet)
     info = {"html": str(html), "scoring_sheet": str(sheet), "pages": [str(p) for p in pages], "image_ids": [dataset.image_ids[i] for i in indices]}
     run.save_artifact("audit", info)
     return info
 
 
-def _audit_sheets(items, folder: Path, title: str, dataset: Dataset, note: str | None) -> tuple[Path, list[Path]]:
-    """The HTML sheet and the PNG pages, rendered again only when what they show (or the audit code) changed: text
-    rendering is most of the audit notebook's time."""
+def _audit_sheets(folder: RunFolder, data: Path) -> tuple[Path, list[Path]]:
+    """The HTML sheet and the PNG pages, rendered from audit_items.json again only when it (or the audit code) changed:
+    text rendering is most of the audit notebook's time."""
     import hashlib
     import inspect
 
     from . import audit
 
-    shown = [(i.image_id, i.scene_class, str(i.image_path), i.human_captions, [v.model_dump() for v in i.variants])
-             for i in items]
-    content = json.dumps([shown, title, dataset.coverage_note(), note, list(dataset.image_classes),
-                          inspect.getsource(audit)], default=str)
-    digest = hashlib.sha256(content.encode()).hexdigest()
-    record = folder / "sheets_digest.json"
-    html = folder / "audit_sheet.html"
-    if record.is_file():
-        done = json.loads(record.read_text())
+    digest = hashlib.sha256(data.read_bytes() + inspect.getsource(audit).encode()).hexdigest()
+    html = folder.audit_sheet_html
+    if folder.sheets_digest.is_file():
+        done = json.loads(folder.sheets_digest.read_text())
         pages = [Path(p) for p in done.get("pages", [])]
         if done.get("digest") == digest and html.is_file() and pages and all(p.is_file() for p in pages):
             return html, pages
-    audit.write_audit_sheet_html(items, html, title, dataset.coverage_note(), pixel_note=note,
-                                 all_classes=dataset.image_classes)
-    pages = audit.plot_audit_sheet(items, folder / "audit_sheet.png", pixel_note=note, all_classes=dataset.image_classes)
-    write_json_atomic({"digest": digest, "pages": [str(p) for p in pages]}, record)
+    sheet = audit.read_audit_items(data)
+    audit.write_audit_sheet_html(sheet, html)
+    pages = audit.plot_audit_sheet(sheet, folder.audit_sheet_png)
+    write_json_atomic({"digest": digest, "pages": [str(p) for p in pages]}, folder.sheets_digest)
     return html, pages
 
 
@@ -467,7 +465,7 @@ def summarise_audit(run: StudyRun) -> dict | None:
         return None
     summary = audit.summarise_scoring_sheets(sheets)
     for name, table in summary.items():
-        write_frame(table, run.path("audit", f"summary_{name}.csv"))
+        write_frame(table, run.folder.audit_summary(name))
     return summary
 
 
@@ -482,6 +480,6 @@ def automatic_audit(run: StudyRun, dataset: Dataset) -> dict:
         return {"per_image": empty, "summary": "the oracle run has no generated captions to check"}
     checks = audit.automatic_caption_checks(dataset, corpus_variants(run, dataset))
     summary = audit.summarise_caption_checks(checks)
-    write_frame(checks, run.path("audit", "automatic_checks.csv"))
-    write_frame(summary["top_unsupported_words"], run.path("audit", "top_unsupported_words.csv"))
+    write_frame(checks, run.folder.file("audit", run.folder.automatic_checks.name))
+    write_frame(summary["top_unsupported_words"], run.folder.file("audit", run.folder.unsupported_words.name))
     return {"per_image": checks, "summary": summary["means"], "top_unsupported_words": summary["top_unsupported_words"]}

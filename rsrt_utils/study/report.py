@@ -10,6 +10,7 @@ import pandas as pd
 from ..paths import outputs_dir
 from ..spreadsheet import write_frame
 from .reference import measured_row, published_table, setting_of, versus_references
+from .run_folder import RunFolder, list_runs
 
 SUMMARY_COLUMNS = ["run_name", "dataset", "split", "n_images", "captioner", "setting", "label", "encoder", "pooling", "field",
                    "t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "i2t_R@5", "i2t_R@10", "mR", "ci_low", "ci_high",
@@ -34,19 +35,16 @@ def collect_metrics(root: Path | None = None, current: Path | None = None) -> pd
     """One row per outputs/<run>/metrics*.json of every complete run (the run, and its CLIP / fusion baselines);
     incomplete runs (a partial or failed last attempt) are left out and named. `current`: the run whose attempt is
     in progress (its report notebook), included when this attempt wrote its metrics."""
-    from .notebook_runner import has_fresh_metrics, is_complete
+    def counts(run: RunFolder) -> bool:
+        return run.is_complete() or (current is not None and run.path.resolve() == Path(current).resolve()
+                                     and run.has_fresh_metrics())
 
-    root = root or outputs_dir()
-
-    def counts(folder: Path) -> bool:
-        return is_complete(folder) or (current is not None and folder.resolve() == Path(current).resolve()
-                                       and has_fresh_metrics(folder))
-
-    paths = sorted(root.glob("*/metrics*.json"))
-    skipped = sorted({p.parent.name for p in paths if not counts(p.parent)})
+    runs = [run for run in list_runs(root) if run.metrics_files()]
+    skipped = [run.name for run in runs if not counts(run)]
     if skipped:
         print(f"left out (incomplete: the last attempt failed or ran only some notebooks): {', '.join(skipped)}")
-    rows = [flatten_metrics(json.loads(p.read_text()), p) for p in paths if counts(p.parent)]
+    paths = sorted(p for run in runs if counts(run) for p in run.metrics_files())
+    rows = [flatten_metrics(json.loads(p.read_text()), p) for p in paths]
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
 
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from rsrt_utils.paths import PROJECT_ROOT
-from rsrt_utils.study.notebook_runner import COMPLETE_MARK, FAILED_MARK, is_complete
+from rsrt_utils.study.run_folder import COMPLETE_MARK, FAILED_MARK, RunFolder
 from rsrt_utils.study.report import collect_metrics
 
 
@@ -46,7 +46,7 @@ def test_partial_and_failed_attempts_are_not_complete_and_not_reported(study_dir
     done = rsrt(study_dirs, "run", "params/smoke.yaml", "--quiet", "--set", "run_name=rerun")
     assert done.returncode == 0, done.stderr[-2000:]
     run_dir = study_dirs["outputs"] / "rerun"
-    assert is_complete(run_dir) and "rerun" in set(collect_metrics(study_dirs["outputs"])["run_name"])
+    assert RunFolder(run_dir).is_complete() and "rerun" in set(collect_metrics(study_dirs["outputs"])["run_name"])
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"image_id": "x.jpg"}\n')  # exists (passes the pre-check) but holds nothing importable
@@ -57,5 +57,5 @@ def test_partial_and_failed_attempts_are_not_complete_and_not_reported(study_dir
     assert len(last) == 1 and last[0].startswith("rsrt run: error: 01_captioning.ipynb failed in cell ")
     assert "ValueError: " in last[0] and "holds no image to import" in last[0] and "full traceback in" in last[0]
     assert (run_dir / "metrics.json").is_file(), "the old figures stay on disk ..."
-    assert not is_complete(run_dir) and json.loads((run_dir / FAILED_MARK).read_text())["notebook"] == "01_captioning.ipynb"
+    assert not RunFolder(run_dir).is_complete() and json.loads((run_dir / FAILED_MARK).read_text())["notebook"] == "01_captioning.ipynb"
     assert "rerun" not in set(collect_metrics(study_dirs["outputs"])["run_name"]), "... but are never reported"

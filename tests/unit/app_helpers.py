@@ -76,7 +76,8 @@ def variants(image_id: str) -> list[Variant]:
 
 
 def write_study_run(outputs_root: Path, images_dir: Path, run: str = RUN) -> Path:
-    """A study run's audit folder as prepare_audit writes it: audit_sheet.html and an empty scoring_sheet.csv."""
+    """A study run's audit folder as prepare_audit writes it: audit_items.json, audit_sheet.html and an empty
+    scoring_sheet.csv."""
     images, captions, owners = [], [], []
     for n, image_id in enumerate(PHRASES):
         scene_class = image_id.split("/")[0].lower()
@@ -86,8 +87,10 @@ def write_study_run(outputs_root: Path, images_dir: Path, run: str = RUN) -> Pat
     dataset = Dataset("aid-sample", "test", images, captions, np.array(owners))
     items = audit.build_audit_items(dataset, {i: variants(i) for i in PHRASES}, list(range(len(images))))
     folder = outputs_root / run / "audit"
-    audit.write_audit_sheet_html(items, folder / "audit_sheet.html", f"Caption audit: {run}", dataset.coverage_note(),
-                                 pixel_note="Pixels: the 150×150 AID-150 scene.", all_classes=dataset.image_classes)
+    sheet = audit.audit_sheet(items, f"Caption audit: {run}", dataset.coverage_note(),
+                              pixel_note="Pixels: the 150×150 AID-150 scene.", all_classes=dataset.image_classes)
+    audit.write_audit_items(sheet, folder / "audit_items.json")
+    audit.write_audit_sheet_html(sheet, folder / "audit_sheet.html")
     audit.write_scoring_sheet(items, folder / "scoring_sheet.csv")
     return folder
 

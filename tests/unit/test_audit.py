@@ -85,7 +85,8 @@ def test_build_items_names_missing_corpus_entries(tmp_path):
 
 def test_html_sheet_is_self_contained_and_escaped(tmp_path, items):
     items[2].image_path = None  # one image without pixels
-    path = audit.write_audit_sheet_html(items, tmp_path / "sheet" / "audit.html", "Audit <1>", "TOY test: 2 of 3")
+    sheet = audit.audit_sheet(items, "Audit <1>", "TOY test: 2 of 3")
+    path = audit.write_audit_sheet_html(sheet, tmp_path / "sheet" / "audit.html")
     text = path.read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, flags=re.I)
     assert "<link" not in text.lower() and "<script" not in text.lower()
@@ -97,8 +98,23 @@ def test_html_sheet_is_self_contained_and_escaped(tmp_path, items):
     assert text.count("<tr><td") == 15  # 3 images x 5 variants
 
 
+def test_the_audit_is_handed_over_as_data_and_every_sheet_renders_from_it(tmp_path, items):
+    items[2].image_path = None
+    data = audit.write_audit_items(audit.audit_sheet(items, "Audit <1>", "TOY test: 2 of 3", pixel_note="note"),
+                                   tmp_path / "audit_items.json")
+    sheet = audit.read_audit_items(data)
+    assert [i.image_id for i in sheet.items] == [i.image_id for i in items] and sheet.pixel_note == "note"
+    assert [v.model_dump() for v in sheet.items[0].variants] == [v.model_dump() for v in items[0].variants]
+    assert sheet.items[0].picture.startswith("data:image/jpeg;base64,") and sheet.items[2].picture is None
+    assert sheet.items[0].checks["n_unsupported_words"] == items[0].checks["n_unsupported_words"]
+    sheet.items[0].human_captions = ["edited in the data file"]  # what the renderers show comes from the data
+    assert "edited in the data file" in audit.write_audit_sheet_html(sheet, tmp_path / "a.html").read_text()
+    with pytest.raises(audit.ScoringSheetError, match="not an audit items file"):
+        audit.read_audit_items(tmp_path / "a.html")
+
+
 def test_png_audit_sheet_pages(tmp_path, items):
-    paths = audit.plot_audit_sheet(items, tmp_path / "png" / "audit.png", per_page=2)
+    paths = audit.plot_audit_sheet(audit.audit_sheet(items, "t", "c"), tmp_path / "png" / "audit.png", per_page=2)
     assert [p.name for p in paths] == ["audit_page01.png", "audit_page02.png"]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5_000
@@ -273,8 +289,8 @@ def test_description_corpus_sheet_flags_the_wrong_scene_at_a_glance(tmp_path):
 
     item = audit.AuditItem(0, "church_1.jpg", "church", None, ["a church with a red roof"],
                            [Variant.description("A large stadium with a track and <b>stands</b>.")])
-    html_text = audit.write_audit_sheet_html([item], tmp_path / "a.html", "t", "c", pixel_note="model saw 224 px",
-                                             all_classes=["church", "stadium"]).read_text()
+    sheet = audit.audit_sheet([item], "t", "c", pixel_note="model saw 224 px", all_classes=["church", "stadium"])
+    html_text = audit.write_audit_sheet_html(sheet, tmp_path / "a.html").read_text()
     assert "scene class NOT named" in html_text and "names other classes: stadium" in html_text
     assert "<mark>stadium</mark>" in html_text and "&lt;b&gt;stands&lt;/b&gt;" in html_text
     assert "model saw 224 px" in html_text and "<th>description</th>" in html_text
