@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from rsrt_utils.paths import PROJECT_ROOT
-from rsrt_utils.study.run_folder import COMPLETE_MARK, FAILED_MARK, RunFolder
 from rsrt_utils.study.report import collect_metrics
+from rsrt_utils.study.run_folder import COMPLETE_MARK, FAILED_MARK, RunFolder
 
 
 def rsrt(study_dirs, *args: str) -> subprocess.CompletedProcess:
