@@ -2,7 +2,8 @@
 
 from .dataset import (DATASETS, Dataset, ImageRecord, load_dataset, read_aid150_mapping, scene_class_of)
 from .formats import AnnotationFormatError, detect_format, read_annotations
-from .validation import STANDARD_TEST_SPLITS, validation_report
+from .registry import STANDARD_TEST_SPLITS
+from .validation import validation_report
 
 __all__ = ["DATASETS", "Dataset", "ImageRecord", "load_dataset", "read_aid150_mapping", "scene_class_of",
            "AnnotationFormatError", "detect_format", "read_annotations", "STANDARD_TEST_SPLITS", "validation_report"]

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..paths import data_dir
 from .formats import AnnotationFormatError, RawImage, read_annotations
-from .registry import AID150_IMAGES, AID150_MAPPING, DATASETS, DATASETS_INFO, SPLITS
+from .registry import DATASETS, DATASETS_INFO, PIXEL_STORES, SPLITS, PixelStore
 
 UNLABELLED = "unlabelled"
 
@@ -103,16 +103,21 @@ class Dataset:
 
 def read_aid150_mapping(root: Path) -> dict[str, Path]:
     """RSICD filename -> AID-150 image path, from the mapping table or, without it, by same-name lookup."""
-    table = root / AID150_MAPPING
-    images = root / AID150_IMAGES
+    return read_pixel_mapping(root, PIXEL_STORES["aid150"])
+
+
+def read_pixel_mapping(root: Path, store: PixelStore) -> dict[str, Path]:
+    """Benchmark file name -> image path in a pixel store, from its mapping table or, without it, by file name."""
+    table = root / store.mapping if store.mapping else None
+    images = root / store.images
     mapping: dict[str, Path] = {}
-    if table.is_file():
+    if table is not None and table.is_file():
         with table.open(encoding="utf-8") as handle:
             for row in csv.DictReader(handle, delimiter="\t"):
                 if row.get("aid150_relpath"):
                     mapping[row["rsicd_filename"]] = images / row["aid150_relpath"]
     elif images.is_dir():
-        for path in images.glob("*/*.jpg"):
+        for path in root.glob(store.image_glob):
             mapping[path.name] = path
     return {name: path for name, path in mapping.items() if path.is_file()}
 
@@ -141,8 +146,8 @@ def load_dataset(name: str, split: str = "test", root: Path | str | None = None,
     annotations: an explicit annotation file/folder in any supported format (overrides source);
     images_dir: a folder whose files match the image file names exactly (RSICD defaults to AID-150).
     """
-    if name not in DATASETS and annotations is None:
-        raise ValueError(f"dataset {name!r} is not known; choose one of {', '.join(DATASETS)}, "
+    if name not in DATASETS_INFO and annotations is None:
+        raise ValueError(f"dataset {name!r} is not known; choose one of {', '.join(DATASETS_INFO)}, "
                          "or give `annotations` (a file/folder in a supported format) for your own data")
     if split not in SPLITS:
         raise ValueError(f"split {split!r} is not known; choose one of {', '.join(SPLITS)} ('train' includes val)")
@@ -164,8 +169,9 @@ def _pixel_paths(name: str, raw: list[RawImage], root: Path | str | None, images
         if not folder.is_dir():
             raise FileNotFoundError(f"images_dir {folder} does not exist")
         return {im.filename: folder / im.filename for im in raw if (folder / im.filename).is_file()}
-    if name == "rsicd" and root is not None:
-        return read_aid150_mapping(Path(root))
+    record = DATASETS_INFO.get(name)
+    if record is not None and record.pixel_store and root is not None:
+        return read_pixel_mapping(Path(root), PIXEL_STORES[record.pixel_store])
     return {}
 
 

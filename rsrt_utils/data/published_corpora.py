@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .registry import DATASETS_INFO
+
 CAPTION2CLIP = "RayzedWang/Caption2CLIP@ed97c37669e59e10e5bd0255322263fdbefebdd5"
 CAPTION2CLIP_CITATION = ("Caption2CLIP, github.com/RayzedWang/Caption2CLIP @ ed97c376 (2025-07-24), "
                          "llmcaption/ret3 (RemoteCLIP's RET-3 test set); the folder was deleted in the next commit")
@@ -28,15 +30,19 @@ class PublishedCorpus:
     citation: str = CAPTION2CLIP_CITATION
     licence: str = NO_LICENCE
     label: str = PUBLISHED_LABEL
-    line_prefixes: tuple[tuple[str, str], ...] = (("rsicd", "rsicd_"), ("rsitmd", "rsitmd_"))
-    test_images: tuple[tuple[str, int], ...] = (("rsicd", 1093), ("rsitmd", 452))
+
+    @property
+    def line_prefixes(self) -> dict[str, str]:
+        """dataset -> the prefix its images' lines carry in this corpus (from the dataset records)."""
+        return {name: record.published_corpora[self.name] for name, record in DATASETS_INFO.items()
+                if self.name in record.published_corpora}
 
     @property
     def upstream(self) -> str:
         return f"{self.repository}:{self.upstream_path}"
 
     def prefix_for(self, dataset: str) -> str:
-        prefixes = dict(self.line_prefixes)
+        prefixes = self.line_prefixes
         if dataset not in prefixes:
             raise ValueError(f"published corpus {self.name!r} describes {', '.join(prefixes)} images, not {dataset!r}")
         return prefixes[dataset]

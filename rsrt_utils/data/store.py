@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 from tqdm.auto import tqdm
 
 from ..paths import data_dir
-from .sources import RAW_BASE_URL, STORE_DATASETS, SourceFile, sha256_of, source_files
+from .sources import RAW_BASE_URL, SourceFile, sha256_of, source_files, store_datasets
 
 MANIFEST = "MANIFEST.json"
 
@@ -39,7 +39,7 @@ def store_status(store: Path | None = None) -> dict[str, dict]:
     """Per dataset: complete or not, and the manifest's origin and date."""
     store = store or data_dir()
     status = {}
-    for dataset in STORE_DATASETS:
+    for dataset in store_datasets():
         manifest = store / dataset / MANIFEST
         if manifest.is_file():
             info = json.loads(manifest.read_text())
@@ -59,10 +59,10 @@ def _check(path: Path, expected: SourceFile) -> None:
 
 
 def _parse_datasets(datasets: Iterable[str] | None) -> list[str]:
-    chosen = list(datasets or STORE_DATASETS)
-    unknown = [d for d in chosen if d not in STORE_DATASETS]
+    chosen = list(datasets or store_datasets())
+    unknown = [d for d in chosen if d not in store_datasets()]
     if unknown:
-        raise ValueError(f"unknown dataset(s) {unknown}; choose from {', '.join(STORE_DATASETS)}")
+        raise ValueError(f"unknown dataset(s) {unknown}; choose from {', '.join(store_datasets())}")
     return chosen
 
 

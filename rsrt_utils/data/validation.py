@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 
 from .dataset import Dataset
-from .registry import STANDARD_TEST_SPLITS
+from .registry import standard_test_split
 
 
 def validation_report(dataset: Dataset, raw_blank_captions: int | None = None) -> dict:
@@ -16,7 +16,7 @@ def validation_report(dataset: Dataset, raw_blank_captions: int | None = None) -
     within = sum(len(group) - len(set(c.strip().lower() for c in group)) for group in dataset.captions_by_image())
     shared = {text: imgs for text, imgs in by_text.items() if len(imgs) > 1}
     counts = Counter(c.strip().lower() for c in dataset.captions)
-    standard = STANDARD_TEST_SPLITS.get(dataset.name) if dataset.split == "test" else None
+    standard = standard_test_split(dataset.name) if dataset.split == "test" else None
     report = {
         "dataset": dataset.name,
         "split": dataset.split,

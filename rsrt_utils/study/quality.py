@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data.registry import DATASETS
 from ..literature import published_mr
 from ..paths import PROJECT_ROOT
 from .reference import GEORSCLIP_README
 
 RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "vlm_quality.json"
 OVERLAP = PROJECT_ROOT / "benchmarks" / "results" / "test_overlap.json"
-_CLIP = {d: published_mr("CLIP ViT-B/32", d) for d in ("rsitmd", "rsicd")}
-GEORSCLIP_B32_README = {d: published_mr(GEORSCLIP_README, d) for d in ("rsitmd", "rsicd")}
+_CLIP = {d: published_mr("CLIP ViT-B/32", d) for d in DATASETS}
+GEORSCLIP_B32_README = {d: published_mr(GEORSCLIP_README, d) for d in DATASETS}
 TARGETS = {("zero-shot", "rsitmd"): (_CLIP["rsitmd"], GEORSCLIP_B32_README["rsitmd"]),
            ("zero-shot", "rsicd"): (_CLIP["rsicd"], GEORSCLIP_B32_README["rsicd"]),
            ("uses train data", "rsitmd"): (None, GEORSCLIP_B32_README["rsitmd"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..data.registry import DATASETS_INFO
 from ..literature import published_mr, published_rows
 
 GEORSCLIP_README = "GeoRSCLIP ViT-B/32 zero-shot (RS5M README)"
@@ -40,7 +41,7 @@ def setting_of(label: str | None) -> str:
 
 def versus_references(dataset: str, interval) -> str:
     """Each quoted zero-shot line read against a measured interval: above it, below it, or inside it (not told apart)."""
-    if dataset not in ("rsitmd", "rsicd"):
+    if dataset not in DATASETS_INFO:
         return ""
     lo, hi = interval
     verdicts = []

@@ -12,7 +12,8 @@ from rsrt_utils.captioning.importer import import_corpus
 from rsrt_utils.captioning.parsing import ParseError, parse_variants
 from rsrt_utils.captioning.published_import import build_published_corpus, read_published_descriptions
 from rsrt_utils.captioning.schema import Variant
-from rsrt_utils.data import published
+from rsrt_utils.data import published_corpora as published
+from rsrt_utils.data.registry import DATASETS_INFO
 from rsrt_utils.scoring import split_sentences, variant_texts
 
 RSICD_IDS = ["airport_1.jpg", "beach_2.jpg", "church_3.jpg", "00017.jpg"]
@@ -64,6 +65,8 @@ def toy_registry(tmp_path, monkeypatch):
     entry = published.PublishedCorpus("toy", "Toy-VL", "someone/toy@" + "0" * 40, "toy.txt", "vlm_captions/toy.txt",
                                       sha, source.stat().st_size)
     monkeypatch.setitem(published.PUBLISHED_CORPORA, "toy", entry)
+    for name in ("rsicd", "rsitmd"):  # the dataset records say which corpora describe their images, and how
+        monkeypatch.setitem(DATASETS_INFO[name].published_corpora, "toy", f"{name}_")
     monkeypatch.setenv("RSRT_CACHE_DIR", str(tmp_path / "cache"))
     return store
 
