@@ -12,7 +12,6 @@ from ..suggest import did_you_mean
 from .backend import MODES
 from .registry import (
     BACKENDS_INFO,
-    CAPTIONING_BACKENDS,
     COMMAND_OPTIONS,
     DEFAULT_OPENAI_MODEL,
     EXPECTED_TOKENS,
@@ -39,7 +38,7 @@ def add_caption_subcommands(subparsers) -> None:
     caption = subparsers.add_parser("caption", help="describe gallery images with a VLM into an RSRT corpus (resumable)")
     caption.add_argument("--dataset", required=True, choices=DATASETS)
     caption.add_argument("--split", default="test", choices=SPLITS)
-    add_backend_options(caption, "openai-chat", CAPTIONING_BACKENDS)
+    add_backend_options(caption, "openai-chat", [n for n, info in BACKENDS_INFO.items() if info.captions_images])
     caption.add_argument("--mode", default="variants", choices=MODES)
     caption.add_argument("--out", type=Path, default=None,
                          help="corpus JSONL (default: the corpus's one location under the cache dir, which `rsrt run` "
