@@ -3,6 +3,8 @@
 # (the real data in ../shared/data when it is there; skipped with a reason when not), the study through
 # papermill, and every notebook with nbval on its default (smoke) parameters.
 # Data, caches and outputs of the tests go to a fresh temporary folder (RSRT_TEST_ROOT to reuse one).
+# --fast: the loop to run while working (a few minutes here): unit tests not marked slow, no notebooks, no browser,
+# no study runs. The command without it runs everything (what CI runs).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/ensure_env.sh
@@ -10,6 +12,10 @@ export MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLE
 root="${RSRT_TEST_ROOT:-$(mktemp -d -t rsrt-tests-XXXXXX)}"
 export RSRT_DATA_DIR="$root/data" RSRT_CACHE_DIR="$root/cache" RSRT_OUTPUTS_DIR="$root/outputs"
 .venv/bin/ruff check .  # the linter (code and notebooks; config in pyproject.toml)
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  exec .venv/bin/python -m pytest tests/unit tests/test_notebooks_are_thin.py -m "not slow and not integration" "$@"
+fi
 if [ "$#" -eq 0 ]; then
   set -- tests notebooks
 fi

@@ -84,7 +84,7 @@ def _ipc_kernel_manager():
 def _execute(notebook: Path, run, kernel_name: str, progress: bool) -> None:
     import papermill
 
-    executed = run.folder.file("notebooks", notebook.name)
+    executed = run.folder.executed_notebook(notebook.name)
     try:
         papermill.execute_notebook(str(notebook), str(executed),
                                    parameters={"PARAMS_PATH": str(run.folder.params), "RUN_DIR": str(run.run_dir)},

@@ -38,9 +38,6 @@ class StudyRun:
     def folder(self) -> RunFolder:
         return RunFolder(self.run_dir)
 
-    def path(self, *parts: str) -> Path:
-        return self.folder.file(*parts)
-
     def figure_path(self, name: str) -> Path:
         return self.folder.figure(name)
 
@@ -415,7 +412,7 @@ def prepare_audit(run: StudyRun, dataset: Dataset) -> dict:
     label = run.artifacts().get("corpus", {}).get("label")
     title = f"Caption audit: {run.params.run_name}" + (f" ({label})" if label else "")
     data = audit.write_audit_items(audit.audit_sheet(items, title, dataset.coverage_note(), audit_pixel_note(run, dataset),
-                                                     dataset.image_classes), run.folder.file("audit", "audit_items.json"))
+                                                     dataset.image_classes), run.folder.writable(run.folder.audit_items))
     html, pages = _audit_sheets(run.folder, data)
     sheet = audit.write_scoring_sheet(items, run.folder.scoring_sheet)
     info = {"html": str(html), "scoring_sheet": str(sheet), "pages": [str(p) for p in pages], "image_ids": [dataset.image_ids[i] for i in indices]}
@@ -480,6 +477,6 @@ def automatic_audit(run: StudyRun, dataset: Dataset) -> dict:
         return {"per_image": empty, "summary": "the oracle run has no generated captions to check"}
     checks = audit.automatic_caption_checks(dataset, corpus_variants(run, dataset))
     summary = audit.summarise_caption_checks(checks)
-    write_frame(checks, run.folder.file("audit", run.folder.automatic_checks.name))
-    write_frame(summary["top_unsupported_words"], run.folder.file("audit", run.folder.unsupported_words.name))
+    write_frame(checks, run.folder.writable(run.folder.automatic_checks))
+    write_frame(summary["top_unsupported_words"], run.folder.writable(run.folder.unsupported_words))
     return {"per_image": checks, "summary": summary["means"], "top_unsupported_words": summary["top_unsupported_words"]}

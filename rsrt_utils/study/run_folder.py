@@ -61,9 +61,16 @@ class RunFolder:
 
     def file(self, *parts: str) -> Path:
         """A path inside the run (its parent folders created)."""
-        target = self.path.joinpath(*parts)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        return target
+        return self.writable(self.path.joinpath(*parts))
+
+    @staticmethod
+    def writable(path: Path) -> Path:
+        """The path, its parent folders created."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def executed_notebook(self, name: str) -> Path:
+        return self.file("notebooks", name)
 
     # ------------------------------------------------------------ files of the run
     params = property(lambda self: self.path / PARAMS_FILE)
