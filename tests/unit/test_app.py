@@ -366,6 +366,7 @@ def test_scores_are_saved_per_auditor_in_the_scoring_sheet_format_and_shown_on_r
     assert not sheet_path(outputs, "bob").exists() and client.get(f"/audit/{RUN}?auditor=bob").status_code == 200
 
 
+@pytest.mark.slow
 def test_filled_sheets_of_two_auditors_summarise_unchanged(client, outputs):
     for n, image_id in enumerate(PHRASES):
         assert save(client, "alice", image_rows(image_id, (2 + n % 2, 0, 1, 3 + n % 3))).status_code == 200
@@ -439,6 +440,7 @@ def test_a_run_whose_template_sheet_lost_columns_gets_a_clear_error(client, outp
 
 
 # --------------------------------------------------------------------------------------------- concurrency
+@pytest.mark.slow
 def test_concurrent_saves_from_threads_lose_no_row(client, outputs):
     jobs = [(n, auditor, image_id) for n, (image_id, auditor) in
             enumerate((i, a) for i in PHRASES for a in ("alice", "bob"))]
@@ -466,6 +468,7 @@ def _save_in_process(outputs: str, image_ids: list[str], start) -> None:
             save_scores(run, "dave", image_rows(image_id, (repeat, 0, 0, 5)))
 
 
+@pytest.mark.slow
 def test_concurrent_saves_from_processes_lose_no_row(outputs):
     context = multiprocessing.get_context("spawn")
     start, ids = context.Barrier(4), list(PHRASES)

@@ -17,6 +17,9 @@ from rsrt_utils.study.book import build_book
 PNG_1PX = ("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==")
 
 
+pytestmark = pytest.mark.slow  # builds Sphinx sites
+
+
 def make_run(root: Path, name: str, mr: float, complete: bool = True) -> Path:
     folder = root / name
     (folder / "notebooks").mkdir(parents=True)

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from rsrt_utils.captioning.images import jpeg_data_url
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.synthetic_images import make_images
@@ -48,6 +50,7 @@ def wait_until(condition, timeout=30.0):
         time.sleep(0.01)
 
 
+@pytest.mark.slow
 def test_kill_and_resume_loses_and_repeats_nothing(tmp_path):
     pairs = make_images(tmp_path / "img", N_IMAGES)
     digest_of = {image_id: hashlib.sha256(jpeg_data_url(path).encode()).hexdigest()[:16] for image_id, path in pairs}
@@ -89,6 +92,7 @@ def test_kill_and_resume_loses_and_repeats_nothing(tmp_path):
     assert "captioned" in (logs / "runfinal.out").read_text()
 
 
+@pytest.mark.slow
 def test_a_second_writer_on_the_same_corpus_stops_naming_the_first(tmp_path):
     make_images(tmp_path / "img", N_IMAGES)
     store, logs = tmp_path / "corpus.jsonl", tmp_path / "logs"

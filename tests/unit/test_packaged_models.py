@@ -12,6 +12,7 @@ needs_parts = pytest.mark.skipif(not packaged_models.mpnet_parts_installed(),
 
 
 @needs_parts
+@pytest.mark.slow
 def test_mpnet_is_assembled_once_and_embeds_meaningfully(tmp_path, monkeypatch):
     monkeypatch.setenv("RSRT_CACHE_DIR", str(tmp_path))
     folder = packaged_models.mpnet_model_dir()
