@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..captioning.cli import add_backend_options, backend_config, positive_int
 from ..captioning.registry import BACKENDS_INFO
+from .index import EXACT_MAX_VECTORS, HNSW_EF_SEARCH
 
 SHOWN_DESCRIPTION = 90  # characters of the first description in the human output
 
@@ -40,6 +41,9 @@ def _add_build(index_sub) -> None:
                         alias="--captioner")
     build.add_argument("--encoder", default=None, help="text encoder spec (default all-MiniLM-L6-v2)")
     build.add_argument("--limit", type=positive_int, default=None, help="only the first N images (sorted by path)")
+    build.add_argument("--ef-search", type=positive_int, default=None, help="HNSW search breadth of a large collection "
+                       f"(from {EXACT_MAX_VECTORS:,} vectors on; default {HNSW_EF_SEARCH}: higher recalls more of the "
+                       "exact top 10, slower)")
     build.add_argument("--rebuild", action="store_true", help="replace the collection (another folder, captioner or "
                        "encoder); captions already in its corpus are reused where they still apply")
     build.add_argument("--dry-run", action="store_true", help="show what would be captioned (and its cost), then stop")
@@ -56,7 +60,7 @@ def run_index_build(args) -> int:
     logsafe.install()
     summary = build_collection(args.images_dir, args.name, backend_config(args), args.encoder,
                                progress=not args.quiet, concurrency=args.concurrency, limit=args.limit,
-                               rebuild=args.rebuild, dry_run=args.dry_run)
+                               rebuild=args.rebuild, dry_run=args.dry_run, ef_search=args.ef_search)
     print(summary.text())
     return 1 if summary.failed else 0
 

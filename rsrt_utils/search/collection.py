@@ -52,6 +52,7 @@ class Item:
     path: Path
     sha256: str
     descriptions: list[str]
+    retired: bool = False  # gone from the folder (or changed): kept in the index's numbering, never returned
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class BuildSummary:
     skipped: list[str] = field(default_factory=list)
     index_kind: str = ""
     index_reused: bool = False
+    index_update: str = ""
     dry_run: bool = False
     estimate: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
@@ -100,7 +102,8 @@ class BuildSummary:
             lines.append(f"estimate: {self.estimate}")
         if self.dry_run:
             return "\n".join(lines + ["dry run: nothing was captioned or written"])
-        lines.append(f"index: {self.index_kind}" + (" (unchanged, kept)" if self.index_reused else "") + f" in {self.folder}")
+        how = " (unchanged, kept)" if self.index_reused else (f" ({self.index_update})" if self.index_update else "")
+        lines.append(f"index: {self.index_kind}{how} in {self.folder}")
         lines.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items()))
         if self.skipped:
             lines.append(f"skipped {len(self.skipped)} file(s) that resolve outside the folder, are not readable or have a "
@@ -334,16 +337,29 @@ def _write_items(path: Path, items: list[dict]) -> None:
             handle.write(json.dumps(item, ensure_ascii=False) + "\n")
 
 
-def _build_index(folder: Path, items: list[dict], encoder, fingerprint: str, timings: dict) -> dict:
+def _build_index(folder: Path, items: list[dict], encoder, fingerprint: str, timings: dict, ef_search: int | None) -> dict:
     """Embed every item's texts and save a new index folder (items.jsonl + the VectorIndex); its manifest entry."""
-    import numpy as np
-
     from .index import VectorIndex
 
-    texts = [t for item in items for t in item["descriptions"]]
-    owners = np.asarray([i for i, item in enumerate(items) for _ in item["descriptions"]], dtype=np.int64)
-    vectors = _timed(timings, "embedding", encoder.encode, texts)
+    vectors, owners = _embedded_rows(items, encoder, timings, first_item=0)
     index = _timed(timings, "indexing", VectorIndex.build, vectors, owners)
+    return _save_index(folder, index, items, fingerprint, timings, ef_search, mode="built")
+
+
+def _embedded_rows(items: list[dict], encoder, timings: dict, first_item: int):
+    """(vectors, owners) of the items' descriptions, owners numbered from first_item."""
+    import numpy as np
+
+    texts = [t for item in items for t in item["descriptions"]]
+    owners = np.asarray([first_item + i for i, item in enumerate(items) for _ in item["descriptions"]], dtype=np.int64)
+    return _timed(timings, "embedding", encoder.encode, texts), owners
+
+
+def _save_index(folder: Path, index, items: list[dict], fingerprint: str, timings: dict, ef_search: int | None,
+                mode: str) -> dict:
+    """Write items.jsonl and the index into a new index-<fingerprint> folder (swapped in whole); its manifest entry."""
+    if ef_search is not None and index.kind == "hnsw":
+        index.set_ef_search(ef_search)
     target = folder / f"index-{fingerprint}"
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".index-"))
     _timed(timings, "indexing", index.save, staging / INDEX)
@@ -351,7 +367,41 @@ def _build_index(folder: Path, items: list[dict], encoder, fingerprint: str, tim
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
     return {"folder": target.name, "kind": index.kind, "dim": int(index.dim), "n_vectors": int(index.n_vectors),
-            "n_items": int(index.n_items), "fingerprint": fingerprint}
+            "n_items": int(index.n_live_items), "n_retired_items": int(index.n_items - index.n_live_items),
+            "params": index.params, "fingerprint": fingerprint, "update": mode}
+
+
+def _update_index(folder: Path, old: dict, items: list[dict], encoder, fingerprint: str, timings: dict,
+                  ef_search: int | None) -> dict | None:
+    """Follow the folder without a rebuild: retire the old index's items that are gone or changed, append the new
+    ones, compact past COMPACT_RETIRED_FRACTION; None when there is no old index to update."""
+    from .index import IndexLoadError, VectorIndex
+
+    old_folder = folder / old.get("folder", "-")
+    try:
+        index = VectorIndex.load(old_folder / INDEX)
+        rows = [json.loads(line) for line in (old_folder / ITEMS).read_text(encoding="utf-8").splitlines()]
+    except (IndexLoadError, OSError, ValueError):
+        return None
+    if len(rows) != index.n_items:
+        return None
+    wanted = {(item["image_id"], item["cache_key"]) for item in items}
+    live = {(row["image_id"], row["cache_key"]) for row in rows if not row.get("retired")}
+    gone = [i for i, row in enumerate(rows) if not row.get("retired") and (row["image_id"], row["cache_key"]) not in wanted]
+    new = [item for item in items if (item["image_id"], item["cache_key"]) not in live]
+    index.retire(gone)
+    for i in gone:
+        rows[i] = {**rows[i], "retired": True}
+    if new:
+        vectors, owners = _embedded_rows(new, encoder, timings, first_item=index.n_items)
+        _timed(timings, "indexing", index.add, vectors, owners)
+        rows += new
+    mode = f"updated: {len(new)} added, {len(gone)} retired"
+    if index.needs_compaction():
+        renumber = _timed(timings, "indexing", index.compact)
+        rows = [row for row, number in zip(rows, renumber) if number >= 0]
+        mode += ", compacted"
+    return _save_index(folder, index, rows, fingerprint, timings, ef_search, mode)
 
 
 def _drop_old_indexes(folder: Path, keep: str) -> None:
@@ -375,11 +425,12 @@ def _make_encoder(spec: str, progress: bool):
 
 def build_collection(images_dir: Path, name: str, captioner: dict | None = None, encoder: str | None = None,
                      root: Path | None = None, progress: bool = True, *, concurrency: int = 8, limit: int | None = None,
-                     rebuild: bool = False, dry_run: bool = False) -> BuildSummary:
+                     rebuild: bool = False, dry_run: bool = False, ef_search: int | None = None) -> BuildSummary:
     """Describe, embed and index every image under images_dir as collection `name` (incremental and resumable).
 
     captioner: a make_caption_backend config (default {"backend": "neighbour"} on the RSICD train bank); encoder: a
-    text encoder spec (default all-MiniLM-L6-v2); limit: only the first N files (sorted by path).
+    text encoder spec (default all-MiniLM-L6-v2); limit: only the first N files (sorted by path); ef_search: the HNSW
+    search breadth of a large collection (default index.HNSW_EF_SEARCH).
     """
     started = time.monotonic()
     name, images_dir = check_name(name), check_images_dir(images_dir)
@@ -388,6 +439,8 @@ def build_collection(images_dir: Path, name: str, captioner: dict | None = None,
     spec, encoder_spec = public_spec(config), check_encoder_spec(encoder)
     if concurrency < 1 or (limit is not None and limit < 1):
         raise ValueError(f"concurrency ({concurrency}) and limit ({limit}) must be at least 1")
+    if ef_search is not None and (isinstance(ef_search, bool) or not isinstance(ef_search, int) or ef_search < 2):
+        raise ValueError(f"ef_search ({ef_search!r}) must be a whole number >= 2 (e.g. 128; higher: better recall, slower)")
     folder = collection_dir(name, root)
     previous = None if rebuild else read_manifest(folder)
     if previous is not None:
@@ -408,7 +461,8 @@ def build_collection(images_dir: Path, name: str, captioner: dict | None = None,
     with _build_lock(folder):
         if rebuild:
             _clear(folder)
-        _caption_and_index(summary, backend, spec, encoder_spec, requests, text_encoder, previous, concurrency, progress)
+        _caption_and_index(summary, backend, spec, encoder_spec, requests, text_encoder, previous, concurrency, progress,
+                           ef_search)
     return summary
 
 
@@ -449,7 +503,8 @@ def _plan(summary: BuildSummary, backend, config: dict, requests, folder: Path, 
               + (f"\nestimate: {summary.estimate}" if summary.estimate else ""))
 
 
-def _caption_and_index(summary, backend, spec, encoder_spec, requests, text_encoder, previous, concurrency, progress) -> None:
+def _caption_and_index(summary, backend, spec, encoder_spec, requests, text_encoder, previous, concurrency, progress,
+                       ef_search: int | None = None) -> None:
     """Caption what is missing, then index every described image (or keep the index if nothing changed)."""
     from ..captioning.runner import caption_images, request_key
 
@@ -462,11 +517,15 @@ def _caption_and_index(summary, backend, spec, encoder_spec, requests, text_enco
     items, files = _described(summary, requests, keys, field_name)
     fingerprint = _fingerprint([(i["image_id"], i["cache_key"]) for i in items], text_encoder.name, field_name)
     old = (previous or {}).get("index", {})
-    if old.get("fingerprint") == fingerprint and (folder / old.get("folder", "-") / ITEMS).is_file():
+    same_embedding = bool(previous) and previous["encoder"]["name"] == text_encoder.name and previous.get("field") == field_name
+    if old.get("fingerprint") == fingerprint and (folder / old.get("folder", "-") / ITEMS).is_file() \
+            and (ef_search is None or old.get("params", {}).get("efSearch", ef_search) == ef_search):
         index_info, summary.index_reused = old, True
     else:
-        index_info = _build_index(folder, items, text_encoder, fingerprint, timings)
+        index_info = (_update_index(folder, old, items, text_encoder, fingerprint, timings, ef_search)
+                      if same_embedding else None) or _build_index(folder, items, text_encoder, fingerprint, timings, ef_search)
     summary.n_indexed, summary.index_kind = len(items), index_info["kind"]
+    summary.index_update = "" if summary.index_reused else index_info.get("update", "")
     encoder_info = {"spec": encoder_spec, "name": text_encoder.name}
     _write_manifest(summary, backend, spec, encoder_info, field_name, index_info, files, previous)
     _drop_old_indexes(folder, keep=index_info["folder"])
@@ -534,14 +593,16 @@ class Collection:
     """An opened collection: its items, its index and what it takes to search it by text or by image."""
 
     def __init__(self, folder: Path, manifest: dict, items: list[Item], index, backend=None):
-        self.folder, self.manifest, self.items, self.index = folder, manifest, items, index
+        self.folder, self.manifest, self.index = folder, manifest, index
+        self._rows = items  # in the index's numbering, retired items included
+        self.items = [item for item in items if not item.retired]
         self.name = manifest["name"]
         self.images_dir = Path(manifest["images_dir"])
         self.captioner = manifest["captioner"]["label"]
         self.encoder = manifest["encoder"]["name"]
-        self.n_images = len(items)
+        self.n_images = sum(not item.retired for item in items)
         self.index_kind = manifest["index"]["kind"]
-        self._by_id = {item.image_id: item for item in items}
+        self._by_id = {item.image_id: item for item in items if not item.retired}
         self._backend, self._encoder = backend, None
         self._lock = threading.RLock()
 
@@ -561,8 +622,9 @@ class Collection:
         index_folder = folder / manifest["index"]["folder"]
         index = VectorIndex.load(index_folder / INDEX)
         images_dir = Path(manifest["images_dir"])
-        items = [Item(row["image_id"], (images_dir / row["image_id"]).resolve(), row["sha256"], row["descriptions"])
-                 for row in map(json.loads, (index_folder / ITEMS).read_text(encoding="utf-8").splitlines())]
+        rows = [json.loads(line) for line in (index_folder / ITEMS).read_text(encoding="utf-8").splitlines()]
+        items = [Item(row["image_id"], (images_dir / row["image_id"]).resolve(), row["sha256"], row["descriptions"],
+                      bool(row.get("retired"))) for row in rows]
         if index.n_items != len(items):
             raise ValueError(f"collection {name!r} is inconsistent ({index.n_items} indexed items, {len(items)} listed); "
                              f"rebuild it with `rsrt index build {images_dir} --name {name} --rebuild`")
@@ -637,7 +699,7 @@ class Collection:
                 if item >= 0 and float(score) > best.get(int(item), float("-inf")):
                     best[int(item)] = float(score)
         order = sorted(best.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
-        return [Hit(rank, self.items[i].image_id, score, self.items[i].descriptions)
+        return [Hit(rank, self._rows[i].image_id, score, self._rows[i].descriptions)
                 for rank, (i, score) in enumerate(order, start=1)]
 
 

@@ -4,6 +4,9 @@ Every row is an L2-normalised float32 vector owned by one item (an image has sev
 an item's score for a query is the maximum inner product over its rows (the method's max pooling). Small
 collections are searched exactly (`IndexFlatIP`); from `EXACT_MAX_VECTORS` rows on, an HNSW graph
 (`IndexHNSWFlat`, inner product) answers in a few milliseconds. Both kinds share one interface and one folder format.
+An index follows its collection without a rebuild: `add` appends rows of new items, `retire` marks items as gone
+(their rows stay but are never returned; searches fetch more rows when retired ones crowd the top), and `compact`
+rebuilds from the live rows once retired rows pass COMPACT_RETIRED_FRACTION.
 Threads: builds and batched searches use at most the cores this process was given (RSRT_FAISS_THREADS overrides);
 small query batches use one thread, which was faster for single queries on the shared 2-core machine.
 """
@@ -34,8 +37,12 @@ HNSW_EF_SEARCH = 128
 SINGLE_THREAD_QUERIES = 16  # batches up to this size search on one thread: on 2 shared cores a 2-thread exact
 # single query took ~20 ms however small the index, one thread 0.6 ms at 10^4 rows (benchmarks/results/index.json)
 KINDS = ("exact", "hnsw")
-FORMAT_VERSION = 1
-_INDEX_FILE, _OWNERS_FILE, _META_FILE = "index.faiss", "owners.npy", "meta.json"
+FORMAT_VERSION = 2  # 2: retired items (retired.npy); version 1 folders (none retired) are still read
+READABLE_VERSIONS = (1, 2)
+# Compact once this share of the rows belongs to retired items (benchmarks/results/scaleout.json: below it, searches
+# with retired rows cost about what a fresh index of the live rows costs).
+COMPACT_RETIRED_FRACTION = 0.25
+_INDEX_FILE, _OWNERS_FILE, _META_FILE, _RETIRED_FILE = "index.faiss", "owners.npy", "meta.json", "retired.npy"
 _REFERENCE_CHUNK_BYTES = 1 << 28  # exact_search holds at most ~256 MB of similarities at a time
 
 
@@ -160,15 +167,35 @@ def _pool_rows(scores: np.ndarray, owners: np.ndarray, k: int) -> tuple[np.ndarr
 
 
 class VectorIndex:
-    """Max-pooled item search over variant rows: `build`, `search`, `save`, `load` (kind "exact" or "hnsw")."""
+    """Max-pooled item search over variant rows: `build`, `search`, `add`, `retire`, `compact`, `save`, `load`
+    (kind "exact" or "hnsw")."""
 
-    def __init__(self, index: faiss.Index, owners: np.ndarray, kind: str, params: dict):
+    def __init__(self, index: faiss.Index, owners: np.ndarray, kind: str, params: dict, retired: np.ndarray | None = None):
         self._index, self._owners, self._params = index, owners, dict(params)
         self.kind = kind
         self.dim = int(index.d)
-        self.n_vectors = int(index.ntotal)
-        self.n_items = int(owners.max()) + 1
-        self.max_rows_per_item = int(np.bincount(owners).max())
+        self._retired = np.zeros(int(owners.max()) + 1, dtype=bool) if retired is None else retired.astype(bool)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.n_vectors = int(self._index.ntotal)
+        self.n_items = int(self._owners.max()) + 1
+        if len(self._retired) < self.n_items:
+            self._retired = np.concatenate([self._retired, np.zeros(self.n_items - len(self._retired), dtype=bool)])
+        self.max_rows_per_item = int(np.bincount(self._owners).max())
+        self.n_retired_rows = int(self._retired[self._owners].sum())
+
+    @property
+    def n_live_items(self) -> int:
+        return int(self.n_items - self._retired.sum())
+
+    @property
+    def retired_fraction(self) -> float:
+        """The share of rows owned by retired items."""
+        return self.n_retired_rows / max(self.n_vectors, 1)
+
+    def is_retired(self, item: int) -> bool:
+        return bool(self._retired[item])
 
     @property
     def params(self) -> dict:
@@ -220,11 +247,50 @@ class VectorIndex:
             raise ValueError(f"efSearch applies to HNSW indexes; this index is {self.kind!r}")
         self._params.update(self._settings("hnsw", {**self._params, "efSearch": ef_search}))
 
-    def search(self, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        """Top-k items per query by max cosine over their rows: (scores (q, k) float32, items (q, k) int64).
+    def add(self, vectors: np.ndarray, owners: np.ndarray) -> None:
+        """Append rows of new items, numbered from n_items on without gaps (the next items of the collection)."""
+        matrix = _as_matrix(vectors, "vectors", self.dim)
+        owners = np.asarray(owners)
+        if owners.ndim != 1 or len(owners) != len(matrix) or not np.issubdtype(owners.dtype, np.integer):
+            raise ValueError(f"owners must be one integer item index per new vector ({len(matrix)}); got {owners.shape}")
+        relative = _as_owners(owners.astype(np.int64) - self.n_items, len(matrix))  # new items n_items.. without gaps
+        with _threads(default_threads()):
+            self._index.add(matrix)
+        self._owners = np.concatenate([self._owners, relative + self.n_items])
+        self._refresh()
 
-        Rows fetched per query start at k * max_rows_per_item (enough for exact search) and double for any query
-        that still sees fewer than k distinct items; missing places are padded with -inf / -1.
+    def retire(self, items) -> None:
+        """Mark items as gone: their rows are never returned again (compact() drops them for good)."""
+        items = np.asarray(list(items), dtype=np.int64)
+        if items.size and (items.min() < 0 or items.max() >= self.n_items):
+            raise ValueError(f"item {int(items.max() if items.max() >= self.n_items else items.min())} is not in this "
+                             f"index (items 0..{self.n_items - 1})")
+        self._retired[items] = True
+        self.n_retired_rows = int(self._retired[self._owners].sum())
+
+    def needs_compaction(self, threshold: float | None = None) -> bool:
+        """Whether retired rows pass the threshold (default COMPACT_RETIRED_FRACTION)."""
+        return self.retired_fraction > (COMPACT_RETIRED_FRACTION if threshold is None else threshold)
+
+    def compact(self) -> np.ndarray:
+        """Rebuild from the live rows; returns new item number per old item (-1 for retired ones)."""
+        keep = ~self._retired[self._owners]
+        if not keep.any():
+            raise ValueError("every item is retired: an empty index cannot be compacted; build a new one")
+        vectors = self._index.reconstruct_n(0, self.n_vectors)[keep]
+        renumber = np.full(self.n_items, -1, dtype=np.int64)
+        live = np.flatnonzero(~self._retired)
+        renumber[live] = np.arange(len(live))
+        fresh = VectorIndex.build(vectors, renumber[self._owners[keep]], self.kind, self._params or None)
+        self._index, self._owners, self._retired = fresh._index, fresh._owners, fresh._retired
+        self._refresh()
+        return renumber
+
+    def search(self, queries: np.ndarray, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k live items per query by max cosine over their rows: (scores (q, k) float32, items (q, k) int64).
+
+        Rows fetched per query start at k * max_rows_per_item (enough for exact search without retired items) and
+        double for any query that still sees fewer than k distinct live items; missing places are padded with -inf / -1.
         """
         k = _check_k(k)
         matrix = _as_matrix(queries, "queries", self.dim)
@@ -245,7 +311,9 @@ class VectorIndex:
         with _threads(1 if len(matrix) <= SINGLE_THREAD_QUERIES else default_threads()):
             scores, rows = self._index.search(matrix, fetch, params=_search_params(self.kind, self._params, fetch))
         owners = np.where(rows >= 0, self._owners[np.maximum(rows, 0)], -1)
-        scores = np.where(rows >= 0, scores, -np.inf)
+        if self.n_retired_rows:
+            owners = np.where(owners >= 0, np.where(self._retired[np.maximum(owners, 0)], -1, owners), -1)
+        scores = np.where(owners >= 0, scores, -np.inf)
         return _pool_rows(scores, owners, k)
 
     def save(self, folder: Path) -> None:
@@ -263,9 +331,11 @@ class VectorIndex:
     def _write(self, staging: Path) -> None:
         faiss.write_index(self._index, str(staging / _INDEX_FILE))
         np.save(staging / _OWNERS_FILE, self._owners)
+        np.save(staging / _RETIRED_FILE, self._retired)
         meta = {"format_version": FORMAT_VERSION, "kind": self.kind, "dim": self.dim, "n_vectors": self.n_vectors,
-                "n_items": self.n_items, "params": self._params, "faiss_version": faiss.__version__,
-                "bytes": {name: (staging / name).stat().st_size for name in (_INDEX_FILE, _OWNERS_FILE)}}
+                "n_items": self.n_items, "n_retired_items": int(self._retired.sum()), "params": self._params,
+                "faiss_version": faiss.__version__,
+                "bytes": {name: (staging / name).stat().st_size for name in (_INDEX_FILE, _OWNERS_FILE, _RETIRED_FILE)}}
         (staging / _META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
     @staticmethod
@@ -286,13 +356,14 @@ class VectorIndex:
         try:
             index = faiss.read_index(str(folder / _INDEX_FILE))
             owners = np.load(folder / _OWNERS_FILE, allow_pickle=False)
+            retired = np.load(folder / _RETIRED_FILE, allow_pickle=False) if _RETIRED_FILE in meta["bytes"] else None
         except (RuntimeError, OSError, ValueError) as exc:
             raise _damaged(folder, f"cannot read its files ({exc.__class__.__name__}: {str(exc).splitlines()[0]})") from exc
         found = {"dim": index.d, "n_vectors": index.ntotal, "owners": len(owners)}
         wanted = {"dim": meta["dim"], "n_vectors": meta["n_vectors"], "owners": meta["n_vectors"]}
         if found != wanted:
             raise _damaged(folder, f"its files hold {found} but meta.json says {wanted}")
-        return cls(index, owners.astype(np.int64), meta["kind"], meta.get("params", {}))
+        return cls(index, owners.astype(np.int64), meta["kind"], meta.get("params", {}), retired)
 
 
 def _damaged(folder: Path, reason: str) -> IndexLoadError:
@@ -307,12 +378,14 @@ def _read_meta(folder: Path) -> dict:
                              "(VectorIndex.build(...).save(folder); for a collection, build the collection)")
     try:
         meta = json.loads((folder / _META_FILE).read_text(encoding="utf-8"))
-        sizes = {name: (folder / name).stat().st_size for name in (_INDEX_FILE, _OWNERS_FILE)}
+        sizes = {name: (folder / name).stat().st_size for name in meta.get("bytes", {})}
     except (OSError, json.JSONDecodeError) as exc:
         raise _damaged(folder, f"it is incomplete ({exc.__class__.__name__}: {exc})") from exc
-    if meta.get("format_version") != FORMAT_VERSION or meta.get("kind") not in KINDS:
+    if meta.get("format_version") not in READABLE_VERSIONS or meta.get("kind") not in KINDS:
         raise _damaged(folder, f"format {meta.get('format_version')!r} / kind {meta.get('kind')!r} is not one this "
-                               f"version reads (format {FORMAT_VERSION}, kinds {', '.join(KINDS)})")
+                               f"version reads (formats {READABLE_VERSIONS}, kinds {', '.join(KINDS)})")
+    if not {_INDEX_FILE, _OWNERS_FILE} <= set(meta.get("bytes", {})):
+        raise _damaged(folder, "meta.json does not list the index and owners files")
     if sizes != meta.get("bytes"):
         raise _damaged(folder, f"file sizes {sizes} differ from the recorded {meta.get('bytes')} (truncated or replaced)")
     return meta

@@ -301,3 +301,36 @@ def test_an_encoder_that_cannot_load_stops_the_build_before_any_caption(gallery,
     with pytest.raises(RuntimeError, match="could not load sentence-transformers model"):
         build_collection(gallery, "m", {"backend": "import", "path": corpus}, f"st:{tmp_path / 'no-model'}", progress=False)
     assert not (tmp_path / "indexes" / "m" / "corpus.jsonl").exists()
+
+
+def _hits(name: str, queries) -> list[list[tuple[str, float]]]:
+    collection = Collection.open(name)
+    return [sorted((h.image_id, round(h.score, 5)) for h in collection.search_text(q, k=10)) for q in queries]
+
+
+def test_an_incremental_build_adds_and_retires_rows_and_equals_a_fresh_build(gallery, corpus, tmp_path, monkeypatch):
+    from rsrt_utils.search import index as index_module
+
+    monkeypatch.setattr(index_module, "COMPACT_RETIRED_FRACTION", 0.5)  # a toy collection: 2 of 6 retired stays below
+    build(gallery, corpus)
+    shutil.copyfile(AID / EXTRA["farmland_1.jpg"][0], gallery / "farmland_1.jpg")   # new
+    shutil.copyfile(AID / "Forest/forest_9.jpg", gallery / "forest_1.jpg")          # changed: retired, then added
+    (gallery / "bridge_1.jpg").unlink()                                               # removed: retired
+    summary = build(gallery, corpus)
+    assert summary.index_update == "updated: 2 added, 2 retired" and "2 added, 2 retired" in summary.text()
+    collection = Collection.open("mine")
+    assert collection.n_images == 4 and collection.index.n_items == 6 and collection.index.n_live_items == 4
+    assert {i.image_id for i in collection.items} == {"airport_1.jpg", "coast/beach_1.jpg", "forest_1.jpg", "farmland_1.jpg"}
+    with pytest.raises(KeyError):
+        collection.item("bridge_1.jpg")
+    fresh = build(gallery, corpus, name="fresh")
+    assert fresh.index_update == "built"
+    queries = ["a long bridge crosses a wide river", "green farmland fields", "a dense forest", "planes at an airport"]
+    assert _hits("mine", queries) == _hits("fresh", queries)
+    assert all(hit[0] != "bridge_1.jpg" for hits in _hits("mine", queries) for hit in hits)
+    (gallery / "farmland_1.jpg").unlink()
+    (gallery / "coast/beach_1.jpg").unlink()   # 4 of 6 items retired now: past the threshold, compacted
+    summary = build(gallery, corpus)
+    assert summary.index_update == "updated: 0 added, 2 retired, compacted"
+    assert Collection.open("mine").index.n_items == 2 and _hits("mine", queries) == _hits(
+        build(gallery, corpus, name="fresh2").name, queries)

@@ -218,3 +218,28 @@ def test_search_leaves_the_callers_thread_setting_alone(random_set):
         index_module.set_threads()
     with pytest.raises(ValueError, match="threads=0"):
         index_module.set_threads(0)
+
+
+@pytest.mark.parametrize("kind", ["exact", "hnsw"])
+def test_add_and_retire_give_the_results_of_a_fresh_build_of_the_live_rows(kind, tmp_path):
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(3000, 24)).astype(np.float32)
+    owners = np.repeat(np.arange(600), 5)
+    index = VectorIndex.build(vectors[:2000], owners[:2000], kind)
+    gone = np.arange(0, 400, 3)
+    index.retire(gone)
+    index.add(vectors[2000:], owners[2000:])
+    assert (index.n_items, index.n_live_items) == (600, 600 - len(gone))
+    queries = rng.normal(size=(40, 24)).astype(np.float32)
+    live = ~np.isin(owners, gone)
+    ids = np.unique(owners[live])
+    _, expected = exact_search(vectors[live], np.searchsorted(ids, owners[live]), queries, 10)
+    _, found = index.search(queries, 10)
+    assert not np.isin(found, gone).any(), "a retired item is never returned"
+    assert np.mean([len(set(ids[e]) & set(f)) / 10 for e, f in zip(expected, found)]) >= (1.0 if kind == "exact" else 0.97)
+    index.save(tmp_path / "ix")
+    assert (VectorIndex.load(tmp_path / "ix").search(queries, 10)[1] == found).all()
+    renumber = index.compact()
+    assert index.retired_fraction == 0 and index.n_items == len(ids) and (renumber[ids] == np.arange(len(ids))).all()
+    with pytest.raises(ValueError, match="without gaps"):
+        index.add(vectors[:5], np.full(5, index.n_items + 3))
