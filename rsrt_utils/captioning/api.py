@@ -31,11 +31,18 @@ def check_openai_model(model: str, base_url: str | None) -> None:
                      f"also give base_url)")
 
 
-def check_base_url(base_url: str | None) -> None:
-    """An OpenAI-compatible server address must be an http(s) URL with a host (credentials are never echoed)."""
+def check_base_url(base_url: str | list[str] | None) -> None:
+    """An OpenAI-compatible server address (or each of a fleet's) must be an http(s) URL with a host (credentials are
+    never echoed)."""
     from urllib.parse import urlsplit
 
     if base_url is None:
+        return
+    if isinstance(base_url, (list, tuple)):
+        if not base_url:
+            raise ValueError("base_url is an empty list; give one or more server addresses")
+        for url in base_url:
+            check_base_url(url)
         return
     parts = urlsplit(str(base_url))
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -109,7 +116,7 @@ def check_backend_options(backend: str, options: dict, require_all: bool = False
     _check_known(backend)
     if BACKENDS_INFO[backend].paid:
         check_base_url(options.get("base_url"))
-        check_openai_model(options.get("model", DEFAULT_OPENAI_MODEL), options.get("base_url"))
+        check_openai_model(options.get("model", DEFAULT_OPENAI_MODEL), options.get("base_url") or None)
     model = options_model(backend)
     accepted = sorted(model.model_fields)
     unknown = [name for name in options if name not in model.model_fields]

@@ -69,13 +69,39 @@ def add_backend_options(parser, default: str, choices, alias: str | None = None)
         parser.add_argument("--model", default=None, help=f"model id (openai-*: default {DEFAULT_OPENAI_MODEL}; "
                             "transformers: required, a local image-text-to-text model id or path)")
     if "base_url" in usable:
-        parser.add_argument("--base-url", default=None, help="an OpenAI-compatible server, e.g. http://localhost:8000/v1")
+        parser.add_argument("--base-url", action="append", default=None, type=base_urls, metavar="URL",
+                            help="an OpenAI-compatible server, e.g. http://localhost:8000/v1; give it several times "
+                                 "(or @FILE, one URL a line) for a fleet: requests are spread over the servers, "
+                                 "--concurrency in flight on each")
     if "concurrency" in usable:
         parser.add_argument("--concurrency", type=positive_int, default=8, help="requests in flight (paid backends)")
     if "corpus" in usable:
         parser.add_argument("--corpus", type=Path, default=None, help="for --backend import: a JSONL with one line per "
                             'image, {"image_id": <path relative to DIR>, "variants": [five {one_sentence, feature, caption}]}')
         parser.add_argument("--corpus-format", default="plain", choices=("plain", "rsrt"), help="format of --corpus")
+
+
+def base_urls(text: str) -> list[str]:
+    """argparse type of --base-url: a URL, or @FILE naming one URL a line (blank lines and # comments skipped)."""
+    from .api import check_base_url
+
+    if not text.startswith("@"):
+        urls = [text]
+    else:
+        path = Path(text[1:]).expanduser()
+        if not path.is_file():
+            raise argparse.ArgumentTypeError(f"endpoint file {str(path)!r} does not exist; give one URL a line")
+        urls = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and not line.lstrip().startswith("#")]
+        if not urls:
+            raise argparse.ArgumentTypeError(f"endpoint file {str(path)!r} lists no URL")
+    for number, url in enumerate(urls, start=1):
+        try:
+            check_base_url(url)
+        except ValueError as error:
+            where = f"{text[1:]} line {number}: " if text.startswith("@") else ""
+            raise argparse.ArgumentTypeError(f"{where}{error}") from None
+    return urls
 
 
 def backend_config(args) -> dict:
@@ -95,6 +121,9 @@ def backend_config(args) -> dict:
             continue
         if value is None:
             continue
+        if option == "base_url":  # --base-url given once or several times (each a URL or an @FILE of URLs)
+            value = [url for group in value for url in group]
+            value = value[0] if len(value) == 1 else value
         if option not in info.command_options:
             users = [name for name, entry in BACKENDS_INFO.items() if option in entry.command_options]
             raise ValueError(f"--{option.replace('_', '-')} is for --backend {' or '.join(users)}, not {info.name!r}")

@@ -60,6 +60,9 @@ class OpenAIBatchBackend(OpenAIChatBackend):
     def __init__(self, poll_interval: float = 30.0, completion_window: str = "24h", max_wait_s: float | None = None,
                  **chat_options):
         super().__init__(**chat_options)
+        if len(self.base_urls) > 1:
+            raise ValueError("the Batch API runs on one server: give one base_url (a fleet of servers is for "
+                             "openai-chat)")
         self.poll_interval = poll_interval
         self.completion_window = completion_window
         self.max_wait_s = max_wait_s

@@ -23,6 +23,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from .. import logsafe
 from .backend import MODES, BackendAnswer, BackendFatalError, CaptionRequest
+from .endpoints import MAX_CONSECUTIVE_FAILURES, Endpoint, EndpointFleet, NoEndpointLeft
 from .images import DEFAULT_JPEG_QUALITY, ImageLoadError, jpeg_data_url
 from .prompts import PROMPT_VERSION, prompt_for
 from .registry import DEFAULT_OPENAI_MODEL
@@ -111,28 +112,32 @@ class OpenAIChatBackend:
     batch_size = 1
     label = None
 
-    def __init__(self, model: str = DEFAULT_OPENAI_MODEL, base_url: str | None = None, api_key_env: str = "OPENAI_API_KEY",
+    def __init__(self, model: str = DEFAULT_OPENAI_MODEL, base_url: str | list[str] | None = None,
+                 api_key_env: str = "OPENAI_API_KEY",
                  temperature: float = 0.3, max_tokens: int = 1800, jpeg_quality: int = DEFAULT_JPEG_QUALITY,
                  detail: str = "high", json_response_format: bool = True, timeout: float = 120.0,
                  max_retries: int = 6, backoff_base: float = 1.0, backoff_max: float = 60.0,
-                 max_retry_after: float = 600.0, concurrency: int = 8, sleep: Callable[[float], None] = time.sleep):
+                 max_retry_after: float = 600.0, concurrency: int = 8, endpoint_max_failures: int = MAX_CONSECUTIVE_FAILURES,
+                 sleep: Callable[[float], None] = time.sleep):
         if detail not in DETAILS:
             raise ValueError(f"detail {detail!r} is not known; choose one of {', '.join(DETAILS)} (the authors used 'high')")
         if concurrency < 1 or max_retries < 0 or timeout <= 0:
             raise ValueError(f"need concurrency >= 1, max_retries >= 0 and timeout > 0; "
                              f"got {concurrency}, {max_retries}, {timeout}")
         self.model = model
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        urls = [base_url] if isinstance(base_url, str) or base_url is None else list(base_url)
+        urls = [u for u in urls if u] or [os.environ.get("OPENAI_BASE_URL") or None]
+        self.base_urls = urls
+        self.base_url = urls[0]  # the first endpoint (the only one unless a fleet is given)
         self.api_key_env = api_key_env
         self.temperature, self.max_tokens = temperature, max_tokens
         self.jpeg_quality, self.detail, self.json_response_format = jpeg_quality, detail, json_response_format
         self.timeout, self.max_retries = timeout, max_retries
         self.backoff_base, self.backoff_max, self.max_retry_after = backoff_base, backoff_max, max_retry_after
-        self.concurrency = concurrency
-        self._slots = threading.BoundedSemaphore(concurrency)
+        self.concurrency = concurrency  # requests in flight per endpoint
+        self.fleet = EndpointFleet(urls, concurrency, endpoint_max_failures)
         self._sleep = sleep
         self._client_lock = threading.Lock()
-        self._client_obj = None
         self._api_key: str | None = None
         self.prompt_version = PROMPT_VERSION
 
@@ -141,14 +146,22 @@ class OpenAIChatBackend:
         """Every setting that changes the answer (goes into the cache key); never the API key."""
         settings = {"temperature": self.temperature, "max_tokens": self.max_tokens, "jpeg_quality": self.jpeg_quality,
                     "detail": self.detail, "json_response_format": self.json_response_format}
-        if self.base_url:
+        if len(self.base_urls) > 1:  # a fleet: the same model on every server, whichever answers
+            settings["base_url"] = ",".join(sorted(public_base_url(u) or "" for u in self.base_urls))
+        elif self.base_url:
             settings["base_url"] = public_base_url(self.base_url)
         return settings
 
-    def _client(self):
-        """The official client, built on first use (so a dry run needs no key)."""
+    @property
+    def total_concurrency(self) -> int:
+        """Requests in flight over the whole fleet."""
+        return self.concurrency * len(self.base_urls)
+
+    def _client(self, endpoint: Endpoint | None = None):
+        """The official client of an endpoint (default: the first), built on first use (so a dry run needs no key)."""
+        endpoint = endpoint or self.fleet.endpoints[0]
         with self._client_lock:
-            if self._client_obj is None:
+            if endpoint.client is None:
                 from openai import OpenAI
 
                 key = os.environ.get(self.api_key_env)
@@ -156,10 +169,10 @@ class OpenAIChatBackend:
                     raise BackendFatalError(f"no API key: the environment variable {self.api_key_env} is not set; "
                                             f"export {self.api_key_env}=... (keys are never read from params files)")
                 self._api_key = key
-                base_url, query = split_query(self.base_url)
-                self._client_obj = OpenAI(api_key=key, base_url=base_url, default_query=query, max_retries=0,
-                                          timeout=self.timeout)
-            return self._client_obj
+                base_url, query = split_query(endpoint.url)
+                endpoint.client = OpenAI(api_key=key, base_url=base_url, default_query=query, max_retries=0,
+                                         timeout=self.timeout)
+            return endpoint.client
 
     def redact(self, text: str) -> str:
         """`text` with the API key (if it appears), URL credentials and secret query parameters replaced by markers."""
@@ -192,38 +205,46 @@ class OpenAIChatBackend:
         told = parse_retry_after(getattr(response, "headers", None))
         return min(told, self.max_retry_after) if told is not None else self._backoff(attempt)
 
-    def _fatal_auth(self, error) -> BackendFatalError:
-        where = self.base_url or "api.openai.com"
+    def _fatal_auth(self, error, endpoint: Endpoint | None = None) -> BackendFatalError:
+        where = (endpoint.url if endpoint else self.base_url) or "api.openai.com"
         return BackendFatalError(f"the server {public_base_url(where) or where} rejected the API key from "
                                  f"{self.api_key_env} (HTTP {error.status_code}); set a valid key with "
                                  f"`export {self.api_key_env}=...` and check it may use model {self.model!r}")
 
     def call_with_retries(self, call: Callable, what: str = "chat request", hold_slot: bool = True):
-        """Run `call(client)` with this backend's retry policy; return (result, retries used).
+        """Run `call(client)` with this backend's retry policy on the fleet's endpoints; return (result, retries used).
 
-        429/408/409/5xx, timeouts and connection errors are retried (Retry-After honoured); 401/403 raise
-        BackendFatalError; other errors raise RequestFailed with a redacted reason.
+        429/408/409/5xx, timeouts and connection errors are retried (Retry-After honoured; the retry may go to another
+        endpoint); 401/403 raise BackendFatalError; other errors raise RequestFailed with a redacted reason.
         """
         import openai
 
-        client = self._client()
+        self._client()  # a missing key is named before any request
         last, failure = "no attempt made", None
         for attempt in range(self.max_retries + 1):
             try:
-                if hold_slot:
-                    with self._slots:
-                        return call(client), attempt
-                return call(client), attempt
-            except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
-                raise self._fatal_auth(error) from None
-            except openai.APIStatusError as error:
-                if error.status_code not in RETRYABLE_STATUS and error.status_code < 500:
-                    raise RequestFailed(self.redact(f"HTTP {error.status_code}: {error.message}")) from None
-                last, failure = self.redact(f"HTTP {error.status_code}: {error.message}"), error
-            except openai.APITimeoutError as error:
-                last, failure = f"timed out after {self.timeout} s", error
-            except openai.APIConnectionError as error:
-                last, failure = self.redact(f"connection error: {error}"), error
+                with self.fleet.slot(hold_slot) as endpoint:
+                    try:
+                        result = call(self._client(endpoint))
+                    except (openai.AuthenticationError, openai.PermissionDeniedError) as error:
+                        raise self._fatal_auth(error, endpoint) from None
+                    except openai.APIStatusError as error:
+                        last, failure = self.redact(f"HTTP {error.status_code}: {error.message}"), error
+                        if error.status_code not in RETRYABLE_STATUS and error.status_code < 500:
+                            self.fleet.failed(endpoint, last, health=False)
+                            raise RequestFailed(last) from None
+                        self.fleet.failed(endpoint, last, health=error.status_code >= 500)
+                    except openai.APITimeoutError as error:
+                        last, failure = f"timed out after {self.timeout} s", error
+                        self.fleet.failed(endpoint, last, health=True)
+                    except openai.APIConnectionError as error:
+                        last, failure = self.redact(f"connection error: {error}"), error
+                        self.fleet.failed(endpoint, last, health=True)
+                    else:
+                        self.fleet.succeeded(endpoint)
+                        return result, attempt
+            except NoEndpointLeft as error:
+                raise RequestFailed(f"{what}: {error}") from None
             if attempt < self.max_retries:
                 delay = self._retry_delay(failure, attempt)
                 log.info("%s failed (%s); retry %d/%d in %.2f s", what, last, attempt + 1, self.max_retries, delay)
@@ -253,5 +274,5 @@ class OpenAIChatBackend:
         """Answers in request order; several requests run in parallel up to `concurrency`."""
         if len(requests) <= 1:
             return [self.answer_one(r, mode, strict) for r in requests]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(requests))) as pool:
+        with ThreadPoolExecutor(max_workers=min(self.total_concurrency, len(requests))) as pool:
             return list(pool.map(lambda r: self.answer_one(r, mode, strict), requests))

@@ -41,12 +41,17 @@ class RunSummary:
     usage: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
     store_path: str = ""
+    endpoints: list[dict] = field(default_factory=list)  # a fleet's servers: requests, answers, errors, in rotation
 
     def text(self) -> str:
         lines = [f"captioned {self.ok} image(s), {self.failed} failed, {self.skipped_done} already done "
                  f"(of {self.total}); {self.retried} retried with the strict prompt; {self.elapsed_s:.1f} s",
                  "tokens: " + ", ".join(f"{k}={v}" for k, v in sorted(self.usage.items())) if self.usage else "tokens: none reported",
                  f"store: {self.store_path}"]
+        for row in self.endpoints:
+            lines.append(f"endpoint {row['endpoint']}: {row['requests']} request(s), {row['ok']} answered, errors "
+                         + (", ".join(f"{k} x{v}" for k, v in row["errors"].items()) or "none")
+                         + ("" if row["in_rotation"] else "; TAKEN OUT OF ROTATION after repeated failures"))
         if self.failure_reasons:
             lines.append("failures by reason:")
             lines += [f"  {count} x {reason}" for reason, count in sorted(self.failure_reasons.items(), key=lambda kv: -kv[1])]
@@ -182,6 +187,7 @@ def caption_images(requests: Iterable, backend: CaptionBackend, store_path: Path
     """Caption every request not yet done into the store at `store_path`; return what happened.
 
     `requests`: CaptionRequest objects, (image_id, path) pairs or data-layer ImageRecords.
+    `concurrency`: requests in flight per server (a backend serving from a fleet of servers gets it for each).
     `max_attempts`: answers per image at most (2 = one retry of a bad answer with the strict prompt).
     """
     if mode not in MODES:
@@ -197,6 +203,7 @@ def caption_images(requests: Iterable, backend: CaptionBackend, store_path: Path
         summary = RunSummary(total=len(requests), store_path=str(store.path))
         todo, keys = _todo(requests, backend, mode, store, summary)
         batch_size = max(1, int(getattr(backend, "batch_size", 1) or 1))
+        concurrency *= len(getattr(backend, "base_urls", None) or [None])
         chunks = [list(range(s, min(s + batch_size, len(todo)))) for s in range(0, len(todo), batch_size)]
         bar = _progress_bar(summary.total, progress, initial=summary.skipped_done)
         try:
@@ -204,6 +211,8 @@ def caption_images(requests: Iterable, backend: CaptionBackend, store_path: Path
         finally:
             bar.close()
             summary.elapsed_s = round(time.monotonic() - started, 3)
+            fleet = getattr(backend, "fleet", None)
+            summary.endpoints = fleet.report() if fleet is not None and len(fleet) > 1 else []
     log.info("%s", summary.text())
     return summary
 

@@ -176,7 +176,7 @@ def public_spec(config: dict) -> dict:
         if is_secret_name(key):  # api_key_env only names the variable that holds a key: it is kept
             continue
         if key == "base_url":
-            spec[key] = public_base_url(value)
+            spec[key] = [public_base_url(v) for v in value] if isinstance(value, (list, tuple)) else public_base_url(value)
         elif key == "bank" and not isinstance(value, str):
             spec[key] = f"custom:{value.identity}"
         elif isinstance(value, Path):
