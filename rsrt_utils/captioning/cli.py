@@ -48,6 +48,7 @@ def add_caption_subcommands(subparsers) -> None:
                          help="folder with the split's image files (RSITMD has no pixels in the store: give its images)")
     caption.add_argument("--limit", type=positive_int, default=None, help="caption only the first N images (N >= 1)")
     caption.add_argument("--dry-run", action="store_true", help="show what would run and its estimated cost, then stop")
+    add_ray_options(caption)
     caption.set_defaults(func=run_caption_command)
 
     importer = subparsers.add_parser("caption-import", help="import an existing corpus JSONL into a corpus store")
@@ -79,6 +80,14 @@ def add_backend_options(parser, default: str, choices, alias: str | None = None)
         parser.add_argument("--corpus", type=Path, default=None, help="for --backend import: a JSONL with one line per "
                             'image, {"image_id": <path relative to DIR>, "variants": [five {one_sentence, feature, caption}]}')
         parser.add_argument("--corpus-format", default="plain", choices=("plain", "rsrt"), help="format of --corpus")
+
+
+def add_ray_options(parser) -> None:
+    """--ray [ADDRESS] and --actors: run on a Ray cluster (without them nothing changes)."""
+    parser.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                        help="caption and embed on a Ray cluster: 'auto' (the default: RAY_ADDRESS or a cluster "
+                             "running here), 'local' (start one on this machine) or HOST:PORT of the head node")
+    parser.add_argument("--actors", type=positive_int, default=2, help="with --ray: actors in each pool (default 2)")
 
 
 def base_urls(text: str) -> list[str]:
@@ -157,7 +166,10 @@ def run_caption_command(args) -> int:
     from .corpus import CorpusStore, default_corpus_path
     from .runner import caption_images, request_key
 
-    backend = build_backend(backend_config(args), BackendContext(dataset=args.dataset, data_root=args.data_root))
+    config = backend_config(args)
+    context = {"dataset": args.dataset, "data_root": args.data_root}
+    engine = _ray_engine(args, config)
+    backend = engine.backend(config, context) if engine else build_backend(config, BackendContext(**context))
     out = args.out or default_corpus_path(args.dataset, args.split, backend)
     requests = _requests(args)
     done = CorpusStore(out).done_keys() if out.exists() else set()
@@ -170,9 +182,25 @@ def run_caption_command(args) -> int:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logsafe.install()
-    summary = caption_images(requests, backend, out, mode=args.mode, concurrency=args.concurrency)
+    if engine:
+        summary = engine.caption(requests, config, out, mode=args.mode, context=context)
+    else:
+        summary = caption_images(requests, backend, out, mode=args.mode, concurrency=args.concurrency)
     print(summary.text())
     return 0 if summary.failed == 0 else 1
+
+
+def _ray_engine(args, config: dict):
+    """The connected Ray engine with --ray (None without it; a backend that needs Ray is refused without it)."""
+    if args.ray is None:
+        if BACKENDS_INFO[config["backend"]].needs_ray:
+            raise ValueError(f"backend {config['backend']!r} runs on a Ray cluster: add --ray ADDRESS")
+        return None
+    from ..scaleout.captioning import RayEngine
+
+    engine = RayEngine(args.ray, args.actors)
+    engine.start()
+    return engine
 
 
 def run_caption_import_command(args) -> int:

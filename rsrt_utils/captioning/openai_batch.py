@@ -20,7 +20,7 @@ from .backend import BackendAnswer, CaptionRequest
 from .corpus import CorpusStore, utc_now
 from .images import ImageLoadError, build_requests
 from .openai_chat import OpenAIChatBackend, text_and_usage
-from .runner import RunSummary, _interpret, _note, _pixel_problem, _record, request_key
+from .runner import RunSummary, interpret_answer, make_record, note_record, pixel_problem, request_key
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class OpenAIBatchBackend(OpenAIChatBackend):
             retry_keys |= self._collect(batch, state, by_key, mode, store, outcomes)
             state_path.unlink(missing_ok=True)
         for key, (record, retries) in outcomes.items():
-            _note(summary, record, retries, by_key[key].image_path if key in by_key else None)
+            note_record(summary, record, retries, by_key[key].image_path if key in by_key else None)
         summary.elapsed_s = round(time.monotonic() - started, 3)
         log.info("%s", summary.text())
         return summary
@@ -214,14 +214,14 @@ class OpenAIBatchBackend(OpenAIChatBackend):
         for key, request in todo.items():
             if len(lines) >= MAX_BATCH_REQUESTS:
                 break
-            problem = _pixel_problem(self, request)
+            problem = pixel_problem(self, request)
             try:
                 line = None if problem else self._line(key, request, mode, key in strict_keys)
             except ImageLoadError as error:
                 problem = str(error)
             if problem:
                 if first:
-                    record = _record(self, request, key, mode, {}, problem, {"attempts": 0})
+                    record = make_record(self, request, key, mode, {}, problem, {"attempts": 0})
                     store.append(record)
                     outcomes[key] = (record, 0)
                 continue
@@ -255,9 +255,9 @@ class OpenAIBatchBackend(OpenAIChatBackend):
             answer = answers.get(key) or BackendAnswer(error=f"batch {batch.id} ended {batch.status} without an answer "
                                                              f"for this image; rerun to resubmit it",
                                                        usage={"batch_id": batch.id})
-            fields, reason, retryable = _interpret(answer, mode)
+            fields, reason, retryable = interpret_answer(answer, mode)
             usage = {**answer.usage, "attempts": 1, "strict": meta.get("strict", False)}
-            record = _record(self, request, key, mode, fields, reason, usage)
+            record = make_record(self, request, key, mode, fields, reason, usage)
             if store.append(record):
                 previous_retries = outcomes.get(key, (None, 0))[1]
                 outcomes[key] = (record, previous_retries + (1 if meta.get("strict") else 0))

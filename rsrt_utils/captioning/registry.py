@@ -30,6 +30,7 @@ class BackendInfo:
     retrieval_field: str = "all"     # the variant field its descriptions are embedded by (as the study's runs)
     structured: bool = True          # writes structured variants (False: free-form descriptions, caption/all only)
     study_corpus: str | None = None  # "module:function" (run, dataset) -> corpus artifact, instead of captioning
+    needs_ray: bool = False          # runs only on a Ray cluster (--ray)
 
     @property
     def in_collections(self) -> bool:
@@ -45,6 +46,9 @@ BACKENDS_INFO = {info.name: info for info in (
                 "OpenAI Batch API: half price, results within 24 h", _PAID_OPTIONS),
     BackendInfo("transformers", "rsrt_utils.captioning.transformers_vlm", "TransformersVLMBackend", False, True,
                 "a local Hugging Face vision-language model", required=("model",)),
+    BackendInfo("vllm", "rsrt_utils.captioning.vllm_engine", "VLLMEngineBackend", False, True,
+                "vLLM engines on a Ray cluster's GPU workers (ray.data.llm; --ray; pip install 'rsrt[vllm]')",
+                required=("model",), needs_ray=True),
     BackendInfo("neighbour", "rsrt_utils.captioning.neighbour", "NeighbourCaptioner", False, True,
                 "caption transfer from the train split's nearest images (uses in-domain train captions; not zero-shot)",
                 command_options=(), prepare="rsrt_utils.captioning.neighbour:check_bank_option",

@@ -78,7 +78,7 @@ def _add_usage(total: dict, usage: dict) -> None:
             total[name] = total.get(name, 0) + value
 
 
-def _interpret(answer: BackendAnswer, mode: str) -> tuple[dict, str | None, bool]:
+def interpret_answer(answer: BackendAnswer, mode: str) -> tuple[dict, str | None, bool]:
     """(record fields, failure reason or None, whether a strict retry may help)."""
     if answer.error:
         return {}, answer.error, False
@@ -111,14 +111,14 @@ def _call_backend(backend: CaptionBackend, chunk: Sequence[CaptionRequest], mode
     return answers
 
 
-def _caption_chunk(backend, chunk, keys, mode, max_attempts) -> list[tuple[CorpusRecord, int]]:
+def caption_chunk(backend, chunk, keys, mode, max_attempts) -> list[tuple[CorpusRecord, int]]:
     """Records for one chunk (with the number of strict retries each took)."""
     outcome: dict[int, tuple[dict, str | None]] = {}
     usage: dict[int, dict] = {i: {} for i in range(len(chunk))}
     retries, calls = Counter(), Counter()
     pending = []
     for i, request in enumerate(chunk):
-        reason = _pixel_problem(backend, request)
+        reason = pixel_problem(backend, request)
         if reason:
             outcome[i] = ({}, reason)
         else:
@@ -132,7 +132,7 @@ def _caption_chunk(backend, chunk, keys, mode, max_attempts) -> list[tuple[Corpu
         for i, answer in zip(pending, answers):
             calls[i] += 1
             _add_usage(usage[i], answer.usage)
-            fields, reason, retryable = _interpret(answer, mode)
+            fields, reason, retryable = interpret_answer(answer, mode)
             outcome[i] = (fields, reason)
             if reason and retryable and attempt < max_attempts:
                 again.append(i)
@@ -142,11 +142,11 @@ def _caption_chunk(backend, chunk, keys, mode, max_attempts) -> list[tuple[Corpu
     for i, request in enumerate(chunk):
         fields, reason = outcome[i]
         usage[i]["attempts"] = calls[i]
-        records.append((_record(backend, request, keys[i], mode, fields, reason, usage[i]), retries[i]))
+        records.append((make_record(backend, request, keys[i], mode, fields, reason, usage[i]), retries[i]))
     return records
 
 
-def _pixel_problem(backend, request: CaptionRequest) -> str | None:
+def pixel_problem(backend, request: CaptionRequest) -> str | None:
     """Why this request cannot be sent (no pixel file; a missing, empty, undecodable or oversized file), or None."""
     if getattr(backend, "needs_pixels", True) is False:
         return None
@@ -157,20 +157,20 @@ def _pixel_problem(backend, request: CaptionRequest) -> str | None:
     return image_problem(request.image_path)
 
 
-def _record(backend, request, key, mode, fields, reason, usage) -> CorpusRecord:
+def make_record(backend, request, key, mode, fields, reason, usage) -> CorpusRecord:
     return CorpusRecord(image_id=request.image_id, cache_key=key, status="failed" if reason else "ok", mode=mode,
                         error=redact(reason) if reason else None, backend=backend.name, model=backend.model, prompt_version=backend.prompt_version,
                         settings=backend.settings, image_sha256=request.image_sha256, usage=usage,
                         label=getattr(backend, "label", None), created_at=utc_now(), **fields)
 
 
-def _progress_bar(total: int, enabled: bool, initial: int = 0):
+def progress_bar(total: int, enabled: bool, initial: int = 0):
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc="captioning", unit="img", disable=not enabled, dynamic_ncols=True)
 
 
-def _note(summary: RunSummary, record: CorpusRecord, retries: int, image_path=None) -> None:
+def note_record(summary: RunSummary, record: CorpusRecord, retries: int, image_path=None) -> None:
     summary.retried += retries
     _add_usage(summary.usage, record.usage)
     if record.status == "ok":
@@ -205,7 +205,7 @@ def caption_images(requests: Iterable, backend: CaptionBackend, store_path: Path
         batch_size = max(1, int(getattr(backend, "batch_size", 1) or 1))
         concurrency *= len(getattr(backend, "base_urls", None) or [None])
         chunks = [list(range(s, min(s + batch_size, len(todo)))) for s in range(0, len(todo), batch_size)]
-        bar = _progress_bar(summary.total, progress, initial=summary.skipped_done)
+        bar = progress_bar(summary.total, progress, initial=summary.skipped_done)
         try:
             _run_chunks(backend, todo, keys, chunks, mode, concurrency, max_attempts, store, summary, bar)
         finally:
@@ -242,7 +242,7 @@ def _run_chunks(backend, todo, keys, chunks, mode, concurrency, max_attempts, st
             indices = next(chunk_iter, None)
             if indices is None:
                 return False
-            running.add(pool.submit(_caption_chunk, backend, [todo[i] for i in indices], [keys[i] for i in indices],
+            running.add(pool.submit(caption_chunk, backend, [todo[i] for i in indices], [keys[i] for i in indices],
                                     mode, max_attempts))
             return True
 
@@ -255,7 +255,7 @@ def _run_chunks(backend, todo, keys, chunks, mode, concurrency, max_attempts, st
                     running.discard(future)
                     for record, retries in future.result():
                         store.append(record)
-                        _note(summary, record, retries, paths.get(record.image_id))
+                        note_record(summary, record, retries, paths.get(record.image_id))
                         bar.update(1)
                     submit_next()
         except BaseException:

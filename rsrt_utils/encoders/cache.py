@@ -59,6 +59,10 @@ class CachedEncoder:
         text_of = dict(zip(keys, unique))
 
         def compute(missing: list[str]):
+            if hasattr(self.encoder, "encode_batches"):  # a pool of workers: one job, batches stored as they come
+                for positions, vectors in self.encoder.encode_batches([text_of[k] for k in missing]):
+                    yield [missing[i] for i in positions], vectors, {}
+                return
             for start in range(0, len(missing), self.write_batch):
                 batch = missing[start:start + self.write_batch]
                 yield batch, self.encoder.encode([text_of[k] for k in batch]), {}

@@ -7,7 +7,7 @@ import logging
 import textwrap
 from pathlib import Path
 
-from ..captioning.cli import add_backend_options, backend_config, positive_int
+from ..captioning.cli import add_backend_options, add_ray_options, backend_config, positive_int
 from ..captioning.registry import BACKENDS_INFO
 from .index import EXACT_MAX_VECTORS, HNSW_EF_SEARCH
 
@@ -44,6 +44,7 @@ def _add_build(index_sub) -> None:
     build.add_argument("--ef-search", type=positive_int, default=None, help="HNSW search breadth of a large collection "
                        f"(from {EXACT_MAX_VECTORS:,} vectors on; default {HNSW_EF_SEARCH}: higher recalls more of the "
                        "exact top 10, slower)")
+    add_ray_options(build)
     build.add_argument("--rebuild", action="store_true", help="replace the collection (another folder, captioner or "
                        "encoder); captions already in its corpus are reused where they still apply")
     build.add_argument("--dry-run", action="store_true", help="show what would be captioned (and its cost), then stop")
@@ -60,7 +61,8 @@ def run_index_build(args) -> int:
     logsafe.install()
     summary = build_collection(args.images_dir, args.name, backend_config(args), args.encoder,
                                progress=not args.quiet, concurrency=args.concurrency, limit=args.limit,
-                               rebuild=args.rebuild, dry_run=args.dry_run, ef_search=args.ef_search)
+                               rebuild=args.rebuild, dry_run=args.dry_run, ef_search=args.ef_search, ray=args.ray,
+                               actors=args.actors)
     print(summary.text())
     return 1 if summary.failed else 0
 

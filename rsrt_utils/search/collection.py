@@ -425,12 +425,14 @@ def _make_encoder(spec: str, progress: bool):
 
 def build_collection(images_dir: Path, name: str, captioner: dict | None = None, encoder: str | None = None,
                      root: Path | None = None, progress: bool = True, *, concurrency: int = 8, limit: int | None = None,
-                     rebuild: bool = False, dry_run: bool = False, ef_search: int | None = None) -> BuildSummary:
+                     rebuild: bool = False, dry_run: bool = False, ef_search: int | None = None,
+                     ray: str | None = None, actors: int = 2) -> BuildSummary:
     """Describe, embed and index every image under images_dir as collection `name` (incremental and resumable).
 
     captioner: a make_caption_backend config (default {"backend": "neighbour"} on the RSICD train bank); encoder: a
     text encoder spec (default all-MiniLM-L6-v2); limit: only the first N files (sorted by path); ef_search: the HNSW
-    search breadth of a large collection (default index.HNSW_EF_SEARCH).
+    search breadth of a large collection (default index.HNSW_EF_SEARCH); ray: a Ray cluster address (auto, local,
+    HOST:PORT) to caption and embed on, with `actors` actors each (the corpus and the cache stay on this machine).
     """
     started = time.monotonic()
     name, images_dir = check_name(name), check_images_dir(images_dir)
@@ -446,10 +448,12 @@ def build_collection(images_dir: Path, name: str, captioner: dict | None = None,
     if previous is not None:
         check_compatible(previous, images_dir, spec, encoder_spec)
     files, skipped = _files_to_index(images_dir, limit)
-    text_encoder = _make_encoder(encoder_spec, progress)
+    engine = _engine(ray, actors, config)
+    text_encoder = engine.encoder(encoder_spec, progress) if engine else _make_encoder(encoder_spec, progress)
     timings = {"encoder_setup": time.monotonic() - started}
     requests = _timed(timings, "hashing", hash_files, files, progress)
-    backend = _timed(timings, "captioner_setup", make_backend, config)  # the neighbour bank's features are read here
+    # the neighbour bank's features are read here; on Ray the backend is built on a worker and known by its identity
+    backend = _timed(timings, "captioner_setup", engine.backend if engine else make_backend, config)
     summary = BuildSummary(name, folder, images_dir, captioner_label(backend), text_encoder.name, n_files=len(requests),
                            skipped=skipped, dry_run=dry_run, **_file_changes(previous, requests))
     _plan(summary, backend, config, requests, folder, progress)
@@ -461,9 +465,26 @@ def build_collection(images_dir: Path, name: str, captioner: dict | None = None,
     with _build_lock(folder):
         if rebuild:
             _clear(folder)
-        _caption_and_index(summary, backend, spec, encoder_spec, requests, text_encoder, previous, concurrency, progress,
+        from ..captioning.runner import caption_images
+
+        caption = (partial(engine.caption, config=config) if engine else
+                   partial(caption_images, backend=backend, concurrency=concurrency))
+        _caption_and_index(summary, backend, spec, encoder_spec, requests, text_encoder, previous, caption, progress,
                            ef_search)
     return summary
+
+
+def _engine(ray: str | None, actors: int, config: dict):
+    """The Ray engine, connected (None without --ray); a backend that needs Ray without it is an error first."""
+    if ray is None:
+        if backend_info(config["backend"]).needs_ray:
+            raise ValueError(f"backend {config['backend']!r} runs on a Ray cluster: add --ray ADDRESS")
+        return None
+    from ..scaleout.captioning import RayEngine
+
+    engine = RayEngine(ray, actors)
+    engine.start()
+    return engine
 
 
 def _files_to_index(images_dir: Path, limit: int | None) -> tuple[list[tuple[str, Path]], list[str]]:
@@ -503,14 +524,15 @@ def _plan(summary: BuildSummary, backend, config: dict, requests, folder: Path, 
               + (f"\nestimate: {summary.estimate}" if summary.estimate else ""))
 
 
-def _caption_and_index(summary, backend, spec, encoder_spec, requests, text_encoder, previous, concurrency, progress,
+def _caption_and_index(summary, backend, spec, encoder_spec, requests, text_encoder, previous, caption, progress,
                        ef_search: int | None = None) -> None:
-    """Caption what is missing, then index every described image (or keep the index if nothing changed)."""
-    from ..captioning.runner import caption_images, request_key
+    """Caption what is missing (`caption(requests, store_path, ...)`: here or on Ray), then index every described image
+    (or keep the index if nothing changed)."""
+    from ..captioning.runner import request_key
 
     folder, timings = summary.folder, summary.timings
-    run = _timed(timings, "captioning", partial(caption_images, requests, backend, folder / CORPUS, mode="variants",
-                                                concurrency=concurrency, progress=progress))
+    run = _timed(timings, "captioning", partial(caption, requests, store_path=folder / CORPUS, mode="variants",
+                                                progress=progress))
     summary.captioned = run.ok + run.failed
     field_name = backend_info(backend.name).retrieval_field
     keys = [request_key(backend, r, "variants") for r in requests]

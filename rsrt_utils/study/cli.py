@@ -18,6 +18,14 @@ def _run(args: argparse.Namespace) -> int:
     from .notebook_runner import run_study
     from .run_folder import RunFolder
 
+    if args.ray:
+        import os
+
+        from ..scaleout.cluster import check_address
+        from .pipeline import RAY_ACTORS_VARIABLE, RAY_ADDRESS_VARIABLE
+
+        os.environ[RAY_ADDRESS_VARIABLE] = check_address(args.ray)  # the notebooks' kernels inherit it
+        os.environ[RAY_ACTORS_VARIABLE] = str(args.actors)
     run_dir = run_study(args.params, dict(args.set or []), args.notebooks, args.run_dir, progress=not args.quiet)
     if RunFolder(run_dir).metrics.is_file():
         m = RunFolder(run_dir).read_metrics()
@@ -63,6 +71,9 @@ def add_study_subcommands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--notebooks", nargs="+", default=None, help="notebook prefixes to run, e.g. 00 01 04 (default: all)")
     run.add_argument("--run-dir", type=Path, default=None, help="output folder (default outputs/<run_name>)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                     help="embed the corpora in an actor pool of a Ray cluster (auto, local or HOST:PORT)")
+    run.add_argument("--actors", type=int, default=2, help="with --ray: actors in the pool (default 2)")
     run.set_defaults(func=_run)
     sweep = sub.add_parser("sweep", help="run a grid of parameter values, skipping runs already complete")
     sweep.add_argument("sweep", help="a sweep YAML (base: params file; grid: dotted key -> values)")

@@ -8,6 +8,7 @@ features, embeddings) is cached under `cache/`, keyed by everything that changes
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,8 @@ from ..spreadsheet import write_frame
 from .params import ParamsError, RunParams, dump_params, load_params
 from .run_folder import RunFolder
 from .smoke import make_smoke_dataset
+
+RAY_ADDRESS_VARIABLE, RAY_ACTORS_VARIABLE = "RSRT_RAY_ADDRESS", "RSRT_RAY_ACTORS"  # set by `rsrt run --ray`
 
 
 @dataclass
@@ -251,7 +254,17 @@ def image_query_texts(run: StudyRun, dataset: Dataset) -> list[list[str]] | None
 
 # ---------------------------------------------------------------- 02 embedding / 03 retrieval
 def text_encoder(run: StudyRun, spec: str | None = None) -> CachedEncoder:
+    """The run's text encoder with the embedding cache; under `rsrt run --ray` (RSRT_RAY_ADDRESS) the texts not yet
+    cached are embedded in an actor pool of that cluster (same vectors, same cache)."""
     e = run.params.encoder
+    address = os.environ.get(RAY_ADDRESS_VARIABLE)
+    if address and not e.options:
+        from ..scaleout.cluster import connect
+        from ..scaleout.embedding import RayTextEncoder
+
+        connect(address)
+        actors = int(os.environ.get(RAY_ACTORS_VARIABLE, "2"))
+        return CachedEncoder(RayTextEncoder(spec or e.spec, actors), policy=e.cache_policy)
     return CachedEncoder(make_text_encoder(spec or e.spec, **e.options), policy=e.cache_policy)
 
 

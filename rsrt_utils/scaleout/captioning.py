@@ -1,0 +1,172 @@
+"""Captioning on a Ray cluster: the images are split into blocks that Ray Data hands to a pool of actors (each builds
+the backend once); the driver is the corpus's one writer and appends every record as its block comes back.
+
+The records are the local runner's own: each actor runs `captioning.runner.caption_chunk` (pixel checks, the strict
+retry, parsing and schema validation), and the cache keys come from the same identity (backend, model, prompts,
+settings), so a local run and a Ray run with the same settings write the same corpus and resume from each other.
+Killing the driver loses at most the blocks in flight (a resume re-sends only those); a block whose worker died is
+retried by Ray, and a record whose key is already written is never written twice."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+
+from ..captioning.backend import CaptionRequest
+from ..captioning.corpus import CorpusStore, make_cache_key
+from ..captioning.images import build_requests
+from ..captioning.runner import RunSummary, note_record, progress_bar
+from ..captioning.schema import CorpusRecord
+
+DEFAULT_ACTORS = 2
+
+
+def backend_identity(backend) -> dict:
+    """What a backend's cache keys are made of, its caveat, and how to feed it (batch size, servers)."""
+    return {"name": backend.name, "model": backend.model, "prompt_version": backend.prompt_version,
+            "settings": backend.settings, "label": getattr(backend, "label", None), "batch_size": int(getattr(backend, "batch_size", 1) or 1),
+            "in_flight": int(getattr(backend, "total_concurrency", 0) or getattr(backend, "batch_size", 1) or 1)}
+
+
+def _build(config: dict, context: dict):
+    from ..captioning.api import BackendContext, build_backend
+
+    return build_backend(config, BackendContext(**context))
+
+
+def _identity_on_a_worker(config: dict, context: dict) -> dict:
+    return backend_identity(_build(config, context))
+
+
+class CaptionActor:
+    """One actor of the pool: the backend built once, then one call of the runner's chunk function per batch."""
+
+    def __init__(self, config: dict, context: dict, mode: str, max_attempts: int, identity: dict):
+        self.backend = _build(config, context)
+        mine = backend_identity(self.backend)
+        if mine != identity:
+            raise RuntimeError(f"the backend built on this worker answers differently ({mine}) from the driver's "
+                               f"({identity}); give every node the same project version and environment")
+        self.mode, self.max_attempts = mode, max_attempts
+
+    def __call__(self, batch: dict) -> dict:
+        from ..captioning.runner import caption_chunk
+
+        requests = [CaptionRequest(str(i), Path(p) if p else None, s or None)
+                    for i, p, s in zip(batch["image_id"], batch["path"], batch["sha256"])]
+        done = caption_chunk(self.backend, requests, [str(k) for k in batch["key"]], self.mode, self.max_attempts)
+        return {"record": np.array([record.model_dump_json() for record, _ in done], dtype=object),
+                "retries": np.array([retries for _, retries in done], dtype=np.int64),
+                "path": np.array([str(p) for p in batch["path"]], dtype=object)}
+
+
+def _rows(requests, identity: dict, mode: str, done: set[str], summary: RunSummary) -> list[dict]:
+    rows, seen = [], set()
+    for r in requests:
+        key = make_cache_key(identity["name"], identity["model"], identity["prompt_version"], identity["settings"], mode,
+                             r.image_sha256, r.image_id)
+        if key in done or key in seen:
+            summary.skipped_done += 1
+            continue
+        seen.add(key)
+        rows.append({"image_id": r.image_id, "path": str(r.image_path) if r.image_path else "",
+                     "sha256": r.image_sha256 or "", "key": key})
+    return rows
+
+
+def caption_on_ray(requests: Iterable, config: dict, store_path: Path | str, mode: str = "variants",
+                   actors: int = DEFAULT_ACTORS, max_attempts: int = 2, progress: bool = True,
+                   context: dict | None = None, cpus_per_actor: float = 1.0) -> RunSummary:
+    """Caption every request not yet in the store with `actors` actors of the cluster (connect first); the same
+    RunSummary as the local runner. config: a backend config of plain values (names, paths, numbers)."""
+    import ray
+
+    from .vllm import is_vllm, vllm_caption_blocks
+
+    context = dict(context or {})
+    started = time.monotonic()
+    identity = ray.get(ray.remote(num_cpus=0)(_identity_on_a_worker).remote(config, context))
+    with CorpusStore(store_path) as store:  # the only writer of this file for the whole run
+        requests = build_requests(requests)
+        summary = RunSummary(total=len(requests), store_path=str(store.path))
+        rows = _rows(requests, identity, mode, store.done_keys(), summary)
+        bar = progress_bar(summary.total, progress, initial=summary.skipped_done)
+        try:
+            if rows:
+                blocks = (vllm_caption_blocks(rows, config, mode, actors) if is_vllm(config) else
+                          _caption_blocks(rows, config, context, mode, actors, max_attempts, identity, cpus_per_actor))
+                _write(blocks, store, summary, bar)
+        finally:
+            bar.close()
+            summary.elapsed_s = round(time.monotonic() - started, 3)
+    return summary
+
+
+def _caption_blocks(rows, config, context, mode, actors, max_attempts, identity, cpus_per_actor):
+    """Batches of the actors' answers, as they finish."""
+    import ray
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    per_call = max(identity["in_flight"], identity["batch_size"])
+    dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // per_call, 4 * actors * 8)))
+    answered = dataset.map_batches(
+        CaptionActor, batch_size=per_call, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor,
+        fn_constructor_kwargs={"config": config, "context": context, "mode": mode, "max_attempts": max_attempts,
+                               "identity": identity})
+    yield from answered.iter_batches(batch_size=None, batch_format="numpy")
+
+
+def _write(blocks, store: CorpusStore, summary: RunSummary, bar) -> None:
+    """Append each record as its block arrives (once per key: a block retried after a worker died is not written
+    again)."""
+    written = set()
+    for block in blocks:
+        for raw, retries, path in zip(block["record"], block["retries"], block["path"]):
+            record = CorpusRecord.model_validate_json(raw)
+            if record.cache_key in written:
+                continue
+            written.add(record.cache_key)
+            store.append(record)
+            note_record(summary, record, int(retries), path or None)
+            bar.update(1)
+
+
+class RayEngine:
+    """What `rsrt index build --ray` and `rsrt caption --ray` run on: a backend known by its identity (built on a
+    worker, never loaded on the driver), captioning in an actor pool, and embedding in an actor pool."""
+
+    def __init__(self, address: str | None, actors: int = DEFAULT_ACTORS):
+        from .cluster import check_address
+
+        if isinstance(actors, bool) or not isinstance(actors, int) or actors < 1:
+            raise ValueError(f"--actors {actors!r} must be a whole number >= 1 (actors in the pool)")
+        self.address, self.actors = check_address(address), actors
+        self.cluster: dict = {}
+
+    def start(self) -> dict:
+        from .cluster import connect
+
+        self.cluster = connect(self.address)
+        return self.cluster
+
+    def backend(self, config: dict, context: dict | None = None):
+        """A stand-in with the backend's identity (name, model, prompts, settings, label), for the cache keys."""
+        from types import SimpleNamespace
+
+        import ray
+
+        identity = ray.get(ray.remote(num_cpus=0)(_identity_on_a_worker).remote(config, dict(context or {})))
+        return SimpleNamespace(**{k: identity[k] for k in ("name", "model", "prompt_version", "settings", "label")})
+
+    def encoder(self, spec: str, progress: bool = True):
+        from ..encoders import CachedEncoder
+        from .embedding import RayTextEncoder
+
+        return CachedEncoder(RayTextEncoder(spec, self.actors), progress=progress)
+
+    def caption(self, requests, config: dict, store_path: Path, mode: str = "variants", progress: bool = True,
+                context: dict | None = None) -> RunSummary:
+        return caption_on_ray(requests, config, store_path, mode, self.actors, progress=progress, context=context)

@@ -1,0 +1,101 @@
+"""Connecting to a Ray cluster, with one clear line for each way it can fail before any image is sent.
+
+An address is `auto` (RAY_ADDRESS, else a cluster already running on this machine), `local` (start a one-machine
+cluster in this process) or `HOST:PORT` of a head node (`ray start --head` prints it)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+
+AUTO, LOCAL = "auto", "local"
+_HOST_PORT = re.compile(r"^(?:ray://)?(?P<host>[A-Za-z0-9._-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
+REACH_TIMEOUT_S = 3.0
+
+
+class ClusterError(RuntimeError):
+    """The cluster cannot be used: unreachable, or its workers cannot run the project."""
+
+
+def check_address(address: str | None) -> str:
+    """The address in its normal form; ValueError naming the accepted forms for anything else (before any work)."""
+    address = (address or AUTO).strip()
+    if address in (AUTO, LOCAL) or _HOST_PORT.match(address):
+        return address
+    raise ValueError(f"--ray {address!r} is not a Ray address; give 'auto' (RAY_ADDRESS or a cluster running here), "
+                     "'local' (start one on this machine) or HOST:PORT of the head node, e.g. 10.0.0.5:6379")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host.strip("[]"), port), timeout=REACH_TIMEOUT_S):
+            return True
+    except OSError:
+        return False
+
+
+def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
+    """Join (or start, for 'local') the cluster and check that every node's workers import this project; returns
+    {"address", "nodes", "cpus"}. ClusterError with one line naming the fix otherwise."""
+    import ray
+
+    address = check_address(address)
+    if ray.is_initialized():
+        return _describe(ray)
+    target = os.environ.get("RAY_ADDRESS") if address == AUTO else address
+    match = _HOST_PORT.match(target or "")
+    if match and not _reachable(match["host"], int(match["port"])):
+        raise ClusterError(f"no Ray cluster answers at {target}: start one there with `ray start --head --port "
+                           f"{match['port']}`, fix the address, or use --ray local")
+    options = dict(logging_level="ERROR", log_to_driver=False, include_dashboard=False, configure_logging=False)
+    try:
+        if address == LOCAL:
+            ray.init(num_cpus=num_cpus, _node_ip_address=os.environ.get("RSRT_RAY_NODE_IP", "127.0.0.1"), **options)
+        else:
+            ray.init(address=target or "auto", **options)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise ClusterError(f"cannot join a Ray cluster at {target or 'auto'} ({type(error).__name__}: "
+                           f"{str(error).splitlines()[0] if str(error) else ''}); start one with `ray start --head` or "
+                           "use --ray local") from None
+    check_workers()
+    return _describe(ray)
+
+
+def _describe(ray) -> dict:
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    return {"address": ray.get_runtime_context().gcs_address, "nodes": len(nodes),
+            "cpus": int(sum(n.get("Resources", {}).get("CPU", 0) for n in nodes))}
+
+
+def _import_project() -> str:
+    import rsrt_utils
+
+    return rsrt_utils.__name__
+
+
+def check_workers() -> None:
+    """Run one small task on every alive node that imports the project; ClusterError naming the first node that
+    cannot (before any image is sent)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    probe = ray.remote(num_cpus=0)(_import_project)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    pending = {probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote():
+               n["NodeManagerAddress"] for n in nodes}
+    for ref, node in pending.items():
+        try:
+            ray.get(ref, timeout=120)
+        except Exception as error:  # noqa: BLE001 - any failure to import on a worker is reported the same way
+            cause = getattr(error, "cause", None) or error
+            raise ClusterError(f"the Ray workers on node {node} cannot import the project ({type(cause).__name__}: "
+                               f"{str(cause).splitlines()[-1] if str(cause) else ''}); install it on every node "
+                               "(pip install rsrt, the same version) or start the workers from its environment") from None
+
+
+def shutdown() -> None:
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
