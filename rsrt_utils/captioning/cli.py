@@ -199,7 +199,7 @@ def _ray_engine(args, config: dict):
     from ..scaleout.captioning import RayEngine
 
     engine = RayEngine(args.ray, args.actors)
-    engine.start()
+    engine.start(config)
     return engine
 
 

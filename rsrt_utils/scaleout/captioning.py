@@ -15,11 +15,12 @@ from typing import Iterable
 
 import numpy as np
 
-from ..captioning.backend import CaptionRequest
+from ..captioning.backend import BackendFatalError, CaptionRequest
 from ..captioning.corpus import CorpusStore, make_cache_key
 from ..captioning.images import build_requests
 from ..captioning.runner import RunSummary, note_record, progress_bar
 from ..captioning.schema import CorpusRecord
+from .cluster import root_cause
 
 DEFAULT_ACTORS = 2
 
@@ -39,6 +40,16 @@ def _build(config: dict, context: dict):
 
 def _identity_on_a_worker(config: dict, context: dict) -> dict:
     return backend_identity(_build(config, context))
+
+
+def _on_a_worker(config: dict, context: dict) -> dict:
+    """The backend's identity, built on a worker of the cluster (one line if that fails)."""
+    import ray
+
+    try:
+        return ray.get(ray.remote(num_cpus=0)(_identity_on_a_worker).remote(config, context))
+    except ray.exceptions.RayError as error:
+        raise BackendFatalError(f"the backend cannot be built on the cluster: {root_cause(error)}") from None
 
 
 class CaptionActor:
@@ -88,7 +99,7 @@ def caption_on_ray(requests: Iterable, config: dict, store_path: Path | str, mod
 
     context = dict(context or {})
     started = time.monotonic()
-    identity = ray.get(ray.remote(num_cpus=0)(_identity_on_a_worker).remote(config, context))
+    identity = _on_a_worker(config, context)
     with CorpusStore(store_path) as store:  # the only writer of this file for the whole run
         requests = build_requests(requests)
         summary = RunSummary(total=len(requests), store_path=str(store.path))
@@ -98,7 +109,11 @@ def caption_on_ray(requests: Iterable, config: dict, store_path: Path | str, mod
             if rows:
                 blocks = (vllm_caption_blocks(rows, config, mode, actors) if is_vllm(config) else
                           _caption_blocks(rows, config, context, mode, actors, max_attempts, identity, cpus_per_actor))
-                _write(blocks, store, summary, bar)
+                try:
+                    _write(blocks, store, summary, bar)
+                except ray.exceptions.RayError as error:  # a worker's error, as one line (the records so far are kept)
+                    raise BackendFatalError(f"captioning on the cluster stopped: {root_cause(error)} "
+                                            f"({summary.ok + summary.failed} record(s) written; a rerun resumes)") from None
         finally:
             bar.close()
             summary.elapsed_s = round(time.monotonic() - started, 3)
@@ -146,19 +161,20 @@ class RayEngine:
         self.address, self.actors = check_address(address), actors
         self.cluster: dict = {}
 
-    def start(self) -> dict:
+    def start(self, config: dict | None = None) -> dict:
+        """Connect; the API key variable the backend reads (api_key_env, default OPENAI_API_KEY) goes to the workers."""
         from .cluster import connect
 
-        self.cluster = connect(self.address)
+        key_variable = (config or {}).get("api_key_env", "OPENAI_API_KEY")
+        self.cluster = connect(self.address, forward_env=(key_variable,))
         return self.cluster
 
     def backend(self, config: dict, context: dict | None = None):
         """A stand-in with the backend's identity (name, model, prompts, settings, label), for the cache keys."""
         from types import SimpleNamespace
 
-        import ray
 
-        identity = ray.get(ray.remote(num_cpus=0)(_identity_on_a_worker).remote(config, dict(context or {})))
+        identity = _on_a_worker(config, dict(context or {}))
         return SimpleNamespace(**{k: identity[k] for k in ("name", "model", "prompt_version", "settings", "label")})
 
     def encoder(self, spec: str, progress: bool = True):

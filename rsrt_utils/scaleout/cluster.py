@@ -35,9 +35,12 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
+def connect(address: str | None = None, num_cpus: int | None = None, forward_env: tuple[str, ...] = ()) -> dict:
     """Join (or start, for 'local') the cluster and check that every node's workers import this project; returns
-    {"address", "nodes", "cpus"}. ClusterError with one line naming the fix otherwise."""
+    {"address", "nodes", "cpus"}. ClusterError with one line naming the fix otherwise.
+
+    forward_env: names of environment variables (an API key's) handed to this job's workers through its runtime
+    environment, so that a key set where the command runs reaches every node without being written anywhere."""
     import ray
 
     address = check_address(address)
@@ -49,6 +52,9 @@ def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
         raise ClusterError(f"no Ray cluster answers at {target}: start one there with `ray start --head --port "
                            f"{match['port']}`, fix the address, or use --ray local")
     options = dict(logging_level="ERROR", log_to_driver=False, include_dashboard=False, configure_logging=False)
+    env_vars = {name: os.environ[name] for name in forward_env if os.environ.get(name)}
+    if env_vars:
+        options["runtime_env"] = {"env_vars": env_vars}
     try:
         if address == LOCAL:
             ray.init(num_cpus=num_cpus, _node_ip_address=os.environ.get("RSRT_RAY_NODE_IP", "127.0.0.1"), **options)
@@ -99,3 +105,15 @@ def shutdown() -> None:
 
     if ray.is_initialized():
         ray.shutdown()
+
+
+def root_cause(error: BaseException) -> str:
+    """One line for an error raised in a worker: the innermost cause's type and first line (not Ray's wrappers)."""
+    seen = error
+    while True:
+        inner = getattr(seen, "cause", None) or seen.__cause__
+        if inner is None or inner is seen:
+            break
+        seen = inner
+    text = str(seen).strip().splitlines()
+    return f"{type(seen).__name__}: {text[0] if text else ''}"

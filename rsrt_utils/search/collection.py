@@ -483,7 +483,7 @@ def _engine(ray: str | None, actors: int, config: dict):
     from ..scaleout.captioning import RayEngine
 
     engine = RayEngine(ray, actors)
-    engine.start()
+    engine.start(config)
     return engine
 
 

@@ -1,0 +1,84 @@
+"""Scale-out on a real two-node Ray cluster on loopback (unshare --net), two local OpenAI-protocol servers as the fleet;
+every assertion is on the servers' own request counts and on the corpus file (tests/ray/ray_scenarios.py)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fakes.loopback_ray import loopback_unavailable, run_on_loopback_cluster
+
+N = 40
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(loopback_unavailable() is not None,
+                                                   reason=f"no loopback-only Ray cluster here: {loopback_unavailable()}")]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ray")
+    out = folder / "results.json"
+    done = run_on_loopback_cluster(Path(__file__).with_name("ray_scenarios.py"), [str(out)], log_dir=folder)
+    assert done.returncode == 0 and out.is_file(), done.stderr[-3000:]
+    data = json.loads(out.read_text())
+    print(json.dumps(data, indent=1))
+    return data
+
+
+def test_the_cluster_has_two_nodes_on_loopback(results):
+    assert results["cluster"]["nodes"] == 2 and results["cluster"]["address"].startswith("127.0.0.1:")
+
+
+def test_n_images_give_n_ok_records_and_one_request_each(results):
+    fleet = results["fleet"]
+    assert "error" not in fleet, fleet
+    assert (fleet["summary_ok"], fleet["ok"], fleet["records"], fleet["duplicate_keys"]) == (N, N, N, 0)
+    assert fleet["requests"] == N and fleet["images_asked_twice"] == 0
+    assert min(fleet["requests_per_server"]) >= N // 4, "both servers of the fleet answered"
+
+
+def test_a_local_run_and_a_ray_run_resume_from_each_other(results):
+    resume = results["resume"]
+    assert "error" not in resume, resume
+    for name in ("local_then_ray", "ray_then_local"):
+        assert (resume[name]["ok"], resume[name]["duplicate_keys"], resume[name]["requests"]) == (N, 0, N), name
+    assert resume["same_keys"], "the same settings give the same cache keys wherever they run"
+
+
+def test_a_server_answering_500s_leaves_rotation_and_the_other_answers_everything(results):
+    failing = results["failing_endpoint"]
+    assert "error" not in failing, failing
+    assert (failing["ok"], failing["duplicate_keys"], failing["summary_failed"]) == (N, 0, 0)
+    assert failing["healthy_requests"] == N
+    assert failing["failing_requests"] <= 2 * (3 + 4), "per actor: the failures that took it out, plus those in flight"
+
+
+def test_a_worker_killed_mid_task_leaves_no_duplicate_and_repeats_only_unrecorded_images(results):
+    kill = results["kill_worker"]
+    assert "error" not in kill, kill
+    assert kill["killed"] == 1 and (kill["ok"], kill["records"], kill["duplicate_keys"]) == (N, N, 0)
+    assert kill["requests"] - N <= kill["per_call"], "only the killed actor's block is asked again"
+
+
+def test_a_killed_driver_resumes_with_only_the_blocks_in_flight(results):
+    kill = results["kill_driver"]
+    assert "error" not in kill, kill
+    assert kill["records_when_killed"] < N and kill["resume_output"].startswith("OK")
+    assert (kill["ok"], kill["records"], kill["duplicate_keys"]) == (N, N, 0)
+    assert kill["requests"] - N <= kill["requests_when_killed"] - kill["records_when_killed"], \
+        "the resume re-sends at most what was asked but not recorded when the driver died"
+
+
+def test_an_index_built_on_ray_equals_one_built_here(results):
+    collection = results["collection"]
+    assert "error" not in collection, collection
+    assert collection["exit_codes"] == [0, 0] and collection["same_hits"]
+
+
+def test_bad_input_gives_one_line_before_any_image_is_sent(results):
+    bad = results["bad_input"]
+    assert "error" not in bad, bad
+    assert bad["unreachable"]["exit"] == 2 and "no Ray cluster answers at 127.0.0.1:9" in bad["unreachable"]["lines"][0]
+    assert bad["malformed_url"]["exit"] == 2 and "is not an http(s) URL" in bad["malformed_url"]["lines"][0]
+    assert bad["not_an_address"]["exit"] == 2 and "is not a Ray address" in bad["not_an_address"]["lines"][0]
+    assert "cannot import the project" in bad["workers_cannot_import"]
+    assert bad["requests"] == 0
