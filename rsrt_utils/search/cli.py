@@ -9,7 +9,8 @@ from pathlib import Path
 
 from ..captioning.cli import add_backend_options, add_ray_options, backend_config, positive_int
 from ..captioning.registry import BACKENDS_INFO
-from .index import EXACT_MAX_VECTORS, HNSW_EF_SEARCH
+from .collection import DEFAULT_EF_SEARCH
+from .index import EXACT_MAX_VECTORS
 
 SHOWN_DESCRIPTION = 90  # characters of the first description in the human output
 
@@ -42,8 +43,8 @@ def _add_build(index_sub) -> None:
     build.add_argument("--encoder", default=None, help="text encoder spec (default all-MiniLM-L6-v2)")
     build.add_argument("--limit", type=positive_int, default=None, help="only the first N images (sorted by path)")
     build.add_argument("--ef-search", type=positive_int, default=None, help="HNSW search breadth of a large collection "
-                       f"(from {EXACT_MAX_VECTORS:,} vectors on; default {HNSW_EF_SEARCH}: higher recalls more of the "
-                       "exact top 10, slower)")
+                       f"(from {EXACT_MAX_VECTORS:,} vectors on; default {DEFAULT_EF_SEARCH}, measured on real descriptions: "
+                       "higher recalls more of the exact top 10, slower)")
     add_ray_options(build)
     build.add_argument("--rebuild", action="store_true", help="replace the collection (another folder, captioner or "
                        "encoder); captions already in its corpus are reused where they still apply")

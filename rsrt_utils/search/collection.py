@@ -39,6 +39,10 @@ NAME_RULE = re.compile(r"[A-Za-z0-9._-]+")
 UNLINKABLE = re.compile(r"[\x00-\x1f\x7f]")  # control characters (newline, tab, ...) in a file's path
 MANIFEST, CORPUS, QUERY_CORPUS, ITEMS, INDEX, BUILD_LOCK = ("manifest.json", "corpus.jsonl", "queries.jsonl",
                                                            "items.jsonl", "vectors", "build.lock")
+# HNSW search breadth of a large collection (from index.EXACT_MAX_VECTORS rows): on REAL descriptions (AID-150
+# neighbour collection, benchmarks/results/index_real.json) efSearch 128 recalls 0.83 of the exact top 10, 1024 recalls
+# 0.96 at 0.9 ms a query; the smallest tried that reaches 0.95.
+DEFAULT_EF_SEARCH = 1024
 # Config keys whose change does not change an answer (left out of the compatibility check).
 NOT_IDENTITY = ("concurrency",)
 _QUERY_LOCK = threading.Lock()
@@ -358,8 +362,8 @@ def _embedded_rows(items: list[dict], encoder, timings: dict, first_item: int):
 def _save_index(folder: Path, index, items: list[dict], fingerprint: str, timings: dict, ef_search: int | None,
                 mode: str) -> dict:
     """Write items.jsonl and the index into a new index-<fingerprint> folder (swapped in whole); its manifest entry."""
-    if ef_search is not None and index.kind == "hnsw":
-        index.set_ef_search(ef_search)
+    if index.kind == "hnsw":
+        index.set_ef_search(ef_search or DEFAULT_EF_SEARCH)
     target = folder / f"index-{fingerprint}"
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".index-"))
     _timed(timings, "indexing", index.save, staging / INDEX)
@@ -431,7 +435,7 @@ def build_collection(images_dir: Path, name: str, captioner: dict | None = None,
 
     captioner: a make_caption_backend config (default {"backend": "neighbour"} on the RSICD train bank); encoder: a
     text encoder spec (default all-MiniLM-L6-v2); limit: only the first N files (sorted by path); ef_search: the HNSW
-    search breadth of a large collection (default index.HNSW_EF_SEARCH); ray: a Ray cluster address (auto, local,
+    search breadth of a large collection (default DEFAULT_EF_SEARCH); ray: a Ray cluster address (auto, local,
     HOST:PORT) to caption and embed on, with `actors` actors each (the corpus and the cache stay on this machine).
     """
     started = time.monotonic()
@@ -541,7 +545,7 @@ def _caption_and_index(summary, backend, spec, encoder_spec, requests, text_enco
     old = (previous or {}).get("index", {})
     same_embedding = bool(previous) and previous["encoder"]["name"] == text_encoder.name and previous.get("field") == field_name
     if old.get("fingerprint") == fingerprint and (folder / old.get("folder", "-") / ITEMS).is_file() \
-            and (ef_search is None or old.get("params", {}).get("efSearch", ef_search) == ef_search):
+            and old.get("params", {}).get("efSearch", ef_search or DEFAULT_EF_SEARCH) == (ef_search or DEFAULT_EF_SEARCH):
         index_info, summary.index_reused = old, True
     else:
         index_info = (_update_index(folder, old, items, text_encoder, fingerprint, timings, ef_search)

@@ -1,0 +1,224 @@
+"""Benchmark: scale-out on Ray, every ratio measured in one run (results to benchmarks/results/scaleout.json).
+
+  captioning  2000 images against local OpenAI-protocol stand-in servers answering after 0.5 s: the local runner vs
+              Ray on one node vs Ray on two nodes, one endpoint vs two (16 requests in flight per endpoint in every
+              setting: the local runner's concurrency, or 2 actors x 8)
+  embedding   VLM paragraphs (the published LLaVA / Qwen-VL descriptions, numbered to make every text new) with
+              all-MiniLM-L6-v2: the local path vs one actor vs two actors (one torch thread each) on these 2 cores
+  index       adding 1 % new rows to a 10^5- and a 10^6-vector index (and retiring 1 %) vs rebuilding it, and
+              recall@10 of the updated index against exact search next to a fresh build's
+
+Every Ray cluster runs inside a loopback-only network namespace (tests/fakes/loopback_ray.py: `unshare --net`, root).
+
+    python benchmarks/bench_scaleout.py                        # everything (~25 min on 2 cores)
+    python benchmarks/bench_scaleout.py --only index --sizes 1e5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "benchmarks" / "results" / "scaleout.json"
+LATENCY_S = 0.5
+IN_FLIGHT_PER_ENDPOINT = 16
+ACTORS = 2
+
+
+# ---------------------------------------------------------------- inside the cluster (run by run_on_loopback_cluster)
+def _caption_settings(n_images: int, out: Path, nodes: int) -> dict:
+    from rsrt_utils.captioning.api import build_backend
+    from rsrt_utils.captioning.runner import caption_images
+    from rsrt_utils.scaleout.captioning import caption_on_ray
+    from rsrt_utils.scaleout.cluster import connect
+    from tests.fakes.openai_server import FakeOpenAIServer
+    from tests.fakes.synthetic_images import make_images
+
+    os.environ.setdefault("OPENAI_API_KEY", "bench-scaleout-key-0a1b2c3d4e")
+    work = Path(tempfile.mkdtemp(prefix="rsrt-bench-"))
+    pairs = make_images(work / "img", n_images, size=32)
+    results = {"cluster": connect("auto", forward_env=("OPENAI_API_KEY",))}
+    with FakeOpenAIServer(latency=LATENCY_S) as a, FakeOpenAIServer(latency=LATENCY_S) as b:
+        for endpoints in (1, 2):
+            urls = [s.base_url for s in (a, b)][:endpoints]
+            base = {"backend": "openai-chat", "model": "fake-vlm", "base_url": urls if endpoints > 1 else urls[0]}
+            for how in (("local", "ray") if nodes == 1 else ("ray",)):
+                a.reset(), b.reset()
+                store = work / f"{how}-{endpoints}.jsonl"
+                started = time.monotonic()
+                if how == "local":
+                    summary = caption_images(pairs, build_backend({**base, "concurrency": IN_FLIGHT_PER_ENDPOINT}), store,
+                                             concurrency=IN_FLIGHT_PER_ENDPOINT, progress=False)
+                else:
+                    summary = caption_on_ray(pairs, {**base, "concurrency": IN_FLIGHT_PER_ENDPOINT // ACTORS}, store,
+                                             actors=ACTORS, progress=False, cpus_per_actor=0.5)
+                seconds = time.monotonic() - started
+                results[f"{how}_{nodes}node_{endpoints}endpoint"] = {
+                    "seconds": round(seconds, 1), "images_per_s": round(n_images / seconds, 1), "ok": summary.ok,
+                    "requests": len(a.chat_requests()) + len(b.chat_requests())}
+                print(how, nodes, endpoints, round(seconds, 1), flush=True)
+    out.write_text(json.dumps(results, indent=2))
+    return results
+
+
+def _embedding_settings(n_texts: int, out: Path) -> dict:
+    import numpy as np
+
+    from rsrt_utils.encoders import CachedEncoder, make_text_encoder
+    from rsrt_utils.scaleout.cluster import connect
+    from rsrt_utils.scaleout.embedding import RayTextEncoder
+
+    texts = _paragraphs(n_texts)
+    results = {"cluster": connect("auto"), "texts": len(texts),
+               "mean_words": round(float(np.mean([len(t.split()) for t in texts])), 1)}
+    spec = "all-MiniLM-L6-v2"
+    make_text_encoder(spec).encode(["warm up"])  # the model files unpacked into the cache once
+    settings = [("local", lambda: CachedEncoder(make_text_encoder(spec), cache_root=Path(tempfile.mkdtemp()), progress=False)),
+                ("ray_1actor", lambda: CachedEncoder(RayTextEncoder(spec, 1), cache_root=Path(tempfile.mkdtemp()), progress=False)),
+                ("ray_2actors", lambda: CachedEncoder(RayTextEncoder(spec, 2), cache_root=Path(tempfile.mkdtemp()), progress=False))]
+    vectors = {}
+    for name, make in settings:
+        encoder = make()
+        started = time.monotonic()
+        vectors[name] = encoder.encode(texts)
+        seconds = time.monotonic() - started
+        results[name] = {"seconds": round(seconds, 1), "texts_per_s": round(len(texts) / seconds, 1)}
+        print(name, round(seconds, 1), flush=True)
+    results["max_abs_difference_vs_local"] = {name: float(np.abs(vectors[name] - vectors["local"]).max())
+                                              for name in vectors}
+    out.write_text(json.dumps(results, indent=2))
+    return results
+
+
+def _paragraphs(n: int) -> list[str]:
+    """n distinct VLM paragraphs: the published descriptions, each numbered (cycled as needed)."""
+    from rsrt_utils.data.published_corpora import PUBLISHED_CORPORA
+    from rsrt_utils.paths import shared_mirror_dir
+
+    mirror = shared_mirror_dir()
+    base = []
+    for corpus in PUBLISHED_CORPORA.values():
+        path = Path(mirror) / corpus.relpath if mirror else None
+        if path and path.is_file():
+            base += [line.split(" ", 1)[1].strip() for line in path.read_text(encoding="utf-8").splitlines() if " " in line]
+    if not base:
+        raise SystemExit("the published VLM descriptions are not in ../shared/data (RSRT_MIRROR_DIR); they are the texts")
+    return [f"Description {i + 1}. {base[i % len(base)]}" for i in range(n)]
+
+
+# ---------------------------------------------------------------- on the host
+def _index_settings(sizes: list[int]) -> dict:
+    import numpy as np
+
+    from rsrt_utils.search.index import VectorIndex, exact_search
+    from rsrt_utils.search.synthetic_vectors import clustered_embeddings
+
+    results = {}
+    for n_vectors in sizes:
+        n_images, share = n_vectors // 5, max(1, n_vectors // 500)  # 1 % of the images = 1 % of the rows
+        data = clustered_embeddings(n_images + share, n_queries=200, seed=1)
+        base_rows = n_images * 5
+        vectors, owners, queries = data.vectors, data.owners, data.queries
+        started = time.monotonic()
+        index = VectorIndex.build(vectors[:base_rows], owners[:base_rows])
+        build_s = time.monotonic() - started
+        retired = np.arange(0, n_images, 100)[:share]
+        started = time.monotonic()
+        index.retire(retired)
+        index.add(vectors[base_rows:], owners[base_rows:])
+        update_s = time.monotonic() - started
+        live = ~np.isin(owners, retired)
+        ids = np.unique(owners[live])
+        started = time.monotonic()
+        fresh = VectorIndex.build(vectors[live], np.searchsorted(ids, owners[live]))
+        rebuild_s = time.monotonic() - started
+        _, truth = exact_search(vectors[live], np.searchsorted(ids, owners[live]), queries, 10)
+        recall = {"updated": _recall(ids[truth], index.search(queries, 10)[1]),
+                  "fresh": _recall(ids[truth], ids[fresh.search(queries, 10)[1]])}
+        results[str(n_vectors)] = {"kind": index.kind, "params": index.params, "base_build_s": round(build_s, 2),
+                                   "add_1pct_and_retire_1pct_s": round(update_s, 3), "rebuild_s": round(rebuild_s, 2),
+                                   "speedup": round(rebuild_s / update_s, 1), "recall_at_10": recall,
+                                   "retired_fraction": round(index.retired_fraction, 4)}
+        print(n_vectors, results[str(n_vectors)], flush=True)
+        del index, fresh, data
+    return results
+
+
+def _recall(truth, found) -> float:
+    """Mean share of the exact top 10 (image ids) found."""
+    return round(sum(len(set(t) & set(f)) for t, f in zip(truth.tolist(), found.tolist())) / (10 * len(truth)), 4)
+
+
+def _on_cluster(phase: str, nodes: int, args, folder: Path) -> dict:
+    from tests.fakes.loopback_ray import run_on_loopback_cluster
+
+    out = folder / f"{phase}-{nodes}.json"
+    done = run_on_loopback_cluster(Path(__file__), ["--inside", phase, "--out", str(out), "--images", str(args.images),
+                                                    "--texts", str(args.texts), "--nodes", str(nodes)],
+                                   nodes=nodes, timeout=3600, log_dir=folder)
+    if done.returncode != 0 or not out.is_file():
+        raise SystemExit(f"{phase} on {nodes} node(s) failed:\n{done.stderr[-3000:]}")
+    return json.loads(out.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=("captioning", "embedding", "index"), action="append")
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--texts", type=int, default=20000)
+    parser.add_argument("--sizes", default="1e5,1e6", help="index sizes, comma-separated")
+    parser.add_argument("--inside", choices=("captioning", "embedding"), help=argparse.SUPPRESS)
+    parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--nodes", type=int, default=1, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.inside == "captioning":
+        _caption_settings(args.images, args.out, args.nodes)
+        return
+    if args.inside == "embedding":
+        _embedding_settings(args.texts, args.out)
+        return
+    chosen = args.only or ["captioning", "embedding", "index"]
+    folder = Path(tempfile.mkdtemp(prefix="rsrt-bench-scaleout-"))
+    report = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    report.update({"measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                   "machine": f"{platform.machine()}, {os.cpu_count()} cores", "command": " ".join(sys.argv)})
+    if "captioning" in chosen:
+        one, two = _on_cluster("captioning", 1, args, folder), _on_cluster("captioning", 2, args, folder)
+        runs = {k: v for k, v in {**one, **two}.items() if k != "cluster"}
+        report["captioning"] = {"images": args.images, "latency_s": LATENCY_S,
+                                "in_flight_per_endpoint": IN_FLIGHT_PER_ENDPOINT, "runs": runs, "ratios": {
+            "ray_1node_vs_local_1endpoint": round(runs["local_1node_1endpoint"]["seconds"]
+                                                  / runs["ray_1node_1endpoint"]["seconds"], 2),
+            "ray_1node_vs_local_2endpoints": round(runs["local_1node_2endpoint"]["seconds"]
+                                                   / runs["ray_1node_2endpoint"]["seconds"], 2),
+            "two_endpoints_vs_one_local": round(runs["local_1node_1endpoint"]["seconds"]
+                                                / runs["local_1node_2endpoint"]["seconds"], 2),
+            "two_endpoints_vs_one_ray": round(runs["ray_1node_1endpoint"]["seconds"]
+                                              / runs["ray_1node_2endpoint"]["seconds"], 2),
+            "ray_2nodes_vs_1node_2endpoints": round(runs["ray_1node_2endpoint"]["seconds"]
+                                                    / runs["ray_2node_2endpoint"]["seconds"], 2)},
+            "targets": {"ray_1node_vs_local": ">= 0.9", "two_endpoints_vs_one": ">= 1.8"}}
+    if "embedding" in chosen:
+        emb = _on_cluster("embedding", 1, args, folder)
+        emb["ratios"] = {"two_actors_vs_one": round(emb["ray_1actor"]["seconds"] / emb["ray_2actors"]["seconds"], 2),
+                         "two_actors_vs_local": round(emb["local"]["seconds"] / emb["ray_2actors"]["seconds"], 2)}
+        emb["targets"] = {"two_actors_vs_one": ">= 1.6"}
+        report["embedding"] = emb
+    if "index" in chosen:
+        report["index"] = {**_index_settings([int(float(s)) for s in args.sizes.split(",") if s]),
+                           "targets": {"speedup_at_1e6": ">= 20"}}
+    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
