@@ -7,6 +7,8 @@
               all-MiniLM-L6-v2: the local path vs one actor vs two actors (one torch thread each) on these 2 cores
   index       adding 1 % new rows to a 10^5- and a 10^6-vector index (and retiring 1 %) vs rebuilding it, and
               recall@10 of the updated index against exact search next to a fresh build's
+  tombstones  query latency and recall with 0-60 % of a 10^5-vector index's rows retired vs a fresh index of the
+              live rows (the compaction threshold)
 
 Every Ray cluster runs inside a loopback-only network namespace (tests/fakes/loopback_ray.py: `unshare --net`, root).
 
@@ -153,6 +155,40 @@ def _index_settings(sizes: list[int]) -> dict:
     return results
 
 
+def _tombstone_costs(n_vectors: int = 100_000, fractions=(0.0, 0.1, 0.25, 0.4, 0.6)) -> dict:
+    """Single-query latency and recall of an index with a share of its rows retired, vs a fresh index of the live
+    rows: where compaction pays (COMPACT_RETIRED_FRACTION)."""
+    import numpy as np
+
+    from rsrt_utils.search.index import VectorIndex, exact_search
+    from rsrt_utils.search.synthetic_vectors import clustered_embeddings
+
+    data = clustered_embeddings(n_vectors // 5, n_queries=300, seed=2)
+    rows = {}
+    for fraction in fractions:
+        index = VectorIndex.build(data.vectors, data.owners)
+        retired = np.arange(int(fraction * (n_vectors // 5)))
+        index.retire(retired)
+        live = ~np.isin(data.owners, retired)
+        ids = np.unique(data.owners[live])
+        fresh = VectorIndex.build(data.vectors[live], np.searchsorted(ids, data.owners[live]))
+        _, truth = exact_search(data.vectors[live], np.searchsorted(ids, data.owners[live]), data.queries, 10)
+        row = {}
+        for name, idx, to_ids in (("with_retired", index, None), ("fresh", fresh, ids)):
+            times, found = [], []
+            for q in data.queries:
+                started = time.perf_counter()
+                items = idx.search(q[None, :], 10)[1][0]
+                times.append(time.perf_counter() - started)
+                found.append(items if to_ids is None else to_ids[items])
+            row[name] = {"median_ms": round(1000 * float(np.median(times)), 3),
+                         "p99_ms": round(1000 * float(np.percentile(times, 99)), 3),
+                         "recall_at_10": _recall(ids[truth], np.array(found))}
+        rows[str(fraction)] = row
+        print("tombstones", fraction, row, flush=True)
+    return {"n_vectors": n_vectors, "rows": rows}
+
+
 def _recall(truth, found) -> float:
     """Mean share of the exact top 10 (image ids) found."""
     return round(sum(len(set(t) & set(f)) for t, f in zip(truth.tolist(), found.tolist())) / (10 * len(truth)), 4)
@@ -172,7 +208,7 @@ def _on_cluster(phase: str, nodes: int, args, folder: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=("captioning", "embedding", "index"), action="append")
+    parser.add_argument("--only", choices=("captioning", "embedding", "index", "tombstones"), action="append")
     parser.add_argument("--images", type=int, default=2000)
     parser.add_argument("--texts", type=int, default=20000)
     parser.add_argument("--sizes", default="1e5,1e6", help="index sizes, comma-separated")
@@ -186,7 +222,7 @@ def main() -> None:
     if args.inside == "embedding":
         _embedding_settings(args.texts, args.out)
         return
-    chosen = args.only or ["captioning", "embedding", "index"]
+    chosen = args.only or ["captioning", "embedding", "index", "tombstones"]
     folder = Path(tempfile.mkdtemp(prefix="rsrt-bench-scaleout-"))
     report = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     report.update({"measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -216,6 +252,8 @@ def main() -> None:
     if "index" in chosen:
         report["index"] = {**_index_settings([int(float(s)) for s in args.sizes.split(",") if s]),
                            "targets": {"speedup_at_1e6": ">= 20"}}
+    if "tombstones" in chosen:
+        report["tombstones"] = _tombstone_costs()
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

@@ -23,6 +23,7 @@ from ..captioning.schema import CorpusRecord
 from .cluster import root_cause
 
 DEFAULT_ACTORS = 2
+CALL_ROUNDS = 4  # rounds of requests in flight per actor call (benchmarks/results/scaleout.json)
 
 
 def backend_identity(backend) -> dict:
@@ -125,7 +126,8 @@ def _caption_blocks(rows, config, context, mode, actors, max_attempts, identity,
     import ray
 
     ray.data.DataContext.get_current().enable_progress_bars = False
-    per_call = max(identity["in_flight"], identity["batch_size"])
+    # Each call takes several rounds of the backend's requests in flight, so Ray Data's cost per task is paid rarely.
+    per_call = CALL_ROUNDS * max(identity["in_flight"], identity["batch_size"])
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // per_call, 4 * actors * 8)))
     answered = dataset.map_batches(
         CaptionActor, batch_size=per_call, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor,

@@ -44,7 +44,9 @@ def run_on_loopback_cluster(script: Path, args: list[str], cpus_per_node: int = 
     run = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} {' '.join(shlex.quote(a) for a in args)}"
     body = (f"ip link set lo up && {' && '.join(start)} && {run}; code=$?; "
             f"{shlex.quote(ray)} stop --force > /dev/null 2>&1; exit $code")
-    env = {**os.environ, "RAY_ADDRESS": f"127.0.0.1:{HEAD_PORT}", "RAY_USAGE_STATS_ENABLED": "0",
+    # Token authentication is switched off: the cluster is reachable only inside this private loopback namespace, and
+    # a token left by another cluster on the machine would otherwise lock the driver out.
+    env = {**os.environ, "RAY_ADDRESS": f"127.0.0.1:{HEAD_PORT}", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "RAY_DATA_DISABLE_PROGRESS_BARS": "1"}
     return subprocess.run(["unshare", "--net", "sh", "-c", body], capture_output=True, text=True, timeout=timeout,

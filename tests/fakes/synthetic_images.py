@@ -15,6 +15,7 @@ def make_images(folder: Path, n: int, size: int = 24, prefix: str = "scene") -> 
         path = folder / f"{prefix}_{i}.png"
         image = Image.new("RGB", (size, size), ((37 * i) % 256, (91 * i) % 256, (13 * i + 50) % 256))
         image.putpixel((i % size, (i // size) % size), (255, 255, 255))
+        image.putpixel((size - 1, size - 1), (i % 256, (i // 256) % 256, (i // 65536) % 256))  # distinct for any n
         image.save(path)
         pairs.append((path.name, path))
     return pairs

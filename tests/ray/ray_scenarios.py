@@ -22,7 +22,7 @@ from rsrt_utils.captioning.api import build_backend
 from rsrt_utils.captioning.corpus import CorpusStore
 from rsrt_utils.captioning.runner import caption_images
 from rsrt_utils.cli import main as rsrt
-from rsrt_utils.scaleout.captioning import caption_on_ray
+from rsrt_utils.scaleout.captioning import CALL_ROUNDS, caption_on_ray
 from rsrt_utils.scaleout.cluster import ClusterError, check_workers, connect
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.synthetic_images import make_images
@@ -119,13 +119,13 @@ def kill_a_worker(work: Path, a, b) -> dict:
     counts = chat_counts(a, b)
     return {"killed": len(killed), "summary_ok": summary.ok, **corpus_facts(work / "killworker.jsonl"),
             "requests": sum(counts.values()), "images_asked_twice": sum(n > 1 for n in counts.values()),
-            "per_call": 4}
+            "per_call": 4 * CALL_ROUNDS}
 
 
 DRIVER = """
 import sys
 from rsrt_utils.scaleout.cluster import connect
-from rsrt_utils.scaleout.captioning import caption_on_ray
+from rsrt_utils.scaleout.captioning import CALL_ROUNDS, caption_on_ray
 from tests.fakes.synthetic_images import make_images
 connect("auto", forward_env=("OPENAI_API_KEY",))
 pairs = make_images(__import__("pathlib").Path(sys.argv[1]), int(sys.argv[2]), prefix="d")
@@ -204,6 +204,31 @@ def collection_on_ray(work: Path, a, b) -> dict:
     return {"exit_codes": codes, "same_hits": hits[0] == hits[1], "requests": len(a.chat_requests()) + len(b.chat_requests())}
 
 
+def embedding_pool(work: Path) -> dict:
+    """Texts embedded by an actor pool equal the local vectors, and land in the driver's cache (a rerun computes 0);
+    the study's encoder under `rsrt run --ray` is that pool."""
+    import numpy as np
+
+    from rsrt_utils.encoders import CachedEncoder, make_text_encoder
+    from rsrt_utils.scaleout.embedding import RayTextEncoder
+    from rsrt_utils.study import pipeline
+    from rsrt_utils.study.params import parse_params
+
+    texts = [f"scene {i}: a road crosses green fields near {i % 7} white buildings" for i in range(600)]
+    pooled = CachedEncoder(RayTextEncoder("hashing:256", 2), cache_root=work / "emb", progress=False)
+    on_ray = pooled.encode(texts)
+    here = CachedEncoder(make_text_encoder("hashing:256"), cache_root=work / "emb-here", progress=False).encode(texts)
+    again = CachedEncoder(RayTextEncoder("hashing:256", 2), cache_root=work / "emb", progress=False)
+    again.encode(texts)
+    os.environ[pipeline.RAY_ADDRESS_VARIABLE] = "auto"
+    run = pipeline.StudyRun(parse_params({"run_name": "ray-run", "encoder": {"spec": "hashing:256"}}), work / "run")
+    study_encoder = pipeline.text_encoder(run)
+    del os.environ[pipeline.RAY_ADDRESS_VARIABLE]
+    return {"computed_first": pooled.last_stats["computed"], "max_abs_difference": float(np.abs(on_ray - here).max()),
+            "computed_again": again.last_stats["computed"],
+            "study_encoder": type(study_encoder.encoder).__name__}
+
+
 WORK = Path(tempfile.mkdtemp(prefix="rsrt-ray-"))
 
 
@@ -218,7 +243,8 @@ def main(out_path: str) -> None:
                             ("failing_endpoint", lambda: failing_endpoint(WORK, a, b)),
                             ("kill_worker", lambda: kill_a_worker(WORK, a, b)),
                             ("kill_driver", lambda: kill_the_driver(WORK, a, b)),
-                            ("collection", lambda: collection_on_ray(WORK, a, b)), ("bad_input", lambda: bad_input(a))):
+                            ("collection", lambda: collection_on_ray(WORK, a, b)), ("bad_input", lambda: bad_input(a)),
+                            ("embedding", lambda: embedding_pool(WORK))):
             t0 = time.monotonic()
             try:
                 results[name] = check()

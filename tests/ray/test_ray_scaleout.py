@@ -82,3 +82,10 @@ def test_bad_input_gives_one_line_before_any_image_is_sent(results):
     assert bad["not_an_address"]["exit"] == 2 and "is not a Ray address" in bad["not_an_address"]["lines"][0]
     assert "cannot import the project" in bad["workers_cannot_import"]
     assert bad["requests"] == 0
+
+
+def test_an_actor_pool_embeds_the_same_vectors_into_the_drivers_cache(results):
+    emb = results["embedding"]
+    assert "error" not in emb, emb
+    assert emb["computed_first"] == 600 and emb["max_abs_difference"] == 0.0 and emb["computed_again"] == 0
+    assert emb["study_encoder"] == "RayTextEncoder", "rsrt run --ray embeds the study's corpora in the pool"
