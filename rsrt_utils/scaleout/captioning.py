@@ -30,7 +30,10 @@ def backend_identity(backend) -> dict:
     """What a backend's cache keys are made of, its caveat, and how to feed it (batch size, servers)."""
     return {"name": backend.name, "model": backend.model, "prompt_version": backend.prompt_version,
             "settings": backend.settings, "label": getattr(backend, "label", None), "batch_size": int(getattr(backend, "batch_size", 1) or 1),
-            "in_flight": int(getattr(backend, "total_concurrency", 0) or getattr(backend, "batch_size", 1) or 1)}
+            "in_flight": int(getattr(backend, "total_concurrency", 0) or getattr(backend, "batch_size", 1) or 1),
+            # a backend of remote servers bounds its own requests in flight (its fleet), so an actor may take the
+            # next call while the last requests of the current one are answered; a local model takes one at a time
+            "calls_per_actor": 2 if hasattr(backend, "fleet") else 1}
 
 
 def _build(config: dict, context: dict):
@@ -131,6 +134,7 @@ def _caption_blocks(rows, config, context, mode, actors, max_attempts, identity,
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // per_call, 4 * actors * 8)))
     answered = dataset.map_batches(
         CaptionActor, batch_size=per_call, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor,
+        max_concurrency=identity["calls_per_actor"],
         fn_constructor_kwargs={"config": config, "context": context, "mode": mode, "max_attempts": max_attempts,
                                "identity": identity})
     yield from answered.iter_batches(batch_size=None, batch_format="numpy")
