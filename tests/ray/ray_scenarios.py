@@ -229,6 +229,21 @@ def embedding_pool(work: Path) -> dict:
             "study_encoder": type(study_encoder.encoder).__name__}
 
 
+def vllm_processor(work: Path) -> dict:
+    """The vllm backend's Ray Data LLM processor assembled from a local model folder (the engine itself never runs)."""
+    from ray.data.llm import build_processor
+
+    from rsrt_utils.captioning.api import build_backend
+
+    model = work / "model"
+    model.mkdir(exist_ok=True)
+    (model / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl", "architectures": ["Qwen2_5_VL"]}))
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    backend = build_backend({"backend": "vllm", "model": str(model)})
+    processor = build_processor(backend.processor_config(), preprocess=backend.preprocess, postprocess=backend.postprocess)
+    return {"stages": processor.list_stage_names()}
+
+
 WORK = Path(tempfile.mkdtemp(prefix="rsrt-ray-"))
 
 
@@ -244,7 +259,7 @@ def main(out_path: str) -> None:
                             ("kill_worker", lambda: kill_a_worker(WORK, a, b)),
                             ("kill_driver", lambda: kill_the_driver(WORK, a, b)),
                             ("collection", lambda: collection_on_ray(WORK, a, b)), ("bad_input", lambda: bad_input(a)),
-                            ("embedding", lambda: embedding_pool(WORK))):
+                            ("embedding", lambda: embedding_pool(WORK)), ("vllm", lambda: vllm_processor(WORK))):
             t0 = time.monotonic()
             try:
                 results[name] = check()

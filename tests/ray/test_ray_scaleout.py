@@ -89,3 +89,10 @@ def test_an_actor_pool_embeds_the_same_vectors_into_the_drivers_cache(results):
     assert "error" not in emb, emb
     assert emb["computed_first"] == 600 and emb["max_abs_difference"] == 0.0 and emb["computed_again"] == 0
     assert emb["study_encoder"] == "RayTextEncoder", "rsrt run --ray embeds the study's corpora in the pool"
+
+
+def test_the_vllm_processor_is_assembled_with_every_stage(results):
+    vllm = results["vllm"]
+    assert "error" not in vllm, vllm
+    assert vllm["stages"] == ["PrepareMultimodalStage", "ChatTemplateStage", "TokenizeStage", "vLLMEngineStage",
+                              "DetokenizeStage"]
