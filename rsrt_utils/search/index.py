@@ -39,8 +39,8 @@ SINGLE_THREAD_QUERIES = 16  # batches up to this size search on one thread: on 2
 KINDS = ("exact", "hnsw")
 FORMAT_VERSION = 2  # 2: retired items (retired.npy); version 1 folders (none retired) are still read
 READABLE_VERSIONS = (1, 2)
-# Compact once this share of the rows belongs to retired items. A stated default, not yet measured:
-# `python benchmarks/bench_scaleout.py --only tombstones` measures query cost against the retired share.
+# Compact once this share of the rows belongs to retired items. At 10^5 rows retired ones barely cost (median query
+# 0.94 ms at 0 %, 1.24 ms at 25 %, recall 0.999; benchmarks/results/scaleout.json): a conservative bound on memory.
 COMPACT_RETIRED_FRACTION = 0.25
 _INDEX_FILE, _OWNERS_FILE, _META_FILE, _RETIRED_FILE = "index.faiss", "owners.npy", "meta.json", "retired.npy"
 _REFERENCE_CHUNK_BYTES = 1 << 28  # exact_search holds at most ~256 MB of similarities at a time
