@@ -225,12 +225,16 @@ def main() -> None:
     chosen = args.only or ["captioning", "embedding", "index", "tombstones"]
     folder = Path(tempfile.mkdtemp(prefix="rsrt-bench-scaleout-"))
     report = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
-    report.update({"measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                   "machine": f"{platform.machine()}, {os.cpu_count()} cores", "command": " ".join(sys.argv)})
+    # every section says when and by which command it was measured (sections may be rerun one at a time)
+    stamp = {"measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+             "command": " ".join(["python", "benchmarks/bench_scaleout.py", *sys.argv[1:]])}
+    for key in ("measured", "machine", "command"):
+        report.pop(key, None)
     if "captioning" in chosen:
         one, two = _on_cluster("captioning", 1, args, folder), _on_cluster("captioning", 2, args, folder)
         runs = {k: v for k, v in {**one, **two}.items() if k != "cluster"}
-        report["captioning"] = {"images": args.images, "latency_s": LATENCY_S,
+        report["captioning"] = {**stamp, "images": args.images, "latency_s": LATENCY_S,
                                 "in_flight_per_endpoint": IN_FLIGHT_PER_ENDPOINT, "runs": runs, "ratios": {
             "ray_1node_vs_local_1endpoint": round(runs["local_1node_1endpoint"]["seconds"]
                                                   / runs["ray_1node_1endpoint"]["seconds"], 2),
@@ -248,12 +252,12 @@ def main() -> None:
         emb["ratios"] = {"two_actors_vs_one": round(emb["ray_1actor"]["seconds"] / emb["ray_2actors"]["seconds"], 2),
                          "two_actors_vs_local": round(emb["local"]["seconds"] / emb["ray_2actors"]["seconds"], 2)}
         emb["targets"] = {"two_actors_vs_one": ">= 1.6"}
-        report["embedding"] = emb
+        report["embedding"] = {**stamp, **emb}
     if "index" in chosen:
-        report["index"] = {**_index_settings([int(float(s)) for s in args.sizes.split(",") if s]),
+        report["index"] = {**stamp, **_index_settings([int(float(s)) for s in args.sizes.split(",") if s]),
                            "targets": {"speedup_at_1e6": ">= 20"}}
     if "tombstones" in chosen:
-        report["tombstones"] = _tombstone_costs()
+        report["tombstones"] = {**stamp, **_tombstone_costs()}
     RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 

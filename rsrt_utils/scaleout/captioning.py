@@ -24,6 +24,7 @@ from .cluster import root_cause
 
 DEFAULT_ACTORS = 2
 CALL_ROUNDS = 4  # rounds of requests in flight per actor call (benchmarks/results/scaleout.json)
+FLEET_CALLS_PER_ACTOR = 4  # calls an actor of a remote-server backend runs at once (its fleet bounds the requests)
 
 
 def backend_identity(backend) -> dict:
@@ -32,8 +33,8 @@ def backend_identity(backend) -> dict:
             "settings": backend.settings, "label": getattr(backend, "label", None), "batch_size": int(getattr(backend, "batch_size", 1) or 1),
             "in_flight": int(getattr(backend, "total_concurrency", 0) or getattr(backend, "batch_size", 1) or 1),
             # a backend of remote servers bounds its own requests in flight (its fleet), so an actor may take the
-            # next call while the last requests of the current one are answered; a local model takes one at a time
-            "calls_per_actor": 2 if hasattr(backend, "fleet") else 1}
+            # next calls while the last requests of the current ones are answered; a local model takes one at a time
+            "calls_per_actor": FLEET_CALLS_PER_ACTOR if hasattr(backend, "fleet") else 1}
 
 
 def _build(config: dict, context: dict):
@@ -129,15 +130,19 @@ def _caption_blocks(rows, config, context, mode, actors, max_attempts, identity,
     import ray
 
     ray.data.DataContext.get_current().enable_progress_bars = False
-    # Each call takes several rounds of the backend's requests in flight, so Ray Data's cost per task is paid rarely.
+    # Each call takes several rounds of the backend's requests in flight, so Ray Data's cost per task is paid rarely;
+    # blocks of one call each (no 1-row remainder call), one call queued per actor beyond those it runs (a short tail),
+    # and the driver prefetches the answers.
     per_call = CALL_ROUNDS * max(identity["in_flight"], identity["batch_size"])
-    dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // per_call, 4 * actors * 8)))
+    dataset = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // per_call)))
     answered = dataset.map_batches(
-        CaptionActor, batch_size=per_call, compute=ray.data.ActorPoolStrategy(size=actors), num_cpus=cpus_per_actor,
+        CaptionActor, batch_size=per_call, compute=ray.data.ActorPoolStrategy(
+            size=actors, max_tasks_in_flight_per_actor=identity["calls_per_actor"] + 1), num_cpus=cpus_per_actor,
         max_concurrency=identity["calls_per_actor"],
         fn_constructor_kwargs={"config": config, "context": context, "mode": mode, "max_attempts": max_attempts,
                                "identity": identity})
-    yield from answered.iter_batches(batch_size=None, batch_format="numpy")
+    yield from answered.iter_batches(batch_size=None, batch_format="numpy",
+                                     prefetch_batches=actors * identity["calls_per_actor"])
 
 
 def _write(blocks, store: CorpusStore, summary: RunSummary, bar) -> None:

@@ -22,7 +22,7 @@ from rsrt_utils.captioning.api import build_backend
 from rsrt_utils.captioning.corpus import CorpusStore
 from rsrt_utils.captioning.runner import caption_images
 from rsrt_utils.cli import main as rsrt
-from rsrt_utils.scaleout.captioning import CALL_ROUNDS, caption_on_ray
+from rsrt_utils.scaleout.captioning import caption_on_ray
 from rsrt_utils.scaleout.cluster import ClusterError, check_workers, connect
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.synthetic_images import make_images
@@ -99,7 +99,8 @@ def kill_a_worker(work: Path, a, b) -> dict:
     a.reset(), b.reset()
     a.latency = b.latency = 0.25
     pairs = make_images(work / "killworker", N, prefix="k")
-    killed = []
+    store = work / "killworker.jsonl"
+    killed, at_kill = [], {}
 
     def killer():
         deadline = time.monotonic() + 60
@@ -108,24 +109,25 @@ def kill_a_worker(work: Path, a, b) -> dict:
                 pid = _worker_pids()[0]
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
+                at_kill["requests"] = len(a.chat_requests()) + len(b.chat_requests())
+                at_kill["records"] = store.read_bytes().count(b"\n") if store.exists() else 0
             time.sleep(0.05)
 
     thread = threading.Thread(target=killer)
     thread.start()
-    summary = caption_on_ray(pairs, config_of(a, b, concurrency=2), work / "killworker.jsonl", actors=2,
-                             progress=False)
+    summary = caption_on_ray(pairs, config_of(a, b, concurrency=2), store, actors=2, progress=False)
     thread.join()
     a.latency = b.latency = 0.0
     counts = chat_counts(a, b)
-    return {"killed": len(killed), "summary_ok": summary.ok, **corpus_facts(work / "killworker.jsonl"),
+    return {"killed": len(killed), "summary_ok": summary.ok, **corpus_facts(store),
             "requests": sum(counts.values()), "images_asked_twice": sum(n > 1 for n in counts.values()),
-            "per_call": 4 * CALL_ROUNDS}
+            "requests_when_killed": at_kill.get("requests"), "records_when_killed": at_kill.get("records")}
 
 
 DRIVER = """
 import sys
 from rsrt_utils.scaleout.cluster import connect
-from rsrt_utils.scaleout.captioning import CALL_ROUNDS, caption_on_ray
+from rsrt_utils.scaleout.captioning import caption_on_ray
 from tests.fakes.synthetic_images import make_images
 connect("auto", forward_env=("OPENAI_API_KEY",))
 pairs = make_images(__import__("pathlib").Path(sys.argv[1]), int(sys.argv[2]), prefix="d")
