@@ -1,10 +1,12 @@
 """A fleet of OpenAI-compatible servers behind one backend: each request goes to the endpoint in rotation with the
 fewest requests in flight (at most `concurrency` per endpoint); an endpoint whose requests fail `max_failures` times in
 a row (HTTP 5xx, timeouts, refused connections) is taken out of rotation while another one is left, and every
-endpoint's requests and errors are counted for the end-of-run report. One endpoint behaves exactly as before."""
+endpoint's requests and errors are counted for the end-of-run report. Slots go to the oldest call first, so calls
+running side by side finish in the order they started. One endpoint behaves exactly as before."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from contextlib import contextmanager
@@ -50,6 +52,9 @@ class EndpointFleet:
         self.concurrency, self.max_failures = concurrency, max_failures
         self._turn = 0
         self._changed = threading.Condition()
+        self._calls, self._tickets = itertools.count(), itertools.count()
+        self._waiting: set[tuple[int, int]] = set()  # (call, ticket) of the requests waiting for a slot
+        self._local = threading.local()
 
     def __len__(self) -> int:
         return len(self.endpoints)
@@ -62,17 +67,41 @@ class EndpointFleet:
         self._turn += 1
         return min(free, key=lambda e: (e.in_flight, (self.endpoints.index(e) - self._turn) % len(self.endpoints)))
 
+    def current_call(self) -> int:
+        """The call this thread's requests belong to (a new one if none was opened)."""
+        call = getattr(self._local, "call", None)
+        return next(self._calls) if call is None else call
+
+    @contextmanager
+    def call(self, number: int | None = None):
+        """Requests made by this thread inside the block belong to call `number` (default: the current or a new one)."""
+        previous = getattr(self._local, "call", None)
+        self._local.call = self.current_call() if number is None else number
+        try:
+            yield self._local.call
+        finally:
+            self._local.call = previous
+
     @contextmanager
     def slot(self, hold: bool = True):
-        """An endpoint for one request (waiting for a free slot when `hold`); released when the block ends."""
+        """An endpoint for one request (waiting for a free slot when `hold`, oldest call first); released at the end."""
         with self._changed:
-            while True:
-                if not any(e.in_rotation for e in self.endpoints):
-                    raise NoEndpointLeft("every endpoint was taken out of rotation: " + self.report_line())
-                endpoint = self._pick() if hold else next(e for e in self.endpoints if e.in_rotation)
-                if endpoint is not None:
-                    break
-                self._changed.wait()
+            turn = (self.current_call(), next(self._tickets))
+            self._waiting.add(turn)
+            try:
+                while True:
+                    if not any(e.in_rotation for e in self.endpoints):
+                        raise NoEndpointLeft("every endpoint was taken out of rotation: " + self.report_line())
+                    if not hold:
+                        endpoint = next(e for e in self.endpoints if e.in_rotation)
+                        break
+                    endpoint = self._pick() if turn == min(self._waiting) else None
+                    if endpoint is not None:
+                        break
+                    self._changed.wait()
+            finally:
+                self._waiting.discard(turn)
+                self._changed.notify_all()
             endpoint.in_flight += 1
             endpoint.requests += 1
         try:

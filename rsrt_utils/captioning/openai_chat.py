@@ -274,5 +274,12 @@ class OpenAIChatBackend:
         """Answers in request order; several requests run in parallel up to `concurrency`."""
         if len(requests) <= 1:
             return [self.answer_one(r, mode, strict) for r in requests]
-        with ThreadPoolExecutor(max_workers=min(self.total_concurrency, len(requests))) as pool:
-            return list(pool.map(lambda r: self.answer_one(r, mode, strict), requests))
+        call = self.fleet.current_call()  # the requests of one batch are served before those of later batches
+
+        def answer(request: CaptionRequest) -> BackendAnswer:
+            with self.fleet.call(call):
+                return self.answer_one(request, mode, strict)
+
+        # twice the slots in threads: the batch always has a request waiting when one of its slots frees
+        with ThreadPoolExecutor(max_workers=min(2 * self.total_concurrency, len(requests))) as pool:
+            return list(pool.map(answer, requests))

@@ -12,6 +12,7 @@ import logging
 import time
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -112,7 +113,14 @@ def _call_backend(backend: CaptionBackend, chunk: Sequence[CaptionRequest], mode
 
 
 def caption_chunk(backend, chunk, keys, mode, max_attempts) -> list[tuple[CorpusRecord, int]]:
-    """Records for one chunk (with the number of strict retries each took)."""
+    """Records for one chunk (with the number of strict retries each took); a fleet serves its requests, strict
+    retries included, before those of chunks started later."""
+    fleet = getattr(backend, "fleet", None)
+    with fleet.call() if fleet is not None else nullcontext():
+        return _caption_chunk(backend, chunk, keys, mode, max_attempts)
+
+
+def _caption_chunk(backend, chunk, keys, mode, max_attempts) -> list[tuple[CorpusRecord, int]]:
     outcome: dict[int, tuple[dict, str | None]] = {}
     usage: dict[int, dict] = {i: {} for i in range(len(chunk))}
     retries, calls = Counter(), Counter()

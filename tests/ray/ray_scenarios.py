@@ -28,6 +28,7 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.synthetic_images import make_images
 
 N = 40
+N_DRIVER = 160  # enough blocks that some are still queued when the driver dies (an actor runs 4 calls at once)
 
 
 def chat_counts(*servers) -> dict:
@@ -142,7 +143,7 @@ def kill_the_driver(work: Path, a, b) -> dict:
     a.reset(), b.reset()
     a.latency = b.latency = 0.2
     folder = work / "killdriver"
-    command = [sys.executable, "-c", DRIVER, str(folder), str(N), a.base_url, b.base_url]
+    command = [sys.executable, "-c", DRIVER, str(folder), str(N_DRIVER), a.base_url, b.base_url]
     driver = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     store = Path(str(folder) + ".jsonl")
     deadline = time.monotonic() + 120
@@ -156,7 +157,7 @@ def kill_the_driver(work: Path, a, b) -> dict:
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     a.latency = b.latency = 0.0
     counts = chat_counts(a, b)
-    return {"records_when_killed": before, "requests_when_killed": sent_before, "resume_output": resumed.stdout.strip(),
+    return {"images": N_DRIVER, "records_when_killed": before, "requests_when_killed": sent_before, "resume_output": resumed.stdout.strip(),
             **corpus_facts(store), "requests": sum(counts.values()),
             "images_asked_twice": sum(n > 1 for n in counts.values())}
 

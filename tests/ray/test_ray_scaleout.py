@@ -63,9 +63,10 @@ def test_a_worker_killed_mid_task_leaves_no_duplicate_and_repeats_only_unrecorde
 def test_a_killed_driver_resumes_with_only_the_blocks_in_flight(results):
     kill = results["kill_driver"]
     assert "error" not in kill, kill
-    assert kill["records_when_killed"] < N and kill["resume_output"].startswith("OK")
-    assert (kill["ok"], kill["records"], kill["duplicate_keys"]) == (N, N, 0)
-    assert kill["requests"] - N <= kill["requests_when_killed"] - kill["records_when_killed"], \
+    n = kill["images"]
+    assert kill["records_when_killed"] < n and kill["resume_output"].startswith("OK")
+    assert (kill["ok"], kill["records"], kill["duplicate_keys"]) == (n, n, 0)
+    assert kill["requests"] - n <= kill["requests_when_killed"] - kill["records_when_killed"], \
         "the resume re-sends at most what was asked but not recorded when the driver died"
 
 

@@ -1,6 +1,7 @@
 """A fleet of OpenAI-compatible servers behind one openai-chat backend: spread, per-server concurrency, a failing
 server taken out of rotation, the report, the cache key and the command line; asserted by the servers' own counts."""
 
+import threading
 import time
 
 import pytest
@@ -50,6 +51,26 @@ def test_requests_are_spread_over_the_servers_with_a_concurrency_each(two_server
     assert [row["requests"] for row in summary.endpoints] == [6, 6] and "endpoint http://127.0.0.1" in summary.text()
     records = list(CorpusStore(tmp_path / "c.jsonl").records())
     assert len({r.cache_key for r in records}) == 12 and len(records) == 12
+
+
+def test_batches_sharing_the_fleet_finish_in_the_order_they_started(two_servers, tmp_path):
+    """A batch started later waits for the slots the earlier one needs, so a killed run loses the newest batches."""
+    first, _ = two_servers
+    first.latency = 0.2
+    backend = fleet(two_servers[:1], concurrency=2)
+    batches = [build_requests(make_images(tmp_path / name, 8, prefix=name)) for name in ("a", "b")]
+    took = {}
+
+    def run(name, requests):
+        started = time.monotonic()
+        answers = backend.answer_batch(requests, "variants")
+        took[name] = (time.monotonic() - started, sum(a.error is None for a in answers))
+
+    threads = [threading.Thread(target=run, args=(name, requests)) for name, requests in zip("ab", batches)]
+    threads[0].start(), time.sleep(0.05), threads[1].start()
+    [thread.join() for thread in threads]
+    assert took["a"][1] == took["b"][1] == 8 and len(first.chat_requests()) == 16
+    assert took["a"][0] < 0.7 * took["b"][0], f"the first batch waits for no later one: {took}"
 
 
 def test_a_server_answering_500s_is_taken_out_of_rotation_and_reported(two_servers, tmp_path):
