@@ -28,7 +28,7 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.synthetic_images import make_images
 
 N = 40
-N_DRIVER = 160  # enough blocks that some are still queued when the driver dies (an actor runs 4 calls at once)
+N_DRIVER = 160  # enough blocks that some are still queued when the driver dies (FLEET_CALLS_PER_ACTOR run at once)
 
 
 def chat_counts(*servers) -> dict:
