@@ -130,19 +130,21 @@ def _caption_blocks(rows, config, context, mode, actors, max_attempts, identity,
     import ray
 
     ray.data.DataContext.get_current().enable_progress_bars = False
-    # Each call takes several rounds of the backend's requests in flight, so Ray Data's cost per task is paid rarely;
-    # blocks of one call each (no 1-row remainder call), one call queued per actor beyond those it runs (a short tail),
-    # and the driver prefetches the answers.
+    # Each call takes several rounds of the backend's requests in flight, so Ray Data's cost per task is paid rarely.
+    # One block is one call (batch_size=None: no 1-row remainder call); an actor runs its calls side by side (without
+    # enable_true_multi_threading Ray Data runs them one at a time) with one more queued (a short tail); and the driver
+    # takes each block as it comes back (a prefetch window of k would hold k finished blocks back from the corpus).
     per_call = CALL_ROUNDS * max(identity["in_flight"], identity["batch_size"])
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // per_call)))
+    calls = identity["calls_per_actor"]
     answered = dataset.map_batches(
-        CaptionActor, batch_size=per_call, compute=ray.data.ActorPoolStrategy(
-            size=actors, max_tasks_in_flight_per_actor=identity["calls_per_actor"] + 1), num_cpus=cpus_per_actor,
-        max_concurrency=identity["calls_per_actor"],
+        CaptionActor, batch_size=None, num_cpus=cpus_per_actor, compute=ray.data.ActorPoolStrategy(
+            size=actors, max_tasks_in_flight_per_actor=calls + 1, max_concurrent_calls_per_actor=calls,
+            enable_true_multi_threading=calls > 1),
         fn_constructor_kwargs={"config": config, "context": context, "mode": mode, "max_attempts": max_attempts,
                                "identity": identity})
     yield from answered.iter_batches(batch_size=None, batch_format="numpy",
-                                     prefetch_batches=actors * identity["calls_per_actor"])
+                                     prefetch_batches=0)
 
 
 def _write(blocks, store: CorpusStore, summary: RunSummary, bar) -> None:

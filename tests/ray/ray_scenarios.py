@@ -149,6 +149,7 @@ def kill_the_driver(work: Path, a, b) -> dict:
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not store.exists() or corpus_facts(store)["records"] < 8):
         time.sleep(0.05)
+    sent_at_first_records = len(a.chat_requests()) + len(b.chat_requests())
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     time.sleep(1.0)  # requests of the dead driver's actors still in flight land now
@@ -157,7 +158,8 @@ def kill_the_driver(work: Path, a, b) -> dict:
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     a.latency = b.latency = 0.0
     counts = chat_counts(a, b)
-    return {"images": N_DRIVER, "records_when_killed": before, "requests_when_killed": sent_before, "resume_output": resumed.stdout.strip(),
+    return {"images": N_DRIVER, "records_when_killed": before, "requests_when_killed": sent_before,
+            "requests_when_8_recorded": sent_at_first_records, "resume_output": resumed.stdout.strip(),
             **corpus_facts(store), "requests": sum(counts.values()),
             "images_asked_twice": sum(n > 1 for n in counts.values())}
 
