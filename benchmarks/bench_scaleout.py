@@ -198,8 +198,8 @@ def _recall(truth, found) -> float:
 
 def _caption_ratios(runs: dict) -> dict:
     """Wall-clock ratios (the targets), and the same ratios over the span from first to last request (start excluded)."""
-    def ratio(faster_is, slower_is, field="seconds"):
-        return round(runs[faster_is][field] / runs[slower_is][field], 2)
+    def ratio(numerator, denominator, field="seconds"):
+        return round(runs[numerator][field] / runs[denominator][field], 2)
 
     ratios = {}
     for suffix, field in (("", "seconds"), ("_requests_span", "requests_span_s")):
