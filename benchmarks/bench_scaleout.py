@@ -2,7 +2,9 @@
 
   captioning  2000 images against local OpenAI-protocol stand-in servers answering after 0.5 s: the local runner vs
               Ray on one node vs Ray on two nodes, one endpoint vs two (16 requests in flight per endpoint in every
-              setting: the local runner's concurrency, or 2 actors x 8)
+              setting: the local runner's concurrency, or 2 actors x 8), once for each environment the Ray nodes run
+              in: a cluster node's install (`pip install rsrt[ray]`, scripts/ensure_node_env.sh) and this checkout's
+              development environment (with JupyterLab, whose jsonschema extras make every `import ray` ~1 s slower)
   embedding   VLM paragraphs (the published LLaVA / Qwen-VL descriptions, numbered to make every text new) with
               all-MiniLM-L6-v2: the local path vs one actor vs two actors (one torch thread each) on these 2 cores
   index       adding 1 % new rows to a 10^5- and a 10^6-vector index (and retiring 1 %) vs rebuilding it, and
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -213,16 +216,48 @@ def _caption_ratios(runs: dict) -> dict:
     return ratios
 
 
-def _on_cluster(phase: str, nodes: int, args, folder: Path) -> dict:
+def _on_cluster(phase: str, nodes: int, args, folder: Path, node_python: Path | None = None) -> dict:
     from tests.fakes.loopback_ray import run_on_loopback_cluster
 
-    out = folder / f"{phase}-{nodes}.json"
+    out = folder / f"{phase}-{nodes}-{Path(node_python or sys.executable).parent.parent.name}.json"
     done = run_on_loopback_cluster(Path(__file__), ["--inside", phase, "--out", str(out), "--images", str(args.images),
                                                     "--texts", str(args.texts), "--nodes", str(nodes)],
-                                   nodes=nodes, timeout=3600, log_dir=folder)
+                                   nodes=nodes, timeout=3600, log_dir=folder, node_python=node_python)
     if done.returncode != 0 or not out.is_file():
         raise SystemExit(f"{phase} on {nodes} node(s) failed:\n{done.stderr[-3000:]}")
     return json.loads(out.read_text())
+
+
+NODE_ENVIRONMENTS = {
+    "rsrt[ray]": "a cluster node's install as the README gives it: pip install 'rsrt[ray]' (scripts/ensure_node_env.sh)",
+    "dev": "this checkout's development environment (.venv: + the notebook and test extras, JupyterLab included)",
+}
+
+
+def _node_python(name: str) -> Path:
+    if name == "dev":
+        return Path(sys.executable)
+    made = subprocess.run(["bash", str(ROOT / "scripts" / "ensure_node_env.sh")], capture_output=True, text=True)
+    if made.returncode != 0:
+        raise SystemExit(f"the cluster node's environment could not be made:\n{made.stderr[-2000:]}")
+    return Path(made.stdout.strip().splitlines()[-1])
+
+
+def _import_ray_seconds(python: Path, repeats: int = 3) -> float:
+    """Median wall-clock of `import ray` in a fresh process of that environment (what every Ray worker pays)."""
+    code = "import time; t = time.perf_counter(); import ray; print(time.perf_counter() - t)"
+    times = sorted(float(subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout)
+                   for _ in range(repeats))
+    return round(times[len(times) // 2], 2)
+
+
+def _caption_in(name: str, args, folder: Path) -> dict:
+    """The captioning settings with the Ray nodes (and so their workers) running in one environment."""
+    python = _node_python(name)
+    one, two = _on_cluster("captioning", 1, args, folder, python), _on_cluster("captioning", 2, args, folder, python)
+    runs = {k: v for k, v in {**one, **two}.items() if k != "cluster"}
+    return {"description": NODE_ENVIRONMENTS[name], "import_ray_s": _import_ray_seconds(python), "runs": runs,
+            "ratios": _caption_ratios(runs)}
 
 
 def main() -> None:
@@ -251,11 +286,9 @@ def main() -> None:
     for key in ("measured", "machine", "command"):
         report.pop(key, None)
     if "captioning" in chosen:
-        one, two = _on_cluster("captioning", 1, args, folder), _on_cluster("captioning", 2, args, folder)
-        runs = {k: v for k, v in {**one, **two}.items() if k != "cluster"}
         report["captioning"] = {**stamp, "images": args.images, "latency_s": LATENCY_S,
-                                "in_flight_per_endpoint": IN_FLIGHT_PER_ENDPOINT, "runs": runs,
-                                "ratios": _caption_ratios(runs),
+                                "in_flight_per_endpoint": IN_FLIGHT_PER_ENDPOINT,
+                                "node_environments": {name: _caption_in(name, args, folder) for name in NODE_ENVIRONMENTS},
                                 "targets": {"ray_1node_vs_local": ">= 0.9", "two_endpoints_vs_one": ">= 1.8"}}
     if "embedding" in chosen:
         emb = _on_cluster("embedding", 1, args, folder)

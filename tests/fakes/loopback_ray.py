@@ -33,9 +33,12 @@ def loopback_unavailable() -> str | None:
 
 
 def run_on_loopback_cluster(script: Path, args: list[str], cpus_per_node: int = 2, nodes: int = 2,
-                            timeout: float = 900, log_dir: Path | None = None) -> subprocess.CompletedProcess:
-    """Start `nodes` Ray nodes on 127.0.0.1 in a fresh network namespace, run `python script *args`, stop them."""
-    ray = str(Path(sys.executable).with_name("ray"))
+                            timeout: float = 900, log_dir: Path | None = None,
+                            node_python: Path | None = None) -> subprocess.CompletedProcess:
+    """Start `nodes` Ray nodes on 127.0.0.1 in a fresh network namespace, run `python script *args`, stop them.
+
+    node_python: the Python of the environment the nodes (and so their workers) run in; default this one's."""
+    ray = str(Path(node_python or sys.executable).with_name("ray"))
     logs = Path(log_dir or "/tmp")
     start = [f"{shlex.quote(ray)} start --head --node-ip-address 127.0.0.1 --port {HEAD_PORT} --num-cpus {cpus_per_node} "
              f"--include-dashboard false --disable-usage-stats > {logs}/ray-head.log 2>&1"]
