@@ -3,7 +3,7 @@
   captioning  2000 images against local OpenAI-protocol stand-in servers answering after 0.5 s: the local runner vs
               Ray on one node vs Ray on two nodes, one endpoint vs two (16 requests in flight per endpoint in every
               setting: the local runner's concurrency, or 2 actors x 8), once for each environment the Ray nodes run
-              in: a cluster node's install (`pip install rsrt[ray]`, scripts/ensure_node_env.sh) and this checkout's
+              in: a cluster node's install (`pip install rsrt[ray]`, scripts/ensure_env.sh --node) and this checkout's
               development environment (with JupyterLab, whose jsonschema extras make every `import ray` ~1 s slower)
   embedding   VLM paragraphs (the published LLaVA / Qwen-VL descriptions, numbered to make every text new) with
               all-MiniLM-L6-v2: the local path vs one actor vs two actors (one torch thread each) on these 2 cores
@@ -229,7 +229,7 @@ def _on_cluster(phase: str, nodes: int, args, folder: Path, node_python: Path | 
 
 
 NODE_ENVIRONMENTS = {
-    "rsrt[ray]": "a cluster node's install as the README gives it: pip install 'rsrt[ray]' (scripts/ensure_node_env.sh)",
+    "rsrt[ray]": "a cluster node's install as the README gives it: pip install 'rsrt[ray]' (scripts/ensure_env.sh --node)",
     "dev": "this checkout's development environment (.venv: + the notebook and test extras, JupyterLab included)",
 }
 
