@@ -237,7 +237,7 @@ NODE_ENVIRONMENTS = {
 def _node_python(name: str) -> Path:
     if name == "dev":
         return Path(sys.executable)
-    made = subprocess.run(["bash", str(ROOT / "scripts" / "ensure_node_env.sh")], capture_output=True, text=True)
+    made = subprocess.run(["bash", str(ROOT / "scripts" / "ensure_env.sh"), "--node"], capture_output=True, text=True)
     if made.returncode != 0:
         raise SystemExit(f"the cluster node's environment could not be made:\n{made.stderr[-2000:]}")
     return Path(made.stdout.strip().splitlines()[-1])
