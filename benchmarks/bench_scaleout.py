@@ -14,7 +14,7 @@
 
 Every Ray cluster runs inside a loopback-only network namespace (tests/fakes/loopback_ray.py: `unshare --net`, root).
 
-    python benchmarks/bench_scaleout.py                        # everything (~25 min on 2 cores)
+    python benchmarks/bench_scaleout.py                        # everything (about an hour on 2 cores: captioning ~17 min, embedding ~28)
     python benchmarks/bench_scaleout.py --only index --sizes 1e5
 """
 

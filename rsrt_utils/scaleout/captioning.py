@@ -143,8 +143,7 @@ def _caption_blocks(rows, config, context, mode, actors, max_attempts, identity,
             enable_true_multi_threading=calls > 1),
         fn_constructor_kwargs={"config": config, "context": context, "mode": mode, "max_attempts": max_attempts,
                                "identity": identity})
-    yield from answered.iter_batches(batch_size=None, batch_format="numpy",
-                                     prefetch_batches=0)
+    yield from answered.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0)
 
 
 def _write(blocks, store: CorpusStore, summary: RunSummary, bar) -> None:
