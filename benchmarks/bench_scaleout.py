@@ -51,7 +51,7 @@ def _caption_settings(n_images: int, out: Path, nodes: int) -> dict:
     os.environ.setdefault("OPENAI_API_KEY", "bench-scaleout-key-0a1b2c3d4e")
     work = Path(tempfile.mkdtemp(prefix="rsrt-bench-"))
     pairs = make_images(work / "img", n_images, size=32)
-    results = {"cluster": connect("auto", forward_env=("OPENAI_API_KEY",))}
+    results = {"cluster": connect("auto")}
     with FakeOpenAIServer(latency=LATENCY_S) as a, FakeOpenAIServer(latency=LATENCY_S) as b:
         for endpoints in (1, 2):
             urls = [s.base_url for s in (a, b)][:endpoints]

@@ -116,7 +116,12 @@ def _run_oracle(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    late = getattr(args, "late_positional", None)  # `rsrt search NAME --k 5 "query"`: the query after the options
+    if late and getattr(args, late) is None and len(extra) == 1 and not extra[0].startswith("-"):
+        setattr(args, late, extra.pop())
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     handlers = {"data": _run_data, "oracle": _run_oracle}
     handler = handlers.get(args.command) or getattr(args, "func", None)
     if handler is None:
@@ -124,7 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(handler(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError, KeyError) as exc:
-        print(f"rsrt {args.command}: error: {exc}", file=sys.stderr)
+        from .logsafe import scrub
+
+        print(f"rsrt {args.command}: error: {scrub(str(exc))}", file=sys.stderr)  # a URL in a message is redacted
         return 2
 
 

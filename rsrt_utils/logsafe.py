@@ -1,10 +1,11 @@
 """What counts as a secret, in one place, and the one filter that keeps secrets out of every log record.
 
-A URL's user-info (`user:password@`) and the values of secret-looking query parameters (`?api-key=...`, `&token=...`,
-see SECRET_PARAMETER_NAMES) are masked by `redact`; `scrub` also masks the values of environment variables with such
-names (OPENAI_API_KEY, HF_TOKEN, ...). HTTP clients log every request URL at INFO; `install()` puts the filter on their
-loggers, on the loggers it is given and on every root handler. The same names decide which config keys are never
-stored (`is_secret_name`).
+A URL's user-info (`user:password@`, with or without a scheme) and the values of secret-looking query parameters
+(`?api-key=...`, `&token=...`, see SECRET_PARAMETER_NAMES) are masked by `redact`, malformed URLs included; `scrub`
+also masks the values of environment variables that hold a secret: a secret name (OPENAI_API_KEY, HF_TOKEN, ...) AND a
+value that looks like a credential (never a path such as $PWD). Text a person typed (`Typed`) is never rewritten.
+HTTP clients log every request URL at INFO; `install()` puts the filter on their loggers, on the loggers it is given
+and on every root handler. The same names decide which config keys are never stored (`is_secret_name`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,17 @@ SECRET_PARAMETER_NAMES = ("api-key", "api_key", "apikey", "key", "token", "acces
                           "pwd", "subscription-key", "x-api-key", "code", "credential", "credentials")
 _NAME_ALTERNATIVES = "|".join(sorted((re.escape(n) for n in SECRET_PARAMETER_NAMES), key=len, reverse=True))
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^\s/@]+@")
+# `user:pw@host:port/...` typed without its scheme: user-info before a host that has a port or a path
+_BARE_CREDENTIALS = re.compile(r"(?<![\w.+/@:*-])[^\s/@'\"<>?#:]+(?::[^\s/@'\"<>?#]*)?@(?=[A-Za-z0-9.-]+(?::\d+|/))")
 _SECRET_QUERY = re.compile(rf"(?P<name>[?&;](?:[A-Za-z0-9]+[_-])*(?:{_NAME_ALTERNATIVES})=)[^&#\s\"'<>]*",
                            re.IGNORECASE)
 HTTP_LOGGERS = ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "urllib3")
 _MIN_SECRET_CHARS = 8  # shorter environment values (flags, numbers) are not masked
+_NEVER_SECRET_VARIABLES = ("PWD", "OLDPWD")  # the shell's working folders: a path, whatever the name says
+
+
+class Typed(str):
+    """Text a person typed (an auditor's notes): shown and stored exactly as typed, never masked."""
 
 
 def is_secret_name(name: str) -> bool:
@@ -33,20 +41,30 @@ def is_secret_name(name: str) -> bool:
 
 
 def redact(text: str) -> str:
-    """The text with URL credentials and secret query-parameter values replaced by ***."""
-    return _SECRET_QUERY.sub(r"\g<name>***", _URL_CREDENTIALS.sub(r"\g<scheme>***@", text))
+    """The text with URL credentials (with or without a scheme) and secret query-parameter values replaced by ***."""
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    return _SECRET_QUERY.sub(r"\g<name>***", _BARE_CREDENTIALS.sub("***@", text))
+
+
+def looks_like_a_credential(value: str) -> bool:
+    """A token-like value: long enough, one word, not a path, with a digit or at least 20 characters."""
+    if len(value) < _MIN_SECRET_CHARS or any(c.isspace() for c in value) or value.startswith(("/", "~", ".")):
+        return False
+    return any(c.isdigit() for c in value) or len(value) >= 20
 
 
 def secret_values() -> list[str]:
-    """Values of environment variables whose names say they hold a secret (longest first)."""
-    values = {v for k, v in os.environ.items() if is_secret_name(k) and len(v) >= _MIN_SECRET_CHARS}
+    """Values of environment variables that hold a secret: a secret name and a credential-like value (longest
+    first)."""
+    values = {v for k, v in os.environ.items()
+              if is_secret_name(k) and k.upper() not in _NEVER_SECRET_VARIABLES and looks_like_a_credential(v)}
     return sorted(values, key=len, reverse=True)
 
 
 def scrub(text):
     """The text with every secret environment value, URL credential and secret parameter replaced by ***; non-strings
-    pass unchanged."""
-    if not isinstance(text, str):
+    pass unchanged, and so does Typed text."""
+    if not isinstance(text, str) or isinstance(text, Typed):
         return text
     for value in secret_values():
         text = text.replace(value, "***")

@@ -18,6 +18,9 @@ def add_serve_subcommand(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--outputs", type=Path, default=None, help="folder of study runs (default outputs/ or RSRT_OUTPUTS_DIR)")
     serve.add_argument("--index-root", type=Path, default=None,
                        help="folder of collections (default <cache>/indexes or RSRT_INDEX_DIR)")
+    from ..search.cli import add_endpoint_option
+
+    add_endpoint_option(serve)
     serve.set_defaults(func=_serve)
 
 
@@ -31,7 +34,8 @@ def _serve(args: argparse.Namespace) -> int:
     single_threaded_queries()
     if not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port} is not a port; use 1-65535 (e.g. 8000)")
-    app = create_app(args.outputs, args.index_root, host=args.host)
+    given = [url for group in (args.base_url or []) for url in group]
+    app = create_app(args.outputs, args.index_root, host=args.host, base_urls=given or None)
     if args.host not in LOOPBACK_HOSTS:
         print(f"rsrt serve: warning: bound to {args.host}: anyone who can reach this machine can read the collections "
               "and write audit scores")

@@ -85,15 +85,18 @@ def _install_middleware(app: FastAPI, host: str) -> None:
 
 
 def create_app(outputs_root: Path | str | None = None, index_root: Path | str | None = None,
-               host: str = "127.0.0.1", captioners: Mapping[str, object] | None = None) -> FastAPI:
+               host: str = "127.0.0.1", captioners: Mapping[str, object] | None = None,
+               base_urls: list[str] | None = None) -> FastAPI:
     """The app over the study runs under outputs_root (default outputs_dir()) and the collections under index_root
     (default rsrt_utils.paths.indexes_dir()); `host` is where it is bound (loopback: only loopback Host headers);
-    captioners: caption backends by collection name, for collections built with a bank given in code."""
+    captioners: caption backends by collection name, for collections built with a bank given in code; base_urls: the
+    captioners' server URLs with their credentials (`rsrt serve --base-url`)."""
     app = FastAPI(title="rsrt", docs_url=None, redoc_url=None, openapi_url=None,
                   default_response_class=ScrubbedJSONResponse)
     app.state.outputs_root = Path(outputs_root or outputs_dir()).expanduser().resolve()
     app.state.audits = AuditRunCache(app.state.outputs_root)
-    app.state.collections = CollectionShelf(Path(index_root).expanduser() if index_root else None, captioners)
+    app.state.collections = CollectionShelf(Path(index_root).expanduser() if index_root else None, captioners,
+                                            base_urls)
     app.mount("/static", StaticFiles(directory=PACKAGE_DIR / "static"), name="static")
     app.mount(BOOK_PATH, BookFiles(directory=app.state.outputs_root / "book", html=True, check_dir=False), name="study")
     app.add_api_route("/favicon.ico", lambda: FileResponse(PACKAGE_DIR / "static" / "favicon.svg",

@@ -21,9 +21,11 @@ def default_index_root() -> Path:
 class CollectionShelf:
     """Opened rsrt_utils.search.collection.Collection objects by name (the search module is imported on first use)."""
 
-    def __init__(self, root: Path | None = None, captioners: Mapping[str, object] | None = None):
+    def __init__(self, root: Path | None = None, captioners: Mapping[str, object] | None = None,
+                 base_urls: list[str] | None = None):
         self._root = Path(root).resolve() if root else None
         self._captioners = dict(captioners or {})  # backends for collections built with a bank given in code
+        self._base_urls = base_urls  # captioners' server URLs with credentials (`rsrt serve --base-url`)
         self._lock = threading.Lock()
         self._open: dict[str, tuple[int, object]] = {}
 
@@ -54,6 +56,7 @@ class CollectionShelf:
         with self._lock:
             cached = self._open.get(name)
             if cached is None or cached[0] != stamp:
-                cached = (stamp, Collection.open(name, self._root, backend=self._captioners.get(name)))
+                cached = (stamp, Collection.open(name, self._root, backend=self._captioners.get(name),
+                                                        base_urls=self._base_urls))
                 self._open[name] = cached
             return cached[1]

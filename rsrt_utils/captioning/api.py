@@ -32,9 +32,11 @@ def check_openai_model(model: str, base_url: str | None) -> None:
 
 
 def check_base_url(base_url: str | list[str] | None) -> None:
-    """An OpenAI-compatible server address (or each of a fleet's) must be an http(s) URL with a host (credentials are
-    never echoed)."""
+    """An OpenAI-compatible server address (or each of a fleet's) must be an http(s) URL with a host (the message shows
+    it through the one redaction: credentials are never echoed, malformed URLs included)."""
     from urllib.parse import urlsplit
+
+    from ..logsafe import redact
 
     if base_url is None:
         return
@@ -46,8 +48,7 @@ def check_base_url(base_url: str | list[str] | None) -> None:
         return
     parts = urlsplit(str(base_url))
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        shown = f"{parts.scheme}://{parts.hostname or ''}{parts.path}" if parts.scheme else str(base_url).split("@")[-1]
-        raise ValueError(f"base_url {shown!r} is not an http(s) URL with a host; give e.g. http://localhost:8000/v1")
+        raise ValueError(f"base_url {redact(str(base_url))!r} is not an http(s) URL with a host; give e.g. http://localhost:8000/v1")
 
 
 def _check_known(backend: str) -> None:

@@ -20,11 +20,17 @@ from ..captioning.corpus import CorpusStore, make_cache_key
 from ..captioning.images import build_requests
 from ..captioning.runner import RunSummary, note_record, progress_bar
 from ..captioning.schema import CorpusRecord
-from .cluster import root_cause
+from .cluster import WorkerSecrets, root_cause
 
 DEFAULT_ACTORS = 2
 CALL_ROUNDS = 4  # rounds of requests in flight per actor call (benchmarks/results/scaleout.json)
+OPENAI_KEY_VARIABLE = "OPENAI_API_KEY"
 FLEET_CALLS_PER_ACTOR = 4  # calls an actor of a remote-server backend runs at once (its fleet bounds the requests)
+
+
+def key_variable(config: dict) -> str:
+    """The environment variable that holds the backend's API key."""
+    return config.get("api_key_env") or OPENAI_KEY_VARIABLE
 
 
 def backend_identity(backend) -> dict:
@@ -43,16 +49,17 @@ def _build(config: dict, context: dict):
     return build_backend(config, BackendContext(**context))
 
 
-def _identity_on_a_worker(config: dict, context: dict) -> dict:
+def _identity_on_a_worker(config: dict, context: dict, secrets: WorkerSecrets) -> dict:
+    secrets.install()
     return backend_identity(_build(config, context))
 
 
-def _on_a_worker(config: dict, context: dict) -> dict:
+def _on_a_worker(config: dict, context: dict, secrets: WorkerSecrets) -> dict:
     """The backend's identity, built on a worker of the cluster (one line if that fails)."""
     import ray
 
     try:
-        return ray.get(ray.remote(num_cpus=0)(_identity_on_a_worker).remote(config, context))
+        return ray.get(ray.remote(num_cpus=0)(_identity_on_a_worker).remote(config, context, secrets))
     except ray.exceptions.RayError as error:
         raise BackendFatalError(f"the backend cannot be built on the cluster: {root_cause(error)}") from None
 
@@ -60,7 +67,9 @@ def _on_a_worker(config: dict, context: dict) -> dict:
 class CaptionActor:
     """One actor of the pool: the backend built once, then one call of the runner's chunk function per batch."""
 
-    def __init__(self, config: dict, context: dict, mode: str, max_attempts: int, identity: dict):
+    def __init__(self, config: dict, context: dict, mode: str, max_attempts: int, identity: dict,
+                 secrets: WorkerSecrets):
+        secrets.install()
         self.backend = _build(config, context)
         mine = backend_identity(self.backend)
         if mine != identity:
@@ -95,16 +104,19 @@ def _rows(requests, identity: dict, mode: str, done: set[str], summary: RunSumma
 
 def caption_on_ray(requests: Iterable, config: dict, store_path: Path | str, mode: str = "variants",
                    actors: int = DEFAULT_ACTORS, max_attempts: int = 2, progress: bool = True,
-                   context: dict | None = None, cpus_per_actor: float = 1.0) -> RunSummary:
+                   context: dict | None = None, cpus_per_actor: float = 1.0,
+                   secrets: WorkerSecrets | None = None) -> RunSummary:
     """Caption every request not yet in the store with `actors` actors of the cluster (connect first); the same
-    RunSummary as the local runner. config: a backend config of plain values (names, paths, numbers)."""
+    RunSummary as the local runner. config: a backend config of plain values (names, paths, numbers); secrets: the
+    API key variables the actors get (default: the backend's api_key_env, read here)."""
     import ray
 
     from .vllm import is_vllm, vllm_caption_blocks
 
     context = dict(context or {})
+    secrets = secrets or WorkerSecrets((key_variable(config),))
     started = time.monotonic()
-    identity = _on_a_worker(config, context)
+    identity = _on_a_worker(config, context, secrets)
     with CorpusStore(store_path) as store:  # the only writer of this file for the whole run
         requests = build_requests(requests)
         summary = RunSummary(total=len(requests), store_path=str(store.path))
@@ -113,7 +125,8 @@ def caption_on_ray(requests: Iterable, config: dict, store_path: Path | str, mod
         try:
             if rows:
                 blocks = (vllm_caption_blocks(rows, config, mode, actors) if is_vllm(config) else
-                          _caption_blocks(rows, config, context, mode, actors, max_attempts, identity, cpus_per_actor))
+                          _caption_blocks(rows, config, context, mode, actors, max_attempts, identity, cpus_per_actor,
+                                          secrets))
                 try:
                     _write(blocks, store, summary, bar)
                 except ray.exceptions.RayError as error:  # a worker's error, as one line (the records so far are kept)
@@ -125,7 +138,7 @@ def caption_on_ray(requests: Iterable, config: dict, store_path: Path | str, mod
     return summary
 
 
-def _caption_blocks(rows, config, context, mode, actors, max_attempts, identity, cpus_per_actor):
+def _caption_blocks(rows, config, context, mode, actors, max_attempts, identity, cpus_per_actor, secrets):
     """Batches of the actors' answers, as they finish."""
     import ray
 
@@ -142,7 +155,7 @@ def _caption_blocks(rows, config, context, mode, actors, max_attempts, identity,
             size=actors, max_tasks_in_flight_per_actor=calls + 1, max_concurrent_calls_per_actor=calls,
             enable_true_multi_threading=calls > 1),
         fn_constructor_kwargs={"config": config, "context": context, "mode": mode, "max_attempts": max_attempts,
-                               "identity": identity})
+                               "identity": identity, "secrets": secrets})
     yield from answered.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0)
 
 
@@ -172,13 +185,15 @@ class RayEngine:
             raise ValueError(f"--actors {actors!r} must be a whole number >= 1 (actors in the pool)")
         self.address, self.actors = check_address(address), actors
         self.cluster: dict = {}
+        self.secrets = WorkerSecrets()
 
     def start(self, config: dict | None = None) -> dict:
-        """Connect; the API key variable the backend reads (api_key_env, default OPENAI_API_KEY) goes to the workers."""
+        """Connect; the API key variable the backend reads (api_key_env, default OPENAI_API_KEY) is taken from here
+        and handed to the actors as WorkerSecrets (never a runtime environment)."""
         from .cluster import connect
 
-        key_variable = (config or {}).get("api_key_env", "OPENAI_API_KEY")
-        self.cluster = connect(self.address, forward_env=(key_variable,))
+        self.secrets = WorkerSecrets((key_variable(config or {}), OPENAI_KEY_VARIABLE))
+        self.cluster = connect(self.address)
         return self.cluster
 
     def backend(self, config: dict, context: dict | None = None):
@@ -186,15 +201,16 @@ class RayEngine:
         from types import SimpleNamespace
 
 
-        identity = _on_a_worker(config, dict(context or {}))
+        identity = _on_a_worker(config, dict(context or {}), self.secrets)
         return SimpleNamespace(**{k: identity[k] for k in ("name", "model", "prompt_version", "settings", "label")})
 
     def encoder(self, spec: str, progress: bool = True):
         from ..encoders import CachedEncoder
         from .embedding import RayTextEncoder
 
-        return CachedEncoder(RayTextEncoder(spec, self.actors), progress=progress)
+        return CachedEncoder(RayTextEncoder(spec, self.actors, secrets=self.secrets), progress=progress)
 
     def caption(self, requests, config: dict, store_path: Path, mode: str = "variants", progress: bool = True,
                 context: dict | None = None) -> RunSummary:
-        return caption_on_ray(requests, config, store_path, mode, self.actors, progress=progress, context=context)
+        return caption_on_ray(requests, config, store_path, mode, self.actors, progress=progress, context=context,
+                              secrets=self.secrets)

@@ -18,6 +18,26 @@ class ClusterError(RuntimeError):
     """The cluster cannot be used: unreachable, or its workers cannot run the project."""
 
 
+class WorkerSecrets:
+    """Environment variables (API keys) taken from where the command runs and handed to this job's tasks and actors
+    as an argument, set in their own process only. Never a runtime environment: Ray's runtime-env agent logs those in
+    clear text on every node. Its repr names the variables, never their values."""
+
+    def __init__(self, names: tuple[str, ...] = ()):
+        self._values = {name: os.environ[name] for name in dict.fromkeys(names) if os.environ.get(name)}
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._values)
+
+    def __repr__(self) -> str:
+        return f"WorkerSecrets({', '.join(self.names) or 'none'})"
+
+    def install(self) -> None:
+        """Set the variables in this worker's process (the node's own value is kept when the command has none)."""
+        os.environ.update(self._values)
+
+
 def check_address(address: str | None) -> str:
     """The address in its normal form; ValueError naming the accepted forms for anything else (before any work)."""
     address = (address or AUTO).strip()
@@ -35,12 +55,10 @@ def _reachable(host: str, port: int) -> bool:
         return False
 
 
-def connect(address: str | None = None, num_cpus: int | None = None, forward_env: tuple[str, ...] = ()) -> dict:
+def connect(address: str | None = None, num_cpus: int | None = None) -> dict:
     """Join (or start, for 'local') the cluster and check that every node's workers import this project; returns
-    {"address", "nodes", "cpus"}. ClusterError with one line naming the fix otherwise.
-
-    forward_env: names of environment variables (an API key's) handed to this job's workers through its runtime
-    environment, so that a key set where the command runs reaches every node without being written anywhere."""
+    {"address", "nodes", "cpus"}. ClusterError with one line naming the fix otherwise. No runtime environment is
+    set: API keys travel as WorkerSecrets."""
     import ray
 
     address = check_address(address)
@@ -52,9 +70,6 @@ def connect(address: str | None = None, num_cpus: int | None = None, forward_env
         raise ClusterError(f"no Ray cluster answers at {target}: start one there with `ray start --head --port "
                            f"{match['port']}`, fix the address, or use --ray local")
     options = dict(logging_level="ERROR", log_to_driver=False, include_dashboard=False, configure_logging=False)
-    env_vars = {name: os.environ[name] for name in forward_env if os.environ.get(name)}
-    if env_vars:
-        options["runtime_env"] = {"env_vars": env_vars}
     try:
         if address == LOCAL:
             ray.init(num_cpus=num_cpus, _node_ip_address=os.environ.get("RSRT_RAY_NODE_IP", "127.0.0.1"), **options)

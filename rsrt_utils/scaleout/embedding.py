@@ -17,11 +17,13 @@ BATCH_TEXTS = 256
 class EncodeActor:
     """One actor of the pool: the encoder built once from its spec, then one encode per batch."""
 
-    def __init__(self, spec: str, threads: int | None):
+    def __init__(self, spec: str, threads: int | None, secrets=None):
         import torch
 
         from ..encoders import make_text_encoder
 
+        if secrets is not None:
+            secrets.install()
         if threads:
             torch.set_num_threads(threads)
         self.encoder = make_text_encoder(spec)
@@ -34,9 +36,12 @@ class EncodeActor:
 class RayTextEncoder:
     """The text encoder of `spec`, run in `actors` actors of the connected cluster (connect first)."""
 
-    def __init__(self, spec: str, actors: int = DEFAULT_ACTORS, cpus_per_actor: float = 1.0, threads: int | None = 1):
+    def __init__(self, spec: str, actors: int = DEFAULT_ACTORS, cpus_per_actor: float = 1.0, threads: int | None = 1,
+                 secrets=None):
         from ..encoders import make_text_encoder
+        from .cluster import WorkerSecrets
 
+        self.secrets = secrets or WorkerSecrets(("OPENAI_API_KEY",))  # an openai: encoder's key, read here
         self.spec, self.actors, self.cpus_per_actor, self.threads = spec, actors, cpus_per_actor, threads
         self.name = make_text_encoder(spec).name  # cheap: local models load on their first text
 
@@ -49,7 +54,8 @@ class RayTextEncoder:
         blocks = max(1, min(len(rows) // BATCH_TEXTS, 8 * self.actors))
         embedded = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
             EncodeActor, batch_size=BATCH_TEXTS, compute=ray.data.ActorPoolStrategy(size=self.actors),
-            num_cpus=self.cpus_per_actor, fn_constructor_kwargs={"spec": self.spec, "threads": self.threads})
+            num_cpus=self.cpus_per_actor, fn_constructor_kwargs={"spec": self.spec, "threads": self.threads,
+                                                                  "secrets": self.secrets})
         for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
             yield np.asarray(batch["position"], dtype=np.int64), np.stack(batch["vector"]).astype(np.float32)
 

@@ -7,7 +7,7 @@ import logging
 import textwrap
 from pathlib import Path
 
-from ..captioning.cli import add_backend_options, add_ray_options, backend_config, positive_int
+from ..captioning.cli import add_backend_options, add_ray_options, backend_config, base_urls, positive_int
 from ..captioning.registry import BACKENDS_INFO
 from .collection import DEFAULT_EF_SEARCH
 from .index import EXACT_MAX_VECTORS
@@ -30,8 +30,18 @@ def add_search_subcommands(subparsers) -> None:
     search.add_argument("--image", type=Path, default=None, help="a query image instead of text (described by the "
                         "collection's captioner, then matched as text)")
     search.add_argument("--k", type=positive_int, default=10, help="number of results (>= 1)")
+    add_endpoint_option(search)
     search.add_argument("--json", action="store_true", help="print the hits as a JSON list")
-    search.set_defaults(func=run_search)
+    search.set_defaults(func=run_search, late_positional="query")
+
+
+def add_endpoint_option(parser) -> None:
+    """--base-url for searching by image: the captioner's server URL(s) whole, when the manifest masks credentials."""
+    from .collection import BASE_URL_VARIABLE
+
+    parser.add_argument("--base-url", action="append", default=None, type=base_urls, metavar="URL",
+                        help="with --image: the captioner's server URL with its credentials (e.g. ?api-key=...), when the "
+                             f"collection was built through one; repeat for a fleet, or set {BASE_URL_VARIABLE}")
 
 
 def _add_build(index_sub) -> None:
@@ -97,7 +107,8 @@ def run_search(args) -> int:
     if (args.query is None) == (args.image is None):
         raise ValueError('give either a text query or --image FILE (not both), e.g. rsrt search NAME "a bridge over a river"')
 
-    collection = Collection.open(args.name)
+    given = [url for group in (args.base_url or []) for url in group]
+    collection = Collection.open(args.name, base_urls=given or None)
     hits = collection.search_image(args.image, args.k) if args.image else collection.search_text(args.query, args.k)
     if args.json:
         print(json.dumps([_hit_dict(collection, hit) for hit in hits], indent=2))

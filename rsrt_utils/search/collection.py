@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import tempfile
 import threading
@@ -28,7 +29,7 @@ from pathlib import Path
 from ..captioning.registry import backend_info
 from ..fileutil import write_json_atomic
 from ..image_files import max_image_pixels
-from ..logsafe import is_secret_name
+from ..logsafe import is_secret_name, redact
 from ..paths import indexes_dir
 from ..scoring import DEFAULT_FIELD, IMAGE_QUERY_VARIANTS, variant_texts
 from ..suggest import did_you_mean
@@ -45,6 +46,7 @@ MANIFEST, CORPUS, QUERY_CORPUS, ITEMS, INDEX, BUILD_LOCK = ("manifest.json", "co
 DEFAULT_EF_SEARCH = 1024
 # Config keys whose change does not change an answer (left out of the compatibility check).
 NOT_IDENTITY = ("concurrency",)
+BASE_URL_VARIABLE = "RSRT_CAPTIONER_BASE_URL"  # the captioner's full server URL(s), whitespace-separated, at search time
 _QUERY_LOCK = threading.Lock()
 
 
@@ -190,6 +192,43 @@ def public_spec(config: dict) -> dict:
         else:
             spec[key] = getattr(value, "name", None) or getattr(value, "identity", None) or type(value).__name__
     return spec
+
+
+def endpoint_entries(config: dict) -> dict:
+    """The manifest's record of where the captioner's server(s) are: every URL whole but for its credentials (masked
+    by the one redaction), and where credentials come back from when a URL had some."""
+    urls = config.get("base_url")
+    if not urls:
+        return {}
+    endpoints = [redact(u) for u in ([urls] if isinstance(urls, str) else urls)]
+    entries = {"endpoints": endpoints}
+    if any("***" in e for e in endpoints):
+        entries["credentials"] = (f"not stored: give the full URL(s) again with --base-url on `rsrt search` and "
+                                  f"`rsrt serve`, or in the environment variable {BASE_URL_VARIABLE}")
+    return entries
+
+
+def endpoint_urls(manifest: dict, given: list[str] | None = None) -> list[str] | None:
+    """The captioner's full server URL(s) for searching by image: the manifest's endpoints, with credentials taken
+    from `given` (--base-url) or BASE_URL_VARIABLE where the manifest masks them; None for a backend without one.
+    ValueError naming the missing endpoint and how to give it."""
+    endpoints = manifest["captioner"].get("endpoints")
+    if not endpoints:
+        return None
+    given = list(given or os.environ.get(BASE_URL_VARIABLE, "").split())
+    by_redacted = {redact(u): u for u in given}
+    urls = []
+    for endpoint in endpoints:
+        if "***" not in endpoint:
+            urls.append(endpoint)
+        elif endpoint in by_redacted:
+            urls.append(by_redacted[endpoint])
+        else:
+            offered = f" (given: {', '.join(sorted(by_redacted))})" if given else ""
+            raise ValueError(f"collection {manifest['name']!r} was captioned through {endpoint}, whose credentials are "
+                             f"not stored{offered}; give that URL whole with --base-url on `rsrt search` or `rsrt serve`, "
+                             f"or in {BASE_URL_VARIABLE}")
+    return urls
 
 
 def _identity(spec: dict) -> dict:
@@ -364,11 +403,10 @@ def _save_index(folder: Path, index, items: list[dict], fingerprint: str, timing
     """Write items.jsonl and the index into a new index-<fingerprint> folder (swapped in whole); its manifest entry."""
     if index.kind == "hnsw":
         index.set_ef_search(ef_search or DEFAULT_EF_SEARCH)
-    target = folder / f"index-{fingerprint}"
+    target = folder / f"index-{fingerprint}-{secrets.token_hex(4)}"  # a new name: the live index is never touched
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".index-"))
     _timed(timings, "indexing", index.save, staging / INDEX)
     _write_items(staging / ITEMS, items)
-    shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)
     return {"folder": target.name, "kind": index.kind, "dim": int(index.dim), "n_vectors": int(index.n_vectors),
             "n_items": int(index.n_live_items), "n_retired_items": int(index.n_items - index.n_live_items),
@@ -412,13 +450,6 @@ def _drop_old_indexes(folder: Path, keep: str) -> None:
     for path in folder.glob("index-*"):
         if path.name != keep and path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
-
-
-def _clear(folder: Path) -> None:
-    """--rebuild: forget the manifest and indexes; the corpus stays (its records are keyed by everything that changes
-    an answer, so they are reused only where they still apply)."""
-    (folder / MANIFEST).unlink(missing_ok=True)
-    _drop_old_indexes(folder, keep="")
 
 
 def _make_encoder(spec: str, progress: bool):
@@ -466,14 +497,15 @@ def build_collection(images_dir: Path, name: str, captioner: dict | None = None,
     if dry_run:
         return summary
     summary.timings, summary.started = timings, started
+    # --rebuild builds beside the live collection (a new index folder; the corpus's records are keyed by everything
+    # that changes an answer, so they are reused only where they still apply) and the manifest's atomic replace swaps
+    # it in: searches see the old collection, then the new one, never none.
     with _build_lock(folder):
-        if rebuild:
-            _clear(folder)
         from ..captioning.runner import caption_images
 
         caption = (partial(engine.caption, config=config) if engine else
                    partial(caption_images, backend=backend, concurrency=concurrency))
-        _caption_and_index(summary, backend, spec, encoder_spec, requests, text_encoder, previous, caption, progress,
+        _caption_and_index(summary, backend, config, encoder_spec, requests, text_encoder, previous, caption, progress,
                            ef_search)
     return summary
 
@@ -528,13 +560,13 @@ def _plan(summary: BuildSummary, backend, config: dict, requests, folder: Path, 
               + (f"\nestimate: {summary.estimate}" if summary.estimate else ""))
 
 
-def _caption_and_index(summary, backend, spec, encoder_spec, requests, text_encoder, previous, caption, progress,
+def _caption_and_index(summary, backend, config, encoder_spec, requests, text_encoder, previous, caption, progress,
                        ef_search: int | None = None) -> None:
     """Caption what is missing (`caption(requests, store_path, ...)`: here or on Ray), then index every described image
     (or keep the index if nothing changed)."""
     from ..captioning.runner import request_key
 
-    folder, timings = summary.folder, summary.timings
+    folder, timings, spec = summary.folder, summary.timings, public_spec(config)
     run = _timed(timings, "captioning", partial(caption, requests, store_path=folder / CORPUS, mode="variants",
                                                 progress=progress))
     summary.captioned = run.ok + run.failed
@@ -553,7 +585,7 @@ def _caption_and_index(summary, backend, spec, encoder_spec, requests, text_enco
     summary.n_indexed, summary.index_kind = len(items), index_info["kind"]
     summary.index_update = "" if summary.index_reused else index_info.get("update", "")
     encoder_info = {"spec": encoder_spec, "name": text_encoder.name}
-    _write_manifest(summary, backend, spec, encoder_info, field_name, index_info, files, previous)
+    _write_manifest(summary, backend, spec, config, encoder_info, field_name, index_info, files, previous)
     _drop_old_indexes(folder, keep=index_info["folder"])
 
 
@@ -575,7 +607,7 @@ def _described(summary: BuildSummary, requests, keys: list[str], field_name: str
     return items, files
 
 
-def _write_manifest(summary, backend, spec, encoder_info, field_name, index_info, files, previous) -> None:
+def _write_manifest(summary, backend, spec, config, encoder_info, field_name, index_info, files, previous) -> None:
     from ..captioning.corpus import utc_now
 
     now = utc_now()
@@ -584,7 +616,8 @@ def _write_manifest(summary, backend, spec, encoder_info, field_name, index_info
     manifest = {
         "format": 1, "name": summary.name, "images_dir": str(summary.images_dir),
         "created": (previous or {}).get("created", now), "updated": now,
-        "captioner": {"spec": spec, "label": captioner_label(backend), "backend": backend.name, "model": backend.model,
+        "captioner": {"spec": spec, **endpoint_entries(config), "label": captioner_label(backend), "backend": backend.name,
+                      "model": backend.model,
                       "prompt_version": backend.prompt_version, "settings": backend.settings,
                       "caveat": getattr(backend, "label", None), "digest": backend_digest(backend)},
         "encoder": encoder_info,
@@ -618,8 +651,10 @@ def list_collections(root: Path | None = None) -> list[str]:
 class Collection:
     """An opened collection: its items, its index and what it takes to search it by text or by image."""
 
-    def __init__(self, folder: Path, manifest: dict, items: list[Item], index, backend=None):
+    def __init__(self, folder: Path, manifest: dict, items: list[Item], index, backend=None,
+                 base_urls: list[str] | None = None):
         self.folder, self.manifest, self.index = folder, manifest, index
+        self._base_urls = base_urls
         self._rows = items  # in the index's numbering, retired items included
         self.items = [item for item in items if not item.retired]
         self.name = manifest["name"]
@@ -633,10 +668,11 @@ class Collection:
         self._lock = threading.RLock()
 
     @classmethod
-    def open(cls, name: str, root: Path | None = None, backend=None) -> "Collection":
+    def open(cls, name: str, root: Path | None = None, backend=None, base_urls: list[str] | None = None) -> "Collection":
         """Open collection `name`; `backend` serves image queries when the captioner cannot be rebuilt from the
-        manifest (a bank given in code). ValueError naming the known collections if there is none of that name."""
-        from .index import VectorIndex
+        manifest (a bank given in code); `base_urls`: the captioner's server URLs with their credentials (else
+        RSRT_CAPTIONER_BASE_URL). ValueError naming the known collections if there is none of that name."""
+        from .index import IndexLoadError
 
         root = Path(root or indexes_dir())
         known = list_collections(root)
@@ -644,7 +680,16 @@ class Collection:
             raise ValueError(f"there is no collection {name!r} in {root}{did_you_mean(name, known)} (known: "
                              f"{', '.join(known) or 'none'}; build one with `rsrt index build DIR --name NAME`)")
         folder = root / name
-        manifest = read_manifest(folder)
+        try:
+            return cls._open_manifest(folder, read_manifest(folder), backend, base_urls)
+        except (FileNotFoundError, IndexLoadError):  # a build swapped in a new index between the two reads
+            return cls._open_manifest(folder, read_manifest(folder), backend, base_urls)
+
+    @classmethod
+    def _open_manifest(cls, folder: Path, manifest: dict, backend, base_urls) -> "Collection":
+        from .index import VectorIndex
+
+        name = manifest["name"]
         index_folder = folder / manifest["index"]["folder"]
         index = VectorIndex.load(index_folder / INDEX)
         images_dir = Path(manifest["images_dir"])
@@ -654,7 +699,7 @@ class Collection:
         if index.n_items != len(items):
             raise ValueError(f"collection {name!r} is inconsistent ({index.n_items} indexed items, {len(items)} listed); "
                              f"rebuild it with `rsrt index build {images_dir} --name {name} --rebuild`")
-        return cls(folder, manifest, items, index, backend)
+        return cls(folder, manifest, items, index, backend, base_urls)
 
     def item(self, image_id: str) -> Item:
         """The item of that id; KeyError if it is not in the collection."""
@@ -698,7 +743,7 @@ class Collection:
     def _query_backend(self):
         with self._lock:
             if self._backend is None:
-                self._backend = _backend_from_manifest(self.manifest)
+                self._backend = _backend_from_manifest(self.manifest, self._base_urls)
             digest = backend_digest(self._backend)
             if digest != self.manifest["captioner"]["digest"]:
                 raise ValueError(f"the captioner given for collection {self.name!r} answers differently from the one "
@@ -729,9 +774,13 @@ class Collection:
                 for rank, (i, score) in enumerate(order, start=1)]
 
 
-def _backend_from_manifest(manifest: dict):
-    """Rebuild the collection's captioner from its manifest (an API key, if any, comes from the environment)."""
+def _backend_from_manifest(manifest: dict, base_urls: list[str] | None = None):
+    """Rebuild the collection's captioner from its manifest (an API key, if any, comes from the environment; URL
+    credentials from base_urls or RSRT_CAPTIONER_BASE_URL)."""
     spec = dict(manifest["captioner"]["spec"])
+    urls = endpoint_urls(manifest, base_urls)
+    if urls is not None:
+        spec["base_url"] = urls if isinstance(spec.get("base_url"), list) else urls[0]
     if spec["backend"] == "import":
         raise ValueError(f"collection {manifest['name']!r} was captioned from an imported corpus, which cannot describe "
                          f"a new image; search it by text")

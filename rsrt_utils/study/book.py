@@ -4,7 +4,10 @@ No notebook is executed: each complete run's executed notebooks are rendered wit
 shows comes from the run files (metrics.json, the executed notebooks, CSVs, provenance), so the book cannot disagree
 with them. The site is self-contained (no font, script or style from the network) and opens from disk.
 
-Layout of the generated source (a staging folder next to the book, replaced on each build):
+The site is built in a temporary folder beside `--out` and swapped in whole; `--out` must be new, empty or a book
+that `rsrt book` made (its `.rsrt-owned` mark says so): any other folder is refused, never emptied.
+
+Layout of the generated source (in that temporary folder, removed after the build):
   index.md         the headline table of every complete run beside the quoted figures
   runs/<run>.md    parameters, provenance, coverage and label, the caption audit summary, the notebooks
   runs/<run>/*.ipynb   copies of the executed notebooks
@@ -16,18 +19,21 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from ..fileutil import OWNER_MARK, check_replaceable, swap_in
 from ..paths import PROJECT_ROOT, outputs_dir
 from .run_folder import RunFolder, list_runs
 
 DOC_PAGES = ("method", "protocol")
 BENCHMARK_RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 MAX_BENCHMARK_ROWS = 60
+BOOK_KIND = "book"  # the owner mark of a folder `rsrt book` made
 HEADLINE_COLUMNS = ["run", "dataset", "images", "setting", "mR", "95 % CI (images)", "quoted lines"]
 
 
@@ -245,8 +251,7 @@ exclude_patterns = ["_build"]
 
 
 def write_source(source: Path, runs: list[Path], left_out: dict[str, str]) -> None:
-    """The Sphinx source of the book: pages from the run files, notebooks copied, docs pages copied."""
-    shutil.rmtree(source, ignore_errors=True)
+    """The Sphinx source of the book (in a new folder): pages from the run files, notebooks copied, docs pages copied."""
     (source / "runs").mkdir(parents=True)
     (source / "conf.py").write_text(CONF_PY, encoding="utf-8")
     (source / "index.md").write_text(_index_page(runs, left_out), encoding="utf-8")
@@ -270,33 +275,31 @@ def build_book(outputs_root: Path | None = None, out: Path | None = None, quiet:
     outputs/book); RuntimeError naming the fix when there is no complete run or Sphinx fails."""
     started = time.monotonic()
     root = Path(outputs_root or outputs_dir()).expanduser().resolve()
-    out = Path(out).expanduser().resolve() if out else root / "book"
+    out = check_replaceable(Path(out) if out else root / "book", BOOK_KIND)  # before any work: never a user's folder
+    out.parent.mkdir(parents=True, exist_ok=True)
     if not root.is_dir():
         raise FileNotFoundError(f"outputs folder {root} does not exist; run the study first (bash scripts/run_study.sh)")
     runs, left_out = study_runs(root)
     if not runs:
         raise RuntimeError(f"no complete run under {root}" + (f" ({', '.join(sorted(left_out))} incomplete)" if left_out
                                                                else "") + "; run one with `rsrt run params/<file>.yaml`")
-    source = out.parent / f".{out.name}-source"
-    stray = out.parent / "jupyter_execute"  # MyST-NB's scratch folder, beside the site
-    left_before = stray.exists()
-    write_source(source, runs, left_out)
+    work = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-build-"))  # ours: MyST-NB's scratch lands in it
     try:
-        _sphinx(source, out, quiet)
+        write_source(work / "source", runs, left_out)
+        _sphinx(work / "source", work / "site", quiet)
+        (work / "site" / OWNER_MARK).write_text(BOOK_KIND + "\n", encoding="utf-8")
+        swap_in(work / "site", out, BOOK_KIND)
     finally:
-        shutil.rmtree(source, ignore_errors=True)
-        if not left_before:
-            shutil.rmtree(stray, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     files = [p for p in out.rglob("*") if p.is_file()]
     return BookSummary(out, [r.name for r in runs], left_out, pages=sum(p.suffix == ".html" for p in files),
                        bytes=sum(p.stat().st_size for p in files), seconds=round(time.monotonic() - started, 1))
 
 
 def _sphinx(source: Path, out: Path, quiet: bool) -> None:
-    """sphinx-build -b html (a fresh build: stale pages of removed runs never linger)."""
+    """sphinx-build -b html into a new folder (stale pages of removed runs never linger)."""
     from sphinx.cmd.build import build_main
 
-    shutil.rmtree(out, ignore_errors=True)
     args = ["-b", "html", "-E", "-d", str(source / "_doctrees"), str(source), str(out)] + (["-q"] if quiet else [])
     if build_main(args) != 0:
         raise RuntimeError(f"Sphinx could not build the book from {source}; its messages are above")

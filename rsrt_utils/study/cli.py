@@ -84,7 +84,8 @@ def add_study_subcommands(sub: argparse._SubParsersAction) -> None:
     report.set_defaults(func=_report)
     book = sub.add_parser("book", help="build the study as a static website from outputs/ (never re-runs a notebook)")
     book.add_argument("--outputs", type=Path, default=None, help="outputs folder (default outputs/)")
-    book.add_argument("--out", type=Path, default=None, help="where the site goes (default outputs/book)")
+    book.add_argument("--out", type=Path, default=None, help="where the site goes (default outputs/book): a new or empty folder, or a book rsrt made "
+                      "(any other folder is refused, never emptied)")
     book.add_argument("--open", action="store_true", help="print the path of the front page to open in a browser")
     book.add_argument("--verbose", action="store_true", help="show Sphinx's messages")
     book.set_defaults(func=_book)

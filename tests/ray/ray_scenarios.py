@@ -28,6 +28,8 @@ from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.synthetic_images import make_images
 
 N = 40
+KEY_CANARY = "sk-canary-" + os.urandom(12).hex()  # the driver's API key: must appear in no file Ray or rsrt writes
+QUERY_CANARY = "qcanary" + os.urandom(12).hex()  # a gateway's ?api-key= in the base URL: the same
 N_DRIVER = 160  # enough blocks that some are still queued when the driver dies (FLEET_CALLS_PER_ACTOR run at once)
 
 
@@ -130,7 +132,7 @@ import sys
 from rsrt_utils.scaleout.cluster import connect
 from rsrt_utils.scaleout.captioning import caption_on_ray
 from tests.fakes.synthetic_images import make_images
-connect("auto", forward_env=("OPENAI_API_KEY",))
+connect("auto")
 pairs = make_images(__import__("pathlib").Path(sys.argv[1]), int(sys.argv[2]), prefix="d")
 config = {"backend": "openai-chat", "model": "fake-vlm", "base_url": sys.argv[3:], "backoff_base": 0.01, "concurrency": 2}
 summary = caption_on_ray(pairs, config, sys.argv[1] + ".jsonl", actors=2, progress=False)
@@ -209,6 +211,24 @@ def collection_on_ray(work: Path, a, b) -> dict:
     return {"exit_codes": codes, "same_hits": hits[0] == hits[1], "requests": len(a.chat_requests()) + len(b.chat_requests())}
 
 
+def canary_key_run(work: Path) -> dict:
+    """`rsrt index build --ray` with a canary API key (checked by the server) and a canary `?api-key=` in the URL; the
+    test greps every file Ray, the build and the logs wrote for both (tests/ray/test_ray_scaleout.py)."""
+    import ray
+
+    key = os.environ["OPENAI_API_KEY"]
+    with FakeOpenAIServer(expected_key=key) as server:
+        code = rsrt(["index", "build", str(work / "fleet"), "--name", "canary", "--ray", "auto", "--backend", "openai-chat",
+                     "--model", "fake-vlm", "--base-url", f"{server.base_url}?api-key={QUERY_CANARY}",
+                     "--encoder", "hashing:64", "--quiet"])
+        requests = server.chat_requests()
+    return {"exit_code": code, "requests": len(requests),
+            "authorised": sum(r.headers.get("authorization") == f"Bearer {key}" for r in requests),
+            "query_key_sent": sum(r.query.get("api-key") == [QUERY_CANARY] for r in requests),
+            "canaries": [key, QUERY_CANARY], "work": str(work),
+            "ray_temp_dir": str(Path(ray._private.worker._global_node.get_session_dir_path()).parent)}
+
+
 def embedding_pool(work: Path) -> dict:
     """Texts embedded by an actor pool equal the local vectors, and land in the driver's cache (a rerun computes 0);
     the study's encoder under `rsrt run --ray` is that pool."""
@@ -253,17 +273,18 @@ WORK = Path(tempfile.mkdtemp(prefix="rsrt-ray-"))
 
 
 def main(out_path: str) -> None:
-    os.environ.setdefault("OPENAI_API_KEY", "fake-ray-key-81d0c6e2aa")
+    os.environ["OPENAI_API_KEY"] = KEY_CANARY  # set here, after the nodes started: only the driver has it
     os.environ["RSRT_CACHE_DIR"] = str(WORK / "cache")
     os.environ["RSRT_INDEX_DIR"] = str(WORK / "indexes")
     started = time.monotonic()
-    results = {"cluster": connect("auto", forward_env=("OPENAI_API_KEY",))}
+    results = {"cluster": connect("auto")}
     with FakeOpenAIServer(latency=0.02) as a, FakeOpenAIServer(latency=0.02) as b:
         for name, check in (("fleet", lambda: fleet_run(WORK, a, b)), ("resume", lambda: resume_both_ways(WORK, a)),
                             ("failing_endpoint", lambda: failing_endpoint(WORK, a, b)),
                             ("kill_worker", lambda: kill_a_worker(WORK, a, b)),
                             ("kill_driver", lambda: kill_the_driver(WORK, a, b)),
                             ("collection", lambda: collection_on_ray(WORK, a, b)), ("bad_input", lambda: bad_input(a)),
+                            ("canary", lambda: canary_key_run(WORK)),
                             ("embedding", lambda: embedding_pool(WORK)), ("vllm", lambda: vllm_processor(WORK))):
             t0 = time.monotonic()
             try:

@@ -20,6 +20,8 @@ def results(tmp_path_factory):
     done = run_on_loopback_cluster(Path(__file__).with_name("ray_scenarios.py"), [str(out)], log_dir=folder)
     assert done.returncode == 0 and out.is_file(), done.stderr[-3000:]
     data = json.loads(out.read_text())
+    assert not any(c.encode() in (done.stdout + done.stderr).encode() for c in data.get("canary", {}).get("canaries", []))
+    data["log_dir"] = str(folder)
     print(json.dumps(data, indent=1))
     return data
 
@@ -86,6 +88,31 @@ def test_bad_input_gives_one_line_before_any_image_is_sent(results):
     assert bad["not_an_address"]["exit"] == 2 and "is not a Ray address" in bad["not_an_address"]["lines"][0]
     assert "cannot import the project" in bad["workers_cannot_import"]
     assert bad["requests"] == 0
+
+
+def _files_holding(folders, needles: list[bytes]) -> dict[str, int]:
+    """file -> times any needle occurs, over every file under the folders."""
+    hits = {}
+    for folder in folders:
+        for path in Path(folder).rglob("*"):
+            if path.is_file() and not path.is_symlink() and path.name != "results.json":
+                data = path.read_bytes()
+                count = sum(data.count(n) for n in needles)
+                if count:
+                    hits[str(path)] = count
+    return hits
+
+
+def test_no_api_key_or_url_credential_reaches_any_file_ray_or_rsrt_writes(results):
+    canary = results["canary"]
+    assert "error" not in canary, canary
+    assert canary["exit_code"] == 0 and canary["requests"] == N, "the build captioned every image on the cluster"
+    assert canary["authorised"] == N and canary["query_key_sent"] == N, "the key and the URL's api-key reached the workers"
+    needles = [c.encode() for c in canary["canaries"]]
+    folders = [canary["ray_temp_dir"], canary["work"], Path(results["log_dir"])]
+    assert list(Path(canary["ray_temp_dir"]).rglob("runtime_env_agent*.log")) or list(Path(canary["ray_temp_dir"]).rglob("raylet*")), \
+        "Ray's logs are where the test looks"
+    assert _files_holding(folders, needles) == {}
 
 
 def test_an_actor_pool_embeds_the_same_vectors_into_the_drivers_cache(results):
