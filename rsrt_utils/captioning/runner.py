@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, as_completed, wait
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 from ..image_files import image_problem, max_image_pixels
 from ..logsafe import redact
@@ -118,6 +118,25 @@ def caption_chunk(backend, chunk, keys, mode, max_attempts) -> list[tuple[Corpus
     fleet = getattr(backend, "fleet", None)
     with fleet.call() if fleet is not None else nullcontext():
         return _caption_chunk(backend, chunk, keys, mode, max_attempts)
+
+
+def caption_as_answered(backend, chunk, keys, mode, max_attempts) -> Iterator[tuple[CorpusRecord, int]]:
+    """caption_chunk's records one at a time, as each image is done: a backend of remote servers (a fleet) answers the
+    chunk's images side by side, one request each, so no answer waits for the slowest of its chunk (a killed caller
+    loses only the requests in flight); any other backend answers the chunk in one batch. The order varies from one
+    call to the next: a caller must not retry a call by skipping what an earlier attempt yielded."""
+    fleet = getattr(backend, "fleet", None)
+    if fleet is None or len(chunk) <= 1:
+        yield from caption_chunk(backend, chunk, keys, mode, max_attempts)
+        return
+    with fleet.call() as call, ThreadPoolExecutor(max_workers=len(chunk), thread_name_prefix="answer") as pool:
+
+        def one(i: int) -> tuple[CorpusRecord, int]:
+            with fleet.call(call):  # the chunk's requests keep its place in the fleet's oldest-call-first order
+                return _caption_chunk(backend, [chunk[i]], [keys[i]], mode, max_attempts)[0]
+
+        for answer in as_completed([pool.submit(one, i) for i in range(len(chunk))]):
+            yield answer.result()
 
 
 def _caption_chunk(backend, chunk, keys, mode, max_attempts) -> list[tuple[CorpusRecord, int]]:

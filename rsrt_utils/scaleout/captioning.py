@@ -1,14 +1,17 @@
 """Captioning on a Ray cluster: the images are split into blocks that Ray Data hands to a pool of actors (each builds
-the backend once); the driver is the corpus's one writer and appends every record as its block comes back.
+the backend once); the driver is the corpus's one writer and appends every record as soon as it is answered.
 
 The records are the local runner's own: each actor runs `captioning.runner.caption_chunk` (pixel checks, the strict
 retry, parsing and schema validation), and the cache keys come from the same identity (backend, model, prompts,
 settings), so a local run and a Ray run with the same settings write the same corpus and resume from each other.
-Killing the driver loses at most the blocks in flight (a resume re-sends only those); a block whose worker died is
-retried by Ray, and a record whose key is already written is never written twice."""
+An actor hands each record to a collector actor beside the driver the moment its image is answered, and the driver
+takes and appends them every COLLECT_EVERY_S: killing the driver loses only the requests in flight (a resume re-sends
+only those). A call whose worker died is retried by Ray and re-sends only the images the collector has no record of;
+a key already written is never written twice."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Iterable
@@ -25,6 +28,7 @@ from .cluster import WorkerSecrets, root_cause
 DEFAULT_ACTORS = 2
 CALL_ROUNDS = 4  # rounds of requests in flight per actor call (benchmarks/results/scaleout.json)
 OPENAI_KEY_VARIABLE = "OPENAI_API_KEY"
+COLLECT_EVERY_S = 0.05  # how often the driver takes the answered records from the collector
 FLEET_CALLS_PER_ACTOR = 4  # calls an actor of a remote-server backend runs at once (its fleet bounds the requests)
 
 
@@ -64,28 +68,60 @@ def _on_a_worker(config: dict, context: dict, secrets: WorkerSecrets) -> dict:
         raise BackendFatalError(f"the backend cannot be built on the cluster: {root_cause(error)}") from None
 
 
+class RecordCollector:
+    """A Ray actor beside the driver: caption actors hand it each record as its image is answered, and the driver takes
+    them from it to write. It remembers every key it was given, so a call that Ray retries after its worker died
+    re-sends only the images not answered before. Calls run one at a time (no lock needed)."""
+
+    def __init__(self):
+        self._keys: set[str] = set()
+        self._waiting: list[tuple[str, int, str]] = []
+
+    def missing(self, keys: list[str]) -> list[str]:
+        """The keys no record was handed in for yet."""
+        return [key for key in keys if key not in self._keys]
+
+    def put(self, key: str, record: str, retries: int, path: str) -> None:
+        if key not in self._keys:
+            self._keys.add(key)
+            self._waiting.append((record, retries, path))
+
+    def take(self) -> list[tuple[str, int, str]]:
+        """(record JSON, strict retries, image path) of every record handed in since the last take."""
+        waiting, self._waiting = self._waiting, []
+        return waiting
+
+
 class CaptionActor:
-    """One actor of the pool: the backend built once, then one call of the runner's chunk function per batch."""
+    """One actor of the pool: the backend built once; each call captions its images (those the collector has no
+    record of) and hands every record to the collector as soon as it is answered."""
 
     def __init__(self, config: dict, context: dict, mode: str, max_attempts: int, identity: dict,
-                 secrets: WorkerSecrets):
+                 secrets: WorkerSecrets, collector):
         secrets.install()
         self.backend = _build(config, context)
         mine = backend_identity(self.backend)
         if mine != identity:
             raise RuntimeError(f"the backend built on this worker answers differently ({mine}) from the driver's "
                                f"({identity}); give every node the same project version and environment")
-        self.mode, self.max_attempts = mode, max_attempts
+        self.mode, self.max_attempts, self.collector = mode, max_attempts, collector
 
     def __call__(self, batch: dict) -> dict:
-        from ..captioning.runner import caption_chunk
+        import ray
 
-        requests = [CaptionRequest(str(i), Path(p) if p else None, s or None)
-                    for i, p, s in zip(batch["image_id"], batch["path"], batch["sha256"])]
-        done = caption_chunk(self.backend, requests, [str(k) for k in batch["key"]], self.mode, self.max_attempts)
-        return {"record": np.array([record.model_dump_json() for record, _ in done], dtype=object),
-                "retries": np.array([retries for _, retries in done], dtype=np.int64),
-                "path": np.array([str(p) for p in batch["path"]], dtype=object)}
+        from ..captioning.runner import caption_as_answered
+
+        keys = [str(k) for k in batch["key"]]
+        todo = set(ray.get(self.collector.missing.remote(keys)))
+        chosen = [i for i, key in enumerate(keys) if key in todo]
+        requests = [CaptionRequest(str(batch["image_id"][i]), Path(batch["path"][i]) if batch["path"][i] else None,
+                                   batch["sha256"][i] or None) for i in chosen]
+        paths = {request.image_id: str(batch["path"][i]) for request, i in zip(requests, chosen)}
+        handed = [self.collector.put.remote(record.cache_key, record.model_dump_json(), retries, paths[record.image_id])
+                  for record, retries in caption_as_answered(self.backend, requests, [keys[i] for i in chosen],
+                                                             self.mode, self.max_attempts)]
+        ray.get(handed)  # the call ends once the collector holds every record (else Ray retries it)
+        return {"answered": np.array([len(handed)], dtype=np.int64)}
 
 
 def _rows(requests, identity: dict, mode: str, done: set[str], summary: RunSummary) -> list[dict]:
@@ -125,8 +161,8 @@ def caption_on_ray(requests: Iterable, config: dict, store_path: Path | str, mod
         try:
             if rows:
                 blocks = (vllm_caption_blocks(rows, config, mode, actors) if is_vllm(config) else
-                          _caption_blocks(rows, config, context, mode, actors, max_attempts, identity, cpus_per_actor,
-                                          secrets))
+                          _caption_records(rows, config, context, mode, actors, max_attempts, identity, cpus_per_actor,
+                                           secrets))
                 try:
                     _write(blocks, store, summary, bar)
                 except ray.exceptions.RayError as error:  # a worker's error, as one line (the records so far are kept)
@@ -138,15 +174,18 @@ def caption_on_ray(requests: Iterable, config: dict, store_path: Path | str, mod
     return summary
 
 
-def _caption_blocks(rows, config, context, mode, actors, max_attempts, identity, cpus_per_actor, secrets):
-    """Batches of the actors' answers, as they finish."""
+def _caption_records(rows, config, context, mode, actors, max_attempts, identity, cpus_per_actor, secrets):
+    """The actors' records as they are answered, in batches of what the collector held at each look (every
+    COLLECT_EVERY_S): the driver writes an answer within that long of its arrival."""
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     ray.data.DataContext.get_current().enable_progress_bars = False
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    collector = ray.remote(RecordCollector).options(num_cpus=0, scheduling_strategy=here).remote()
     # Each call takes several rounds of the backend's requests in flight, so Ray Data's cost per task is paid rarely.
     # One block is one call (batch_size=None: no 1-row remainder call); an actor runs its calls side by side (without
-    # enable_true_multi_threading Ray Data runs them one at a time) with one more queued (a short tail); and the driver
-    # takes each block as it comes back (a prefetch window of k would hold k finished blocks back from the corpus).
+    # enable_true_multi_threading Ray Data runs them one at a time) with one more queued (a short tail).
     per_call = CALL_ROUNDS * max(identity["in_flight"], identity["batch_size"])
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, -(-len(rows) // per_call)))
     calls = identity["calls_per_actor"]
@@ -155,16 +194,37 @@ def _caption_blocks(rows, config, context, mode, actors, max_attempts, identity,
             size=actors, max_tasks_in_flight_per_actor=calls + 1, max_concurrent_calls_per_actor=calls,
             enable_true_multi_threading=calls > 1),
         fn_constructor_kwargs={"config": config, "context": context, "mode": mode, "max_attempts": max_attempts,
-                               "identity": identity, "secrets": secrets})
-    yield from answered.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0)
+                               "identity": identity, "secrets": secrets, "collector": collector})
+    finished, failure = threading.Event(), []
+
+    def run_the_pool():
+        try:
+            for _ in answered.iter_batches(batch_size=None, batch_format="numpy", prefetch_batches=0):
+                pass
+        except BaseException as error:  # noqa: BLE001 - handed to the driver's thread, raised there
+            failure.append(error)
+        finally:
+            finished.set()
+
+    threading.Thread(target=run_the_pool, name="ray-caption-pool", daemon=True).start()
+    while True:
+        last = finished.is_set()  # every call has handed in its records before it finished
+        taken = ray.get(collector.take.remote())
+        if taken:
+            records, retries, paths = zip(*taken)
+            yield {"record": records, "retries": retries, "path": paths}
+        if last:
+            break
+        finished.wait(COLLECT_EVERY_S)
+    if failure:
+        raise failure[0]
 
 
-def _write(blocks, store: CorpusStore, summary: RunSummary, bar) -> None:
-    """Append each record as its block arrives (once per key: a block retried after a worker died is not written
-    again)."""
+def _write(batches, store: CorpusStore, summary: RunSummary, bar) -> None:
+    """Append each record as its batch arrives, once per key."""
     written = set()
-    for block in blocks:
-        for raw, retries, path in zip(block["record"], block["retries"], block["path"]):
+    for batch in batches:
+        for raw, retries, path in zip(batch["record"], batch["retries"], batch["path"]):
             record = CorpusRecord.model_validate_json(raw)
             if record.cache_key in written:
                 continue

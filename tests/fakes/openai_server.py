@@ -42,6 +42,7 @@ class RecordedRequest:
     image_digest: str | None = None
     raw: bytes = b""
     query: dict = field(default_factory=dict)  # the request's query parameters, name -> [values]
+    answered_at: float | None = None  # when its answer was written out (None: still being answered, or never)
 
 
 @dataclass
@@ -309,7 +310,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.fake.latency:
             time.sleep(self.fake.latency)
         if path.endswith("/chat/completions"):
-            return self._chat(body, recorded)
+            self._chat(body, recorded)
+            recorded.answered_at = time.time()
+            return
         if path.endswith("/embeddings"):
             return self._embeddings(body)
         if path.endswith("/files"):

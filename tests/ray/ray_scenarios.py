@@ -152,15 +152,21 @@ def kill_the_driver(work: Path, a, b) -> dict:
     while time.monotonic() < deadline and (not store.exists() or corpus_facts(store)["records"] < 8):
         time.sleep(0.05)
     sent_at_first_records = len(a.chat_requests()) + len(b.chat_requests())
+    while time.monotonic() < deadline and corpus_facts(store)["records"] < N_DRIVER // 4:
+        time.sleep(0.05)
+    killed_at = time.time()
     driver.send_signal(signal.SIGKILL)
     driver.wait()
     time.sleep(1.0)  # requests of the dead driver's actors still in flight land now
     before = corpus_facts(store)["records"]
-    sent_before = len(a.chat_requests()) + len(b.chat_requests())
+    asked = [r for s in (a, b) for r in s.chat_requests()]
+    sent_before = len(asked)
+    answered = sum(r.answered_at is not None and r.answered_at <= killed_at for r in asked)
     resumed = subprocess.run(command, capture_output=True, text=True, timeout=300)
     a.latency = b.latency = 0.0
     counts = chat_counts(a, b)
     return {"images": N_DRIVER, "records_when_killed": before, "requests_when_killed": sent_before,
+            "answered_when_killed": answered, "in_flight_when_killed": sent_before - answered,
             "requests_when_8_recorded": sent_at_first_records, "resume_output": resumed.stdout.strip(),
             **corpus_facts(store), "requests": sum(counts.values()),
             "images_asked_twice": sum(n > 1 for n in counts.values())}
