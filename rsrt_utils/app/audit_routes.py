@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 from filelock import Timeout
 from pydantic import BaseModel, Field
 
+from ..logsafe import Typed
 from ..study.audit import AUDIT_COUNT_COLUMNS, AUDIT_SCORE_COLUMN, MAX_AUDIT_COUNT, SCORING_INSTRUCTIONS, ScoringSheetError
 from .audit_runs import AuditRun, list_audit_runs
 from .pages import error_response, render
@@ -40,7 +41,12 @@ def state_json(run: AuditRun, state: SheetState) -> dict:
             "n_images": run.n_images, "n_scored_images": state.scored_images(), "n_rows": len(state.rows),
             "n_scored_rows": state.scored_rows(), "progress": progress_text(run, state),
             "scored_image_ids": sorted(complete), "sheet_path": str(run.audit_dir / state.sheet),
-            "rows": list(state.rows)}
+            "rows": [as_typed(row) for row in state.rows]}
+
+
+def as_typed(row: dict) -> dict:
+    """The row with its notes marked as typed by a person: shown and sent back exactly as written, never masked."""
+    return {**row, "notes": Typed(row.get("notes") or "")}
 
 
 def _audit(request: Request, run: str) -> AuditRun:
@@ -64,7 +70,8 @@ def audit_page(request: Request, run: str, auditor: str = ""):
             state = load_sheet(audit, auditor)
         except ValueError as error:
             name_error = str(error)
-    context = {"audit": audit, "state": state, "rows": state.by_key() if state else {}, "auditor": auditor,
+    rows = {key: as_typed(row) for key, row in state.by_key().items()} if state else {}
+    context = {"audit": audit, "state": state, "rows": rows, "auditor": auditor,
                "name_error": name_error, "progress": progress_text(audit, state),
                "scored_ids": set(state_json(audit, state)["scored_image_ids"]) if state else set(),
                "auditors": auditors_with_sheets(audit.audit_dir), "instructions": SCORING_INSTRUCTIONS,

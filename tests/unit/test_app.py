@@ -361,9 +361,25 @@ def test_scores_are_saved_per_auditor_in_the_scoring_sheet_format_and_shown_on_r
     first = reloaded.select_one("section.audit-item .variant")
     assert first.select_one("input[name=correct_objects]")["value"] == "3"
     assert first.select_one("select option[selected]")["value"] == "4"
-    assert first.select_one("input[name=notes]")["value"] == 'runway, "terminal"'
+    assert first.select_one("textarea[name=notes]").get_text() == 'runway, "terminal"'
     assert reloaded.select_one("#progress").get_text() == "1 of 8 images scored"
     assert not sheet_path(outputs, "bob").exists() and client.get(f"/audit/{RUN}?auditor=bob").status_code == 200
+
+
+def test_notes_are_shown_and_stored_as_typed_even_when_they_look_like_secrets(client, outputs, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-0123456789abcdef")  # a real secret of the server: still masked
+    monkeypatch.chdir(outputs)
+    typed = f"see {outputs} and http://x/?token=abc123456789\nsecond line, sk-live-0123456789abcdef"
+    assert save(client, "alice", image_rows("Airport/airport_1.jpg", (3, 1, 0, 4), notes=typed)).status_code == 200
+    shown = page(client.get(f"/audit/{RUN}", params={"auditor": "alice"})).select_one("textarea[name=notes]").get_text()
+    assert shown == typed, "the page shows the auditor's words exactly"
+    again = image_rows("Airport/airport_1.jpg", (2, 1, 0, 4), notes=shown)  # only a score changed; the note as shown
+    saved = save(client, "alice", again)
+    assert saved.status_code == 200 and saved.json()["rows"][0]["notes"] == typed
+    with sheet_path(outputs, "alice").open(newline="") as handle:
+        assert next(r for r in csv.DictReader(handle))["notes"] == typed
+    home = client.get("/").text
+    assert str(outputs) in home or "***" not in home, "a working folder is never masked"
 
 
 @pytest.mark.slow

@@ -88,3 +88,31 @@ def test_the_command_prints_where_to_open_it_and_names_the_fix_when_there_is_not
     assert main(["book", "--outputs", str(tmp_path / "empty")]) == 2
     error = capsys.readouterr().err
     assert "no complete run under" in error and "rsrt run params/" in error
+
+
+def test_a_folder_it_did_not_make_is_refused_and_left_as_it_is(book, tmp_path, monkeypatch, capsys):
+    root, _ = book
+    mine = tmp_path / "thesis"
+    (mine / "sub").mkdir(parents=True)
+    (mine / "my-thesis.tex").write_text("\\chapter{Results}")
+    (mine / "sub" / "data.csv").write_text("a,b\n1,2\n")
+    before = sorted(p.relative_to(mine) for p in mine.rglob("*"))
+    with pytest.raises(RuntimeError, match="not empty and was not made by rsrt"):
+        build_book(root, out=mine)
+    monkeypatch.chdir(mine)
+    assert main(["book", "--outputs", str(root), "--out", "."]) == 2
+    assert "is never emptied" in capsys.readouterr().err
+    assert sorted(p.relative_to(mine) for p in mine.rglob("*")) == before
+    assert (mine / "my-thesis.tex").read_text() == "\\chapter{Results}"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thesis"], "nothing was made beside it either"
+
+
+def test_a_book_it_made_is_replaced_whole_and_nothing_is_left_beside_it(book, tmp_path):
+    root, _ = book
+    site = tmp_path / "site"
+    first = build_book(root, out=site)
+    (site / "stale.html").write_text("a page of an earlier build")
+    second = build_book(root, out=site)
+    assert first.index.is_file() and second.index.is_file() and not (site / "stale.html").exists()
+    assert (site / ".rsrt-owned").read_text().strip() == "book"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"], "no staging, scratch or source folder is left"

@@ -59,8 +59,9 @@ def corpus(tmp_path) -> Path:
     return path
 
 
-def build(gallery: Path, corpus: Path, name: str = "mine", **options):
-    return build_collection(gallery, name, {"backend": "import", "path": corpus}, ENCODER, progress=False, **options)
+def build(gallery: Path, corpus: Path, name: str = "mine", encoder_override: str | None = None, **options):
+    return build_collection(gallery, name, {"backend": "import", "path": corpus}, encoder_override or ENCODER,
+                            progress=False, **options)
 
 
 def corpus_records(name: str, root: Path) -> list[dict]:
@@ -334,3 +335,61 @@ def test_an_incremental_build_adds_and_retires_rows_and_equals_a_fresh_build(gal
     assert summary.index_update == "updated: 0 added, 2 retired, compacted"
     assert Collection.open("mine").index.n_items == 2 and _hits("mine", queries) == _hits(
         build(gallery, corpus, name="fresh2").name, queries)
+
+
+def test_a_collection_built_through_a_url_with_credentials_is_searched_by_image_once_the_url_is_given_again(
+        tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for source in ("Port/port_1.jpg", "River/river_1.jpg"):
+        shutil.copyfile(AID / source, folder / Path(source).name)
+    query_key = "gatewaysecret-5d2e9a71c4"
+    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
+    with FakeOpenAIServer(expected_key=FAKE_KEY) as server:
+        url = f"{server.base_url}?api-key={query_key}"
+        assert main(["index", "build", str(folder), "--name", "gw", "--captioner", "openai-chat", "--base-url", url,
+                     "--encoder", ENCODER, "--quiet"]) == 0
+        manifest = json.loads((tmp_path / "indexes/gw/manifest.json").read_text())
+        assert manifest["captioner"]["endpoints"] == [f"{server.base_url}?api-key=***"]
+        assert "RSRT_CAPTIONER_BASE_URL" in manifest["captioner"]["credentials"]
+        for path in (tmp_path / "indexes").rglob("*"):
+            assert not path.is_file() or query_key.encode() not in path.read_bytes(), f"the URL's key leaked into {path}"
+        capsys.readouterr()
+        sent = len(server.chat_requests())
+        assert main(["search", "gw", "--image", str(folder / "port_1.jpg")]) == 2
+        error = capsys.readouterr().err
+        assert f"{server.base_url}?api-key=***" in error and "--base-url" in error and query_key not in error
+        assert "OPENAI_API_KEY" not in error and len(server.chat_requests()) == sent, "refused before any request"
+        assert main(["search", "gw", "--k", "1", "--json", "--image", str(folder / "port_1.jpg"), "--base-url", url]) == 0
+        assert json.loads(capsys.readouterr().out)[0]["image_id"] == "port_1.jpg"
+        assert server.chat_requests()[-1].query.get("api-key") == [query_key]
+        monkeypatch.setenv("RSRT_CAPTIONER_BASE_URL", url)
+        assert main(["search", "gw", "--k", "1", "--image", str(folder / "river_1.jpg")]) == 0
+        assert len(server.chat_requests()) == sent + 2
+    assert main(["search", "gw", "--k", "1", "a harbour"]) == 0, "options before the query are accepted"
+
+
+def test_a_rebuild_keeps_the_collection_searchable_from_start_to_end(gallery, corpus, tmp_path):
+    import threading
+
+    from rsrt_utils.app.shelf import CollectionShelf
+
+    build(gallery, corpus)
+    shelf, answered, failed, done = CollectionShelf(tmp_path / "indexes"), [0], [], threading.Event()
+
+    def search_until_done():
+        while not done.is_set():
+            try:
+                answered[0] += bool(shelf.get("mine").search_text("a bridge over a river", k=2))
+            except Exception as error:  # noqa: BLE001 - every failure is counted and shown
+                failed.append(repr(error))
+
+    searcher = threading.Thread(target=search_until_done)
+    searcher.start()
+    try:
+        summary = build(gallery, corpus, rebuild=True, encoder_override="hashing:256")
+    finally:
+        done.set()
+        searcher.join()
+    assert summary.n_indexed == 4 and answered[0] > 0 and failed == []
+    assert Collection.open("mine").manifest["encoder"]["spec"] == "hashing:256" and len(list((tmp_path / "indexes/mine").glob("index-*"))) == 1

@@ -15,7 +15,7 @@
 
   function rowOf(variant) {
     const row = {image_id: variant.closest(".audit-item").dataset.imageId, variant: variant.dataset.variant};
-    variant.querySelectorAll("input, select").forEach((field) => { row[field.name] = field.value; });
+    variant.querySelectorAll("input, select, textarea").forEach((field) => { row[field.name] = field.value; });
     return row;
   }
 
