@@ -11,6 +11,7 @@ The pixel limit (width x height) is checked from the file's header, before any p
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -59,8 +60,9 @@ def opened_image(path: Path | str | None) -> Iterator:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
-    except Image.DecompressionBombError as error:  # PIL's own guard, far above ours
-        raise ImageReadError(path, f"too many pixels ({error}); downscale or tile it") from None
+    except Image.DecompressionBombError as error:  # PIL's own guard, far above ours: our limit, in our words
+        pixels = re.search(r"\((\d+) pixels\)", str(error))
+        raise ImageReadError(path, _over_the_limit(f"{int(pixels[1]):,} pixels" if pixels else "its size")) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise ImageReadError(path, f"not an image that can be decoded ({type(error).__name__}); replace it "
                              "with a JPEG, PNG or TIFF file") from None
@@ -73,8 +75,12 @@ def _check_pixels(path: Path, size: tuple[int, int]) -> None:
     width, height = size
     limit = max_image_pixels()
     if width * height > limit:
-        raise ImageReadError(path, f"{width}x{height} = {width * height:,} pixels is over the limit of {limit:,} "
-                             f"({MAX_PIXELS_ENV}); downscale or tile it, or raise the limit")
+        raise ImageReadError(path, _over_the_limit(f"{width}x{height} = {width * height:,} pixels", limit))
+
+
+def _over_the_limit(size: str, limit: int | None = None) -> str:
+    return (f"{size} is over the limit of {limit or max_image_pixels():,} ({MAX_PIXELS_ENV}); downscale or tile it, "
+            "or raise the limit")
 
 
 def open_rgb(path: Path | str | None, max_side: int | None = None):

@@ -27,6 +27,7 @@ def add_serve_subcommand(sub: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ..image_files import max_image_pixels
     from ..search.collection import single_threaded_queries
     from .safety import LOOPBACK_HOSTS, install_log_scrubbing
     from .server import create_app
@@ -34,6 +35,7 @@ def _serve(args: argparse.Namespace) -> int:
     single_threaded_queries()
     if not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port} is not a port; use 1-65535 (e.g. 8000)")
+    max_image_pixels()  # every setting is checked before the server starts (a bad RSRT_MAX_IMAGE_PIXELS is named)
     given = [url for group in (args.base_url or []) for url in group]
     app = create_app(args.outputs, args.index_root, host=args.host, base_urls=given or None)
     if args.host not in LOOPBACK_HOSTS:

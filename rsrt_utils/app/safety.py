@@ -3,12 +3,15 @@ driving the app (DNS rebinding, cross-site posts), no unbounded upload."""
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.datastructures import Headers, MutableHeaders
 
-from ..logsafe import install, scrub_tree
+from ..logsafe import install, scrub, scrub_tree
+
+log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
@@ -77,7 +80,20 @@ class SameOriginGuard:
         if not allowed_request(scope["method"], request_headers):
             refusal = PlainTextResponse("cross-site request refused: open the page from this server", 403)
             return await refusal(scope, receive, send_with_headers)
-        return await self.app(scope, receive, send_with_headers)
+        started = []
+
+        async def send_tracked(message):
+            started.append(message["type"])
+            await send_with_headers(message)
+
+        try:
+            return await self.app(scope, receive, send_tracked)
+        except Exception as error:  # an unexpected error still answers with the security headers, its text scrubbed
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            if started:
+                raise
+            failure = PlainTextResponse(f"internal error ({type(error).__name__}): {scrub(str(error))}", 500)
+            return await failure(scope, receive, send_with_headers)
 
 
 class UploadTooLarge(Exception):

@@ -22,6 +22,7 @@ import os
 import re
 import socket
 import sys
+import tempfile
 import threading
 from datetime import datetime, timezone
 from pathlib import Path
@@ -88,6 +89,8 @@ class CorpusStore:
         self._lock = threading.Lock()
         self._lock_fd: int | None = None
         self._done: set[str] = {r.cache_key for r in self.records() if r.status == "ok"}
+        self._failed: set[str] = set()  # keys with a failure record (known once this store is the writer)
+        self._superseded = False  # a failure record was superseded by a later record of its key
 
     def acquire(self) -> "CorpusStore":
         """Become the file's only writer until `close` (repairing a torn tail); CorpusBusyError if another holds it."""
@@ -109,15 +112,39 @@ class CorpusStore:
             os.pwrite(fd, lock_holder().encode(), 0)
             self._lock_fd = fd
             self.repair()
-            self._done = {r.cache_key for r in self.records() if r.status == "ok"}
+            records = list(self.records())
+            self._done = {r.cache_key for r in records if r.status == "ok"}
+            self._failed = {r.cache_key for r in records if r.status == "failed"}
+            self._superseded = False
         return self
 
     def close(self) -> None:
-        """Release the writer lock (closing the descriptor releases the flock)."""
+        """Drop failure records a later record of the same key superseded, then release the writer lock (closing
+        the descriptor releases the flock)."""
         with self._lock:
             if self._lock_fd is not None:
+                if self._superseded:
+                    self._drop_superseded_failures()
                 os.close(self._lock_fd)
                 self._lock_fd = None
+
+    def _drop_superseded_failures(self) -> None:
+        """Rewrite the file (atomically) with one record per key: its ok record, else its latest failure."""
+        lines = self.path.read_bytes().splitlines(keepends=True)
+        keys = [_key_and_status(line) for line in lines]
+        ok = {key for key, status in keys if status == "ok"}
+        last_failure = {key: i for i, (key, status) in enumerate(keys) if status == "failed"}
+        kept = [line for i, (line, (key, status)) in enumerate(zip(lines, keys))
+                if status != "failed" or (key not in ok and last_failure[key] == i)]
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=".tmp")
+        try:
+            _write_all(fd, b"".join(kept))
+            os.fsync(fd)
+            os.fchmod(fd, 0o644)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.path)
+        self._superseded = False
 
     def __enter__(self) -> "CorpusStore":
         return self.acquire()
@@ -189,9 +216,21 @@ class CorpusStore:
                 os.fsync(fd)
             finally:
                 os.close(fd)
+            self._superseded |= record.cache_key in self._failed
             if record.status == "ok":
                 self._done.add(record.cache_key)
+            else:
+                self._failed.add(record.cache_key)
         return True
+
+
+def _key_and_status(line: bytes) -> tuple[str | None, str | None]:
+    """(cache_key, status) of a stored line, (None, None) for a line that is not a record."""
+    try:
+        row = json.loads(line)
+        return row.get("cache_key"), row.get("status")
+    except (ValueError, AttributeError):
+        return None, None
 
 
 def _parses(raw: bytes) -> bool:

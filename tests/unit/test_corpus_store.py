@@ -191,3 +191,16 @@ def test_estimate_cost_with_batch_discount():
     assert batch["usd"] == pytest.approx(4.5) and "50 % discount" in batch["text"]
     with pytest.raises(ValueError, match="output_per_1m"):
         estimate_cost(1, {"input_per_1m": 1}, {"input": 1, "output": 1})
+
+
+def test_a_file_that_stays_bad_keeps_one_failure_record_over_reruns(tmp_path):
+    pairs = make_images(tmp_path / "img", 3)
+    backend = ScriptedBackend({"scene_0.png": ["bad"] * 6, "scene_1.png": ["bad", "bad"]})
+    path = tmp_path / "c.jsonl"
+    for _ in range(3):
+        caption_images(pairs, backend, path, progress=False)
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        assert len(rows) == 3 and len({r["cache_key"] for r in rows}) == 3, "one record per file, never more"
+    by_image = {r["image_id"]: r["status"] for r in rows}
+    assert by_image == {"scene_0.png": "failed", "scene_1.png": "ok", "scene_2.png": "ok"}
+    assert CorpusStore(path).failed_keys() == {r["cache_key"] for r in rows if r["status"] == "failed"}

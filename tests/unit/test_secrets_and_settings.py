@@ -1,0 +1,104 @@
+"""Secrets by value, one redaction for every URL shown, settings checked before work, and errors that keep the
+app's security headers."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rsrt_utils.captioning.api import check_base_url
+from rsrt_utils.cli import main
+from rsrt_utils.image_files import image_problem
+from rsrt_utils.logsafe import Typed, redact, scrub
+from rsrt_utils.scaleout.cluster import WorkerSecrets
+from tests.fakes.bad_images import png_claiming
+
+SECRET = "pwSECRET-81c2"
+
+
+@pytest.mark.parametrize("url", [f"bob://{SECRET}@127.0.0.1:8000/v1", f"127.0.0.1:8000/v1?api-key={SECRET}",
+                                 f"user:{SECRET}@127.0.0.1:8000/v1", f"localhost:8000/v1?token={SECRET}&x=1",
+                                 f"ftp://u:{SECRET}@host/v1"])
+def test_a_malformed_base_url_is_named_without_its_secret(url, capsys):
+    with pytest.raises(ValueError, match="is not an http") as error:
+        check_base_url(url)
+    assert SECRET not in str(error.value) and "***" in str(error.value)
+    with pytest.raises(SystemExit):  # argparse checks --base-url and exits 2
+        main(["index", "build", ".", "--name", "x", "--backend", "openai-chat", "--model", "m", "--base-url", url])
+    printed = capsys.readouterr()
+    assert SECRET not in printed.err + printed.out and "is not an http(s) URL" in printed.err
+
+
+def test_redaction_keeps_ordinary_text_and_addresses():
+    for text in ("http://127.0.0.1:8000/v1", "mail alice@example.com today", "/home/me/data", "max_tokens=900"):
+        assert redact(text) == text
+
+
+def test_only_values_that_are_secrets_are_masked(monkeypatch, tmp_path):
+    monkeypatch.setenv("PWD", str(tmp_path))
+    monkeypatch.setenv("OLDPWD", "/srv/projects/rsrt-2026")
+    monkeypatch.setenv("MY_SERVICE_TOKEN", "tok_9f8e7d6c5b4a")
+    monkeypatch.setenv("FEATURE_FLAG_SECRET", "yes")  # too short to be a credential
+    text = f"working in {tmp_path}, before /srv/projects/rsrt-2026, token tok_9f8e7d6c5b4a, flag yes"
+    assert scrub(text) == f"working in {tmp_path}, before /srv/projects/rsrt-2026, token ***, flag yes"
+    assert scrub(Typed(text)) == text, "what a person typed is never rewritten"
+
+
+def test_worker_secrets_never_show_their_values(monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-canary-worker-1234567")
+    monkeypatch.delenv("OTHER_KEY", raising=False)
+    secrets = WorkerSecrets(("OPENAI_API_KEY", "OTHER_KEY"))
+    assert repr(secrets) == "WorkerSecrets(OPENAI_API_KEY)" and "sk-canary" not in str(secrets)
+    monkeypatch.delenv("OPENAI_API_KEY")
+    pickle.loads(pickle.dumps(secrets)).install()  # what a worker does with the copy it was handed
+    import os
+
+    assert os.environ["OPENAI_API_KEY"] == "sk-canary-worker-1234567"
+
+
+def test_an_image_over_pillows_own_guard_is_refused_with_the_projects_limit(tmp_path):
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_claiming(20000, 20000))
+    problem = image_problem(path)
+    assert "400,000,000 pixels is over the limit of 64,000,000 (RSRT_MAX_IMAGE_PIXELS)" in problem
+    assert "decompression bomb" not in problem.lower()
+
+
+def test_serve_checks_its_settings_before_it_starts(monkeypatch, capsys):
+    monkeypatch.setenv("RSRT_MAX_IMAGE_PIXELS", "abc")
+    assert main(["serve", "--port", "1"]) == 2  # returns at once: no server was started
+    assert "RSRT_MAX_IMAGE_PIXELS='abc'" in capsys.readouterr().err
+
+
+def test_an_unexpected_error_answers_500_with_the_security_headers_and_no_secret(tmp_path, monkeypatch):
+    from rsrt_utils.app.server import SECURITY_HEADERS, create_app
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-0123456789abcdef")
+    app = create_app(tmp_path / "outputs", tmp_path / "indexes")
+
+    @app.get("/boom")
+    def boom():
+        raise RuntimeError("exploded with sk-live-0123456789abcdef inside")
+
+    answer = TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False).get("/boom")
+    assert answer.status_code == 500 and "sk-live" not in answer.text and "RuntimeError" in answer.text
+    for name, value in SECURITY_HEADERS.items():
+        assert answer.headers.get(name) == value
+
+
+def test_the_book_is_served_sandboxed_and_what_its_scripts_send_is_refused(tmp_path):
+    from rsrt_utils.app.server import create_app
+
+    book = tmp_path / "outputs" / "book"
+    book.mkdir(parents=True)
+    (book / "index.html").write_text("<!DOCTYPE html><title>book</title><script>1</script>")
+    client = TestClient(create_app(tmp_path / "outputs", tmp_path / "indexes"), base_url="http://127.0.0.1")
+    policy = client.get("/study/index.html").headers["content-security-policy"]
+    assert "sandbox allow-scripts" in policy and "allow-same-origin" not in policy
+    assert "sandbox" not in client.get("/").headers["content-security-policy"], "only the book is sandboxed"
+    # a script of a sandboxed page runs in an opaque origin: browsers send Origin: null and Sec-Fetch-Site: cross-site
+    for headers in ({"Origin": "null"}, {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors"}):
+        answer = client.post("/api/audit/any-run/scores", json={"auditor": "eve", "rows": []}, headers=headers)
+        assert answer.status_code == 403 and "cross-site request refused" in answer.text
