@@ -72,6 +72,9 @@ def _assemble(dataset: str, store: Path, origin: str, fetch: Callable[[SourceFil
     final = store / dataset
     if is_complete(dataset, store) and not overwrite:
         return final
+    if final.is_dir() and any(final.iterdir()) and not is_complete(dataset, store):
+        raise DataStoreError(f"{final} holds files but no {MANIFEST}: rsrt did not make it, so it is never replaced; "
+                             f"move it away (or import it with `rsrt data import`), then rerun")
     files = [f for f in source_files(dataset) if not skip(f)]
     remove_abandoned_staging(store, dataset)
     staging = store / f".staging-{dataset}-{os.getpid()}"

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ..fileutil import NotOurFolder
+
 SMOKE_CLASSES = {
     "farmland": (120, 170, 60), "forest": (30, 90, 40), "pond": (40, 90, 170),
     "industrial": (130, 130, 135), "beach": (225, 205, 150), "parking": (70, 70, 75),
@@ -92,7 +94,11 @@ def make_smoke_dataset(root: Path, seed: int = 0) -> Path:
         (staging / f"{split}_caps.txt").write_text("".join(c + "\n" for _, caps in items for c in caps), encoding="utf-8")
         (staging / f"{split}_filename.txt").write_text("".join(name + "\n" for name, _ in items), encoding="utf-8")
     (staging / DONE_MARK).write_text(json.dumps({"seed": seed, "classes": list(SMOKE_CLASSES)}))
-    if root.exists():
-        shutil.rmtree(root)
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()
+    elif root.exists():  # never ours: a finished smoke dataset carries DONE_MARK
+        shutil.rmtree(staging, ignore_errors=True)
+        raise NotOurFolder(f"{root} exists without {DONE_MARK}: rsrt did not make it, so it is never replaced; move it "
+                           "away, then rerun")
     staging.rename(root)
     return root

@@ -102,3 +102,28 @@ def test_the_book_is_served_sandboxed_and_what_its_scripts_send_is_refused(tmp_p
     for headers in ({"Origin": "null"}, {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors"}):
         answer = client.post("/api/audit/any-run/scores", json={"auditor": "eve", "rows": []}, headers=headers)
         assert answer.status_code == 403 and "cross-site request refused" in answer.text
+
+
+def test_a_dataset_folder_rsrt_did_not_make_is_never_replaced(tmp_path):
+    from rsrt_utils.data.store import DataStoreError, import_from_folder
+
+    mine = tmp_path / "store" / "rsitmd"
+    mine.mkdir(parents=True)
+    (mine / "my-notes.txt").write_text("keep me")
+    (tmp_path / "mirror").mkdir()
+    with pytest.raises(DataStoreError, match="rsrt did not make it"):
+        import_from_folder(tmp_path / "mirror", ["rsitmd"], tmp_path / "store", overwrite=True, progress=False)
+    assert (mine / "my-notes.txt").read_text() == "keep me"
+
+
+def test_a_folder_in_the_smoke_datasets_place_is_never_replaced(tmp_path):
+    from rsrt_utils.fileutil import NotOurFolder
+    from rsrt_utils.study.smoke import make_smoke_dataset
+
+    root = tmp_path / "smoke"
+    root.mkdir()
+    (root / "thesis.tex").write_text("keep me")
+    with pytest.raises(NotOurFolder, match="rsrt did not make it"):
+        make_smoke_dataset(root)
+    assert (root / "thesis.tex").read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["smoke"]
+    assert (make_smoke_dataset(tmp_path / "fresh") / "SMOKE_COMPLETE.json").is_file()
