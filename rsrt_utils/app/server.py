@@ -24,13 +24,11 @@ from .shelf import CollectionShelf, UnknownCollection
 from .uploads import MAX_UPLOAD_BYTES
 
 BOOK_PATH = "/study"
-# The book (Sphinx) runs small inline scripts and styles of its theme, and its notebooks' outputs hold text a model
-# wrote. So /study is sandboxed: its pages run in an opaque origin of their own (no allow-same-origin), and what a script
-# there sends to the app arrives as cross-site (Origin: null) and is refused by SameOriginGuard; still nothing from
+# The book (Sphinx) runs small inline scripts of its theme; each page's own policy (a <meta> written by `rsrt book`)
+# admits only those, by hash, so a script in a notebook's output never runs; both policies apply. Still nothing from
 # another origin. docs/security.md says why.
 BOOK_CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
-            "font-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
-            "sandbox allow-scripts allow-forms allow-popups allow-popups-to-escape-sandbox")
+            "font-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
                                "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",

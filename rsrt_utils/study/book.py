@@ -4,6 +4,9 @@ No notebook is executed: each complete run's executed notebooks are rendered wit
 shows comes from the run files (metrics.json, the executed notebooks, CSVs, provenance), so the book cannot disagree
 with them. The site is self-contained (no font, script or style from the network) and opens from disk.
 
+Every page carries its own Content-Security-Policy: only its theme's inline scripts (by hash) and the site's own
+files run, so no text a model wrote into a notebook output can run as a script (docs/security.md).
+
 The site is built in a temporary folder beside `--out` and swapped in whole; `--out` must be new, empty or a book
 that `rsrt book` made (its `.rsrt-owned` mark says so): any other folder is refused, never emptied.
 
@@ -17,7 +20,10 @@ Layout of the generated source (in that temporary folder, removed after the buil
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import re
 import shutil
 import tempfile
 import time
@@ -34,6 +40,7 @@ DOC_PAGES = ("method", "protocol")
 BENCHMARK_RESULTS = PROJECT_ROOT / "benchmarks" / "results"
 MAX_BENCHMARK_ROWS = 60
 BOOK_KIND = "book"  # the owner mark of a folder `rsrt book` made
+_INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
 HEADLINE_COLUMNS = ["run", "dataset", "images", "setting", "mR", "95 % CI (images)", "quoted lines"]
 
 
@@ -287,6 +294,7 @@ def build_book(outputs_root: Path | None = None, out: Path | None = None, quiet:
     try:
         write_source(work / "source", runs, left_out)
         _sphinx(work / "source", work / "site", quiet)
+        seal_inline_scripts(work / "site")
         (work / "site" / OWNER_MARK).write_text(BOOK_KIND + "\n", encoding="utf-8")
         swap_in(work / "site", out, BOOK_KIND)
     finally:
@@ -294,6 +302,28 @@ def build_book(outputs_root: Path | None = None, out: Path | None = None, quiet:
     files = [p for p in out.rglob("*") if p.is_file()]
     return BookSummary(out, [r.name for r in runs], left_out, pages=sum(p.suffix == ".html" for p in files),
                        bytes=sum(p.stat().st_size for p in files), seconds=round(time.monotonic() - started, 1))
+
+
+def seal_inline_scripts(site: Path) -> int:
+    """Give every page a Content-Security-Policy that runs only its own theme scripts: the inline scripts of its
+    <head> (and of Sphinx's search page) by their sha256, scripts from the site itself, nothing else. A script a
+    model's text put into a notebook output, in the page's body, never runs. Returns the pages sealed."""
+    pages = sorted(p for p in site.rglob("*.html") if "_static" not in p.relative_to(site).parts)  # not theme snippets
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        head_end = html.find("</head>")
+        if "<head>" not in html or head_end < 0:
+            raise RuntimeError(f"the book's page {page} has no <head>: its scripts cannot be sealed")
+        trusted = page == site / "search.html"
+        hashes = sorted({_script_hash(m[1]) for m in _INLINE_SCRIPT.finditer(html) if trusted or m.start() < head_end})
+        policy = f"script-src 'self' {' '.join(hashes)}; object-src 'none'; base-uri 'none'".replace("  ", " ")
+        html = html.replace("<head>", f'<head>\n  <meta http-equiv="Content-Security-Policy" content="{policy}">', 1)
+        page.write_text(html, encoding="utf-8")
+    return len(pages)
+
+
+def _script_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode() + "'"
 
 
 def _sphinx(source: Path, out: Path, quiet: bool) -> None:

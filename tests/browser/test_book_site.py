@@ -49,6 +49,7 @@ def study(tmp_path_factory):
     rsrt(env, "run", "params/smoke.yaml", "--quiet")
     if shared_mirror_dir() is not None:
         rsrt(env, "run", *VLM_RUN, "--quiet")
+    plant_model_written_script(work / "outputs")
     started = time.monotonic()
     built = rsrt(env, "book")
     seconds = time.monotonic() - started
@@ -86,6 +87,8 @@ def test_every_page_opens_clean_and_every_internal_link_resolves(study, driver):
             continue
         seen.add(url)
         found, links = page_problems(driver, url)
+        if PLANTED_RUN in url:  # its planted script is refused by design (the test below)
+            found = [f for f in found if "Content Security Policy" not in f]
         if found:
             problems[url] = found
         for link in links:
@@ -106,13 +109,13 @@ def test_the_front_page_table_equals_the_runs_metrics(study, driver):  # noqa: F
     rows = {r[0]: r for r in ([td.text for td in tr.find_elements(By.TAG_NAME, "td")]
                               for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr"))}
     runs = sorted(p.parent.name for p in study["outputs"].glob("*/RUN_COMPLETE.json"))
-    assert sorted(rows) == runs and len(runs) == (2 if shared_mirror_dir() is not None else 1)
+    assert sorted(rows) == runs and len(runs) == (3 if shared_mirror_dir() is not None else 2)
     for run in runs:
         metrics = json.loads((study["outputs"] / run / "metrics.json").read_text())
         assert float(rows[run][4]) == metrics["mR"] and rows[run][5] == f"[{metrics['ci95']['mR'][0]}, {metrics['ci95']['mR'][1]}]"
         assert rows[run][1] == metrics["dataset"] and int(rows[run][2]) == metrics["n_images"]
     front = screenshot(driver, "book_front_page")
-    run = next(r for r in runs if r != "smoke") if len(runs) > 1 else runs[0]
+    run = next((r for r in runs if r not in ("smoke", PLANTED_RUN)), "smoke")
     driver.get(f"{study['base']}/study/runs/{run}.html")
     run_shot = screenshot(driver, "book_run_page")
     driver.get(f"{study['base']}/study/runs/{run}/04_evaluation.html")
@@ -131,3 +134,53 @@ def test_the_app_links_to_the_book_and_keeps_its_pages_same_origin(study):
     with urllib.request.urlopen(study["base"] + "/study/") as response:
         policy = response.headers["Content-Security-Policy"]
     assert "default-src 'self'" in policy and "http" not in policy
+
+
+POST_SCORES = """
+const [url, body, done] = arguments;
+fetch(url, {method: "POST", headers: {"Content-Type": "application/json"}, body: body})
+  .then((r) => done("answered " + r.status)).catch((e) => done("refused " + e.name));
+"""
+PLANTED_RUN = "model-written"  # a run whose notebook output holds a script a model wrote
+
+
+def _audit_row(outputs) -> tuple[str, dict]:
+    """(a study run with an audit, a valid row of its scoring sheet)."""
+    import csv
+
+    template = next(outputs.glob("*/audit/scoring_sheet.csv"))
+    with template.open(newline="") as handle:
+        first = next(csv.DictReader(handle))
+    return template.parent.parent.name, {"image_id": first["image_id"], "variant": first["variant"], "correct_objects": 1,
+                                         "hallucinated_objects": 0, "direction_errors": 0, "completeness_1to5": 3,
+                                         "notes": ""}
+
+
+def plant_model_written_script(outputs) -> None:
+    """A complete run whose evaluation notebook shows an HTML output with a script that would save an audit sheet."""
+    import nbformat
+
+    from tests.unit.test_book import make_run
+
+    run, row = _audit_row(outputs)
+    folder = make_run(outputs, PLANTED_RUN, 1.0)
+    script = (f"<script>document.title = 'pwned'; fetch('/api/audit/{run}/scores', {{method: 'POST', headers: "
+              f"{{'Content-Type': 'application/json'}}, body: JSON.stringify({json.dumps({'auditor': 'mallory', 'rows': [row]})})}});"
+              "</script>")
+    notebook = nbformat.read(folder / "notebooks" / "04_evaluation.ipynb", as_version=4)
+    notebook.cells[1].outputs.append(nbformat.v4.new_output("display_data", data={"text/html": f"<p>caption</p>{script}"}))
+    nbformat.write(notebook, folder / "notebooks" / "04_evaluation.ipynb")
+
+
+def test_a_script_a_model_wrote_into_a_book_page_never_runs(study, driver):  # noqa: F811
+    run, row = _audit_row(study["outputs"])
+    sheets = study["outputs"] / run / "audit"
+    driver.get(f"{study['base']}/study/runs/{PLANTED_RUN}/04_evaluation.html")
+    time.sleep(1.0)
+    refused = [m for m in console_errors(driver) if "Content Security Policy" in m]
+    assert driver.title != "pwned" and refused, "the planted script was refused by the page's policy"
+    assert not (sheets / "scoring_sheet.mallory.csv").exists()
+    driver.get(f"{study['base']}/audit/{run}")  # the control: the same request from the app's own page is saved
+    url = f"{study['base']}/api/audit/{run}/scores"
+    assert driver.execute_async_script(POST_SCORES, url, json.dumps({"auditor": "control", "rows": [row]})) == "answered 200"
+    assert (sheets / "scoring_sheet.control.csv").is_file()

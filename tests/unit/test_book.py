@@ -116,3 +116,32 @@ def test_a_book_it_made_is_replaced_whole_and_nothing_is_left_beside_it(book, tm
     assert first.index.is_file() and second.index.is_file() and not (site / "stale.html").exists()
     assert (site / ".rsrt-owned").read_text().strip() == "book"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["site"], "no staging, scratch or source folder is left"
+
+
+INJECTED = "<script>document.title = 'pwned'</script>"
+
+
+def test_each_page_runs_only_its_theme_scripts_and_never_one_from_a_notebook_output(tmp_path):
+    import base64
+    import hashlib
+
+    folder = make_run(tmp_path / "outputs", "model-text", 12.0)
+    notebook = nbformat.read(folder / "notebooks" / "04_evaluation.ipynb", as_version=4)
+    notebook.cells[1].outputs.append(nbformat.v4.new_output("display_data", data={
+        "text/html": f"<p>a caption a model wrote</p>{INJECTED}", "text/plain": "caption"}))
+    nbformat.write(notebook, folder / "notebooks" / "04_evaluation.ipynb")
+    site = build_book(tmp_path / "outputs", out=tmp_path / "site").out
+    page = (site / "runs" / "model-text" / "04_evaluation.html").read_text()
+    assert INJECTED in page, "the output is rendered (the policy, not the renderer, stops it)"
+    policy = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', page)[1]
+    allowed = set(re.findall(r"'sha256-[^']+'", policy))
+
+    def digest(text: str) -> str:
+        return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+    head = page[:page.index("</head>")]
+    theme = re.findall(r"<script(?![^>]*src=)[^>]*>(.*?)</script>", head, re.S)
+    assert theme and {digest(t) for t in theme} == allowed and digest("document.title = 'pwned'") not in allowed
+    assert policy.startswith("script-src 'self' ") and "unsafe-inline" not in policy
+    for other in (p for p in site.rglob("*.html") if "_static" not in p.parts):
+        assert '<meta http-equiv="Content-Security-Policy"' in other.read_text(), other

@@ -246,3 +246,19 @@ def test_cli_caption_says_how_many_images_have_no_pixels(fake_openai, tmp_path, 
     args = parser.parse_args(["caption", "--dataset", "rsicd", "--out", str(tmp_path / "c.jsonl"), "--dry-run", "--limit", "2"])
     assert args.func(args) == 0
     assert "3 of 4 images have pixels; the 1 without pixels are not captioned; captioning the first 2" in capsys.readouterr().out
+
+
+def test_records_are_handed_on_as_each_image_is_answered_not_when_the_chunk_is_done(fake_openai, tmp_path):
+    from rsrt_utils.captioning.runner import caption_as_answered
+
+    pairs = make_images(tmp_path, 6)
+    requests = [CaptionRequest(image_id, path, f"sha-{i}") for i, (image_id, path) in enumerate(pairs)]
+    fake_openai.script("stall:1.5")  # the first request to arrive is answered 1.5 s late
+    backend = backend_for(fake_openai, concurrency=6)
+    started, arrivals = time.monotonic(), []
+    for record, _ in caption_as_answered(backend, requests, [f"k{i}" for i in range(6)], "variants", 2):
+        arrivals.append((record.cache_key, record.status, time.monotonic() - started))
+    assert sorted(key for key, _, _ in arrivals) == [f"k{i}" for i in range(6)]
+    assert all(status == "ok" for _, status, _ in arrivals) and len(fake_openai.chat_requests()) == 6
+    times = sorted(t for _, _, t in arrivals)
+    assert times[-1] >= 1.5 and times[-2] < 1.0, "the five quick answers came out before the stalled one was answered"

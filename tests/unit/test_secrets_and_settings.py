@@ -88,22 +88,6 @@ def test_an_unexpected_error_answers_500_with_the_security_headers_and_no_secret
         assert answer.headers.get(name) == value
 
 
-def test_the_book_is_served_sandboxed_and_what_its_scripts_send_is_refused(tmp_path):
-    from rsrt_utils.app.server import create_app
-
-    book = tmp_path / "outputs" / "book"
-    book.mkdir(parents=True)
-    (book / "index.html").write_text("<!DOCTYPE html><title>book</title><script>1</script>")
-    client = TestClient(create_app(tmp_path / "outputs", tmp_path / "indexes"), base_url="http://127.0.0.1")
-    policy = client.get("/study/index.html").headers["content-security-policy"]
-    assert "sandbox allow-scripts" in policy and "allow-same-origin" not in policy
-    assert "sandbox" not in client.get("/").headers["content-security-policy"], "only the book is sandboxed"
-    # a script of a sandboxed page runs in an opaque origin: browsers send Origin: null and Sec-Fetch-Site: cross-site
-    for headers in ({"Origin": "null"}, {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors"}):
-        answer = client.post("/api/audit/any-run/scores", json={"auditor": "eve", "rows": []}, headers=headers)
-        assert answer.status_code == 403 and "cross-site request refused" in answer.text
-
-
 def test_a_dataset_folder_rsrt_did_not_make_is_never_replaced(tmp_path):
     from rsrt_utils.data.store import DataStoreError, import_from_folder
 
