@@ -343,6 +343,8 @@ class VectorIndex:
         if not folder.exists():
             os.replace(staging, folder)
             return
+        if not (folder / _META_FILE).is_file():  # never replace a folder that is not a saved index
+            raise FileExistsError(f"{folder} exists and is not a saved index (no {_META_FILE}); save to a new folder")
         retired = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-")) / "index"
         os.replace(folder, retired)
         os.replace(staging, folder)

@@ -117,6 +117,11 @@ def test_save_load_round_trip_gives_the_same_results(tmp_path, random_set, kind)
     index.save(tmp_path / "ix")  # saving over an existing folder swaps it, leaving nothing else behind
     loaded = VectorIndex.load(tmp_path / "ix")
     assert [p.name for p in tmp_path.iterdir()] == ["ix"]
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "mine.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="not a saved index"):
+        index.save(tmp_path / "notes")
+    assert (tmp_path / "notes" / "mine.txt").read_text() == "keep me" and len(list(tmp_path.iterdir())) == 2
     assert (loaded.kind, loaded.dim, loaded.n_vectors, loaded.n_items, loaded.params) == \
            (index.kind, index.dim, index.n_vectors, index.n_items, index.params)
     for got, want in zip(loaded.search(queries, 10), index.search(queries, 10)):
