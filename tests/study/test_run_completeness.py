@@ -23,7 +23,7 @@ def rsrt(study_dirs, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("overrides, named", [
-    (["captioner.backend=openai-chat", "captioner.options={base_url: 'htp:/x'}"], "base_url 'htp:///x' is not an http(s) URL"),
+    (["captioner.backend=openai-chat", "captioner.options={base_url: 'htp:/x'}"], "base_url 'htp:/x' is not an http(s) URL"),
     (["captioner.backend=openai-chat", "captioner.options={temprature: 0.1}"], "did you mean 'temperature'"),
     (["captioner.options={k: 1, n_variant: 5}"], "did you mean 'n_variants'"),
     (["dataset.images_dir=/no/such/folder"], "dataset.images_dir: /no/such/folder does not exist"),
