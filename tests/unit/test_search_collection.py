@@ -366,6 +366,16 @@ def test_a_collection_built_through_a_url_with_credentials_is_searched_by_image_
         monkeypatch.setenv("RSRT_CAPTIONER_BASE_URL", url)
         assert main(["search", "gw", "--k", "1", "--image", str(folder / "river_1.jpg")]) == 0
         assert len(server.chat_requests()) == sent + 2
+        monkeypatch.delenv("RSRT_CAPTIONER_BASE_URL")
+        from fastapi.testclient import TestClient
+
+        from rsrt_utils.app.server import create_app
+
+        for given, expected in ((None, "--base-url"), ([url], "river_1.jpg")):  # the page's "more like this"
+            app = create_app(tmp_path / "outputs", tmp_path / "indexes", base_urls=given)
+            with TestClient(app, base_url="http://127.0.0.1") as client:
+                answer = client.post("/collections/gw/similar/river_1.jpg")
+            assert expected in answer.text and query_key not in answer.text  # (the image's description is cached)
     assert main(["search", "gw", "--k", "1", "a harbour"]) == 0, "options before the query are accepted"
 
 
