@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import threading
 
 AUTO, LOCAL = "auto", "local"
 _HOST_PORT = re.compile(r"^(?:ray://)?(?P<host>[A-Za-z0-9._-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
@@ -18,24 +19,72 @@ class ClusterError(RuntimeError):
     """The cluster cannot be used: unreachable, or its workers cannot run the project."""
 
 
+_KEEPER_LOCK = threading.Lock()
+
+
+def _start_keeper(values: dict[str, str]):
+    """A SecretKeeper on this node holding `values` (RuntimeError when no cluster is connected)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    if not ray.is_initialized():
+        raise RuntimeError("WorkerSecrets travel only to the workers of a connected Ray cluster")
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    keeper = ray.remote(SecretKeeper).options(num_cpus=0, scheduling_strategy=here).remote()
+    ray.get(keeper.keep.remote(values))  # a direct call to the actor: its argument is not kept by Ray
+    return keeper
+
+
+class SecretKeeper:
+    """A Ray actor of the job, beside the driver: holds the secret values in its memory and answers them to the job's
+    tasks and actors (small answers travel inside the reply, never through the object store, so never spilled)."""
+
+    def __init__(self):
+        self._values: dict[str, str] = {}
+
+    def keep(self, values: dict[str, str]) -> None:
+        self._values = dict(values)
+
+    def values(self) -> dict[str, str]:
+        return dict(self._values)
+
+
 class WorkerSecrets:
-    """Environment variables (API keys) taken from where the command runs and handed to this job's tasks and actors
-    as an argument, set in their own process only. Never a runtime environment: Ray's runtime-env agent logs those in
-    clear text on every node. Its repr names the variables, never their values."""
+    """Environment variables (API keys) taken from where the command runs, for this job's tasks and actors, each of
+    which sets them in its own process only (`install`). Never a runtime environment: Ray's runtime-env agent logs
+    those in clear text on every node. What travels to a worker (a task's argument, an actor's constructor argument,
+    which Ray Data keeps in its object store) is a handle to the job's SecretKeeper, never a value; its repr names the
+    variables only."""
 
     def __init__(self, names: tuple[str, ...] = ()):
         self._values = {name: os.environ[name] for name in dict.fromkeys(names) if os.environ.get(name)}
+        self._keeper = None
 
     @property
     def names(self) -> list[str]:
-        return sorted(self._values)
+        return sorted(self._values or {}) if self._values is not None else list(self._names)
 
     def __repr__(self) -> str:
         return f"WorkerSecrets({', '.join(self.names) or 'none'})"
 
+    def __getstate__(self) -> dict:
+        """A handle to the keeper (started on first use, on this node), never the values."""
+        with _KEEPER_LOCK:
+            if self._values and self._keeper is None:
+                self._keeper = _start_keeper(self._values)
+        return {"names": self.names, "keeper": self._keeper}
+
+    def __setstate__(self, state: dict) -> None:
+        self._values, self._names, self._keeper = None, state["names"], state["keeper"]
+
     def install(self) -> None:
         """Set the variables in this worker's process (the node's own value is kept when the command has none)."""
-        os.environ.update(self._values)
+        if self._values is not None:
+            os.environ.update(self._values)
+        elif self._keeper is not None:
+            import ray
+
+            os.environ.update(ray.get(self._keeper.values.remote()))
 
 
 def check_address(address: str | None) -> str:

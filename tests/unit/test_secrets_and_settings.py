@@ -46,13 +46,17 @@ def test_only_values_that_are_secrets_are_masked(monkeypatch, tmp_path):
     assert scrub(Typed(text)) == text, "what a person typed is never rewritten"
 
 
-def test_worker_secrets_never_show_their_values(monkeypatch):
+def test_worker_secrets_never_show_or_pickle_their_values(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "sk-canary-worker-1234567")
     monkeypatch.delenv("OTHER_KEY", raising=False)
     secrets = WorkerSecrets(("OPENAI_API_KEY", "OTHER_KEY"))
     assert repr(secrets) == "WorkerSecrets(OPENAI_API_KEY)" and "sk-canary" not in str(secrets)
+    with pytest.raises(RuntimeError, match="only to the workers of a connected Ray cluster"):
+        pickle.dumps(secrets)  # values never go into a pickle: on a cluster a handle to the job's keeper does
+    empty = pickle.loads(pickle.dumps(WorkerSecrets(("OTHER_KEY",))))
+    assert repr(empty) == "WorkerSecrets(none)"
     monkeypatch.delenv("OPENAI_API_KEY")
-    pickle.loads(pickle.dumps(secrets)).install()  # what a worker does with the copy it was handed
+    secrets.install()  # in the driver's own process (the local path)
     import os
 
     assert os.environ["OPENAI_API_KEY"] == "sk-canary-worker-1234567"
