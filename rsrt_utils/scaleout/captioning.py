@@ -37,6 +37,12 @@ def key_variable(config: dict) -> str:
     return config.get("api_key_env") or OPENAI_KEY_VARIABLE
 
 
+def server_urls(config: dict) -> list[str]:
+    """The backend's server URLs (base_url: one or a fleet)."""
+    urls = config.get("base_url") or []
+    return [urls] if isinstance(urls, str) else list(urls)
+
+
 def backend_identity(backend) -> dict:
     """What a backend's cache keys are made of, its caveat, and how to feed it (batch size, servers)."""
     return {"name": backend.name, "model": backend.model, "prompt_version": backend.prompt_version,
@@ -47,15 +53,16 @@ def backend_identity(backend) -> dict:
             "calls_per_actor": FLEET_CALLS_PER_ACTOR if hasattr(backend, "fleet") else 1}
 
 
-def _build(config: dict, context: dict):
+def _build(config: dict, context: dict, secrets: WorkerSecrets):
+    """The backend on a worker: the job's API keys set and the server URLs' credentials put back first."""
     from ..captioning.api import BackendContext, build_backend
 
-    return build_backend(config, BackendContext(**context))
+    secrets.install()
+    return build_backend(secrets.unseal(config), BackendContext(**context))
 
 
 def _identity_on_a_worker(config: dict, context: dict, secrets: WorkerSecrets) -> dict:
-    secrets.install()
-    return backend_identity(_build(config, context))
+    return backend_identity(_build(config, context, secrets))
 
 
 def _on_a_worker(config: dict, context: dict, secrets: WorkerSecrets) -> dict:
@@ -63,7 +70,7 @@ def _on_a_worker(config: dict, context: dict, secrets: WorkerSecrets) -> dict:
     import ray
 
     try:
-        return ray.get(ray.remote(num_cpus=0)(_identity_on_a_worker).remote(config, context, secrets))
+        return ray.get(ray.remote(num_cpus=0)(_identity_on_a_worker).remote(secrets.seal(config), context, secrets))
     except ray.exceptions.RayError as error:
         raise BackendFatalError(f"the backend cannot be built on the cluster: {root_cause(error)}") from None
 
@@ -98,8 +105,7 @@ class CaptionActor:
 
     def __init__(self, config: dict, context: dict, mode: str, max_attempts: int, identity: dict,
                  secrets: WorkerSecrets, collector):
-        secrets.install()
-        self.backend = _build(config, context)
+        self.backend = _build(config, context, secrets)
         mine = backend_identity(self.backend)
         if mine != identity:
             raise RuntimeError(f"the backend built on this worker answers differently ({mine}) from the driver's "
@@ -150,7 +156,7 @@ def caption_on_ray(requests: Iterable, config: dict, store_path: Path | str, mod
     from .vllm import is_vllm, vllm_caption_blocks
 
     context = dict(context or {})
-    secrets = secrets or WorkerSecrets((key_variable(config),))
+    secrets = secrets or WorkerSecrets((key_variable(config),), server_urls(config))
     started = time.monotonic()
     identity = _on_a_worker(config, context, secrets)
     with CorpusStore(store_path) as store:  # the only writer of this file for the whole run
@@ -193,8 +199,9 @@ def _caption_records(rows, config, context, mode, actors, max_attempts, identity
         CaptionActor, batch_size=None, num_cpus=cpus_per_actor, compute=ray.data.ActorPoolStrategy(
             size=actors, max_tasks_in_flight_per_actor=calls + 1, max_concurrent_calls_per_actor=calls,
             enable_true_multi_threading=calls > 1),
-        fn_constructor_kwargs={"config": config, "context": context, "mode": mode, "max_attempts": max_attempts,
-                               "identity": identity, "secrets": secrets, "collector": collector})
+        fn_constructor_kwargs={"config": secrets.seal(config), "context": context, "mode": mode,
+                               "max_attempts": max_attempts, "identity": identity, "secrets": secrets,
+                               "collector": collector})
     finished, failure = threading.Event(), []
 
     def run_the_pool():
@@ -252,7 +259,7 @@ class RayEngine:
         and handed to the actors as WorkerSecrets (never a runtime environment)."""
         from .cluster import connect
 
-        self.secrets = WorkerSecrets((key_variable(config or {}), OPENAI_KEY_VARIABLE))
+        self.secrets = WorkerSecrets((key_variable(config or {}), OPENAI_KEY_VARIABLE), server_urls(config or {}))
         self.cluster = connect(self.address)
         return self.cluster
 

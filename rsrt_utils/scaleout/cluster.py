@@ -10,6 +10,8 @@ import re
 import socket
 import threading
 
+from ..logsafe import redact
+
 AUTO, LOCAL = "auto", "local"
 _HOST_PORT = re.compile(r"^(?:ray://)?(?P<host>[A-Za-z0-9._-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 REACH_TIMEOUT_S = 3.0
@@ -36,33 +38,35 @@ def _start_keeper(values: dict[str, str]):
 
 
 class SecretKeeper:
-    """A Ray actor of the job, beside the driver: holds the secret values in its memory and answers them to the job's
-    tasks and actors (small answers travel inside the reply, never through the object store, so never spilled)."""
+    """A Ray actor of the job, beside the driver: holds the secrets in its memory and answers them to the job's tasks
+    and actors (small answers travel inside the reply, never through the object store, so never spilled)."""
 
     def __init__(self):
-        self._values: dict[str, str] = {}
+        self._secrets: dict = {}
 
-    def keep(self, values: dict[str, str]) -> None:
-        self._values = dict(values)
+    def keep(self, secrets: dict) -> None:
+        self._secrets = dict(secrets)
 
-    def values(self) -> dict[str, str]:
-        return dict(self._values)
+    def secrets(self) -> dict:
+        return dict(self._secrets)
 
 
 class WorkerSecrets:
-    """Environment variables (API keys) taken from where the command runs, for this job's tasks and actors, each of
-    which sets them in its own process only (`install`). Never a runtime environment: Ray's runtime-env agent logs
-    those in clear text on every node. What travels to a worker (a task's argument, an actor's constructor argument,
-    which Ray Data keeps in its object store) is a handle to the job's SecretKeeper, never a value; its repr names the
-    variables only."""
+    """The secrets of a job, taken from where the command runs, for its tasks and actors: environment variables (API
+    keys), which each worker sets in its own process only (`install`), and server URLs with credentials, which travel
+    masked in the backend config (`seal`) and are put back on the worker (`unseal`). Never a runtime environment:
+    Ray's runtime-env agent logs those in clear text on every node. What travels to a worker (a task's argument, an
+    actor's constructor argument, which Ray Data keeps in its object store) is a handle to the job's SecretKeeper,
+    never a value; its repr names the variables only."""
 
-    def __init__(self, names: tuple[str, ...] = ()):
-        self._values = {name: os.environ[name] for name in dict.fromkeys(names) if os.environ.get(name)}
-        self._keeper = None
+    def __init__(self, names: tuple[str, ...] = (), urls: tuple[str, ...] | list[str] = ()):
+        env = {name: os.environ[name] for name in dict.fromkeys(names) if os.environ.get(name)}
+        self._secrets: dict | None = {"env": env, "urls": {redact(u): u for u in urls if redact(u) != u}}
+        self._names, self._keeper = sorted(env), None
 
     @property
     def names(self) -> list[str]:
-        return sorted(self._values or {}) if self._values is not None else list(self._names)
+        return list(self._names)
 
     def __repr__(self) -> str:
         return f"WorkerSecrets({', '.join(self.names) or 'none'})"
@@ -70,21 +74,37 @@ class WorkerSecrets:
     def __getstate__(self) -> dict:
         """A handle to the keeper (started on first use, on this node), never the values."""
         with _KEEPER_LOCK:
-            if self._values and self._keeper is None:
-                self._keeper = _start_keeper(self._values)
-        return {"names": self.names, "keeper": self._keeper}
+            if self._secrets and any(self._secrets.values()) and self._keeper is None:
+                self._keeper = _start_keeper(self._secrets)
+        return {"names": self._names, "keeper": self._keeper}
 
     def __setstate__(self, state: dict) -> None:
-        self._values, self._names, self._keeper = None, state["names"], state["keeper"]
+        self._secrets, self._names, self._keeper = None, state["names"], state["keeper"]
 
-    def install(self) -> None:
-        """Set the variables in this worker's process (the node's own value is kept when the command has none)."""
-        if self._values is not None:
-            os.environ.update(self._values)
-        elif self._keeper is not None:
+    def _held(self) -> dict:
+        if self._secrets is None:
             import ray
 
-            os.environ.update(ray.get(self._keeper.values.remote()))
+            self._secrets = ray.get(self._keeper.secrets.remote()) if self._keeper is not None else {}
+        return self._secrets
+
+    def install(self) -> None:
+        """Set the variables in this process (the node's own value is kept when the command has none)."""
+        os.environ.update(self._held().get("env", {}))
+
+    def seal(self, config: dict) -> dict:
+        """The backend config as it travels: every server URL with its credentials masked."""
+        urls = config.get("base_url")
+        if not urls:
+            return config
+        return {**config, "base_url": redact(urls) if isinstance(urls, str) else [redact(u) for u in urls]}
+
+    def unseal(self, config: dict) -> dict:
+        """The backend config with the masked server URLs given back their credentials."""
+        urls, whole = config.get("base_url"), self._held().get("urls", {})
+        if not urls or not whole:
+            return config
+        return {**config, "base_url": whole.get(urls, urls) if isinstance(urls, str) else [whole.get(u, u) for u in urls]}
 
 
 def check_address(address: str | None) -> str:

@@ -115,3 +115,14 @@ def test_a_folder_in_the_smoke_datasets_place_is_never_replaced(tmp_path):
         make_smoke_dataset(root)
     assert (root / "thesis.tex").read_text() == "keep me" and sorted(p.name for p in tmp_path.iterdir()) == ["smoke"]
     assert (make_smoke_dataset(tmp_path / "fresh") / "SMOKE_COMPLETE.json").is_file()
+
+
+def test_server_urls_travel_to_workers_masked_and_come_back_whole():
+    url = "http://gw.example:8000/v1?api-key=gwsecret-1234567&api-version=2"
+    secrets = WorkerSecrets(urls=[url, "http://plain:9000/v1"])
+    config = {"backend": "openai-chat", "base_url": [url, "http://plain:9000/v1"], "model": "m"}
+    sealed = secrets.seal(config)
+    assert b"gwsecret" not in pickle.dumps(sealed) and sealed["base_url"] == [
+        "http://gw.example:8000/v1?api-key=***&api-version=2", "http://plain:9000/v1"]
+    assert secrets.unseal(sealed) == config and config["base_url"][0] == url, "the caller's config is never changed"
+    assert secrets.unseal(secrets.seal({**config, "base_url": url}))["base_url"] == url
