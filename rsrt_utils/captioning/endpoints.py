@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from ..logsafe import redact
+from ..server_urls import public_base_url
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 5  # a server failing this often in a row is taken out of rotation
@@ -37,8 +38,6 @@ class Endpoint:
 
     @property
     def public_url(self) -> str:
-        from .openai_chat import public_base_url
-
         return public_base_url(self.url) or "api.openai.com"
 
 

@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Callable, Sequence
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from .. import logsafe
+from ..server_urls import public_base_url, split_query
 from .backend import MODES, BackendAnswer, BackendFatalError, CaptionRequest
 from .endpoints import MAX_CONSECUTIVE_FAILURES, Endpoint, EndpointFleet, NoEndpointLeft
 from .images import DEFAULT_JPEG_QUALITY, ImageLoadError, jpeg_data_url
@@ -68,26 +68,6 @@ def parse_retry_after(headers, now: datetime | None = None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
     return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
-
-
-def public_base_url(base_url: str | None) -> str | None:
-    """The server address without credentials or query (safe to store in settings)."""
-    if not base_url:
-        return None
-    parts = urlsplit(base_url)
-    host = parts.hostname or ""
-    netloc = host + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
-
-
-def split_query(base_url: str | None) -> tuple[str | None, dict | None]:
-    """(the URL without its query, the query's parameters): a gateway's `?api-key=...` or `?api-version=...` is sent
-    with every request as a query parameter (the client would otherwise glue request paths after the query)."""
-    if not base_url:
-        return base_url, None
-    parts = urlsplit(base_url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    return urlunsplit(parts._replace(query="", fragment="")), (query or None)
 
 
 def text_and_usage(completion: dict, retries: int = 0) -> tuple[str, dict]:

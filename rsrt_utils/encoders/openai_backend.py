@@ -24,7 +24,7 @@ class OpenAIEmbeddingEncoder:
         if not api_key:
             raise RuntimeError(f"the OpenAI embeddings backend needs an API key in the environment variable {api_key_env}; "
                                f"export {api_key_env}=... (it is never read from params files)")
-        from ..captioning.openai_chat import split_query
+        from ..server_urls import split_query
 
         base_url, query = split_query(base_url or os.environ.get("OPENAI_BASE_URL"))
         self.client = OpenAI(api_key=api_key, base_url=base_url, default_query=query, max_retries=max_retries,

@@ -175,7 +175,7 @@ def captioner_config(captioner: dict | None) -> dict:
 
 def public_spec(config: dict) -> dict:
     """The captioner config as JSON without any secret (keys dropped, URL credentials removed, objects named)."""
-    from ..captioning.openai_chat import public_base_url
+    from ..server_urls import public_base_url
 
     spec = {}
     for key, value in config.items():

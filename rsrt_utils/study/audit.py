@@ -28,16 +28,17 @@ from matplotlib.figure import Figure
 from ..captioning.schema import VARIANT_FIELDS, Variant
 from ..data.dataset import Dataset
 from ..spreadsheet import read_frame, write_rows
+from .audit_columns import (  # noqa: F401 - the scoring sheet's schema, read from here by the app and notebooks
+    AUDIT_COUNT_COLUMNS,
+    AUDIT_SCORE_COLUMN,
+    MAX_AUDIT_COUNT,
+    SCORE_COLUMNS,
+    SHEET_COLUMNS,
+    SHEET_KEY_COLUMNS,
+)
 from .figures import load_thumbnail, save_figure, wrap
 
-# The scoring sheet's schema: the key of a row, what an auditor counts and scores, then notes.
-SHEET_KEY_COLUMNS = ("image_id", "scene_class", "variant")
-AUDIT_COUNT_COLUMNS = ("correct_objects", "hallucinated_objects", "direction_errors")
-AUDIT_SCORE_COLUMN = "completeness_1to5"
 AUDIT_ITEMS_FORMAT = 1  # the version of audit_items.json
-SCORE_COLUMNS = AUDIT_COUNT_COLUMNS + (AUDIT_SCORE_COLUMN,)
-SHEET_COLUMNS = SHEET_KEY_COLUMNS + SCORE_COLUMNS + ("notes", "auditor")
-MAX_AUDIT_COUNT = 1000  # the largest count (and variant number) a scoring sheet accepts
 WHOLE_NUMBER = re.compile(r"[0-9]+")
 
 SCORING_INSTRUCTIONS = """\

@@ -25,6 +25,7 @@ from matplotlib.patches import Patch
 from ..data.dataset import Dataset
 from ..metrics import rank_of_best_relevant, relevance_t2i
 from ..retrieval import top_k
+from .audit_columns import AUDIT_COUNT_COLUMNS, AUDIT_SCORE_COLUMN
 from .reference import zero_shot_references
 
 DPI = 120
@@ -509,8 +510,6 @@ def plot_audit_summary(summary: pd.DataFrame, path: Path | str | None = None, ti
 
     Left: mean counts of correct objects, hallucinated objects, direction errors; right: mean completeness (1-5).
     """
-    from .audit import AUDIT_COUNT_COLUMNS, AUDIT_SCORE_COLUMN
-
     _require_columns(summary, list(AUDIT_COUNT_COLUMNS) + [AUDIT_SCORE_COLUMN], "audit summary")
     group_column = next((c for c in summary.columns if c not in AUDIT_COUNT_COLUMNS + (AUDIT_SCORE_COLUMN, "n_rows")), None)
     frame = summary.reset_index() if group_column is None else summary
