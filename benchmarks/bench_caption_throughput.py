@@ -22,6 +22,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from rsrt_utils.captioning.openai_chat import OpenAIChatBackend  # noqa: E402
 from rsrt_utils.captioning.runner import caption_images  # noqa: E402
+from tests.fakes.keys import fake_key  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAIServer  # noqa: E402
 from tests.fakes.synthetic_images import make_images  # noqa: E402
 
@@ -46,7 +47,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--serial-sample", type=int, default=None)
     args = parser.parse_args()
-    os.environ.setdefault("OPENAI_API_KEY", "sk-benchmark-fake-key")
+    os.environ.setdefault("OPENAI_API_KEY", fake_key("benchmark"))
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAIServer(latency=args.latency) as server:
         workdir = Path(tmp)
         pairs = make_images(workdir / "img", args.images)

@@ -45,10 +45,11 @@ def _caption_settings(n_images: int, out: Path, nodes: int) -> dict:
     from rsrt_utils.captioning.runner import caption_images
     from rsrt_utils.scaleout.captioning import caption_on_ray
     from rsrt_utils.scaleout.cluster import connect
+    from tests.fakes.keys import fake_key
     from tests.fakes.openai_server import FakeOpenAIServer
     from tests.fakes.synthetic_images import make_images
 
-    os.environ.setdefault("OPENAI_API_KEY", "bench-scaleout-key-0a1b2c3d4e")
+    os.environ.setdefault("OPENAI_API_KEY", fake_key("bench-scaleout"))
     work = Path(tempfile.mkdtemp(prefix="rsrt-bench-"))
     pairs = make_images(work / "img", n_images, size=32)
     results = {"cluster": connect("auto")}

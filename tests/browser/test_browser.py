@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 
 from rsrt_utils.paths import outputs_dir
+from tests.fakes.keys import fake_key
 from tests.unit.app_helpers import COLLECTION, RUN, build_sample_collection, copy_images, write_study_run
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-CANARY = "canary-key-browser-93b1c0d2e4f5"
+CANARY = fake_key("browser-canary")
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(not (CHROMIUM.is_file() and CHROMEDRIVER.is_file()),
                                 reason=f"needs the system Chromium and its driver ({CHROMIUM}, {CHROMEDRIVER}); "

@@ -10,6 +10,7 @@ from rsrt_utils.cli import main as rsrt
 from rsrt_utils.data.store import import_from_folder
 from rsrt_utils.paths import shared_mirror_dir
 from rsrt_utils.study import pipeline as rs
+from tests.fakes.keys import fake_key
 
 MIRROR = shared_mirror_dir()
 pytestmark = [pytest.mark.integration,
@@ -17,7 +18,7 @@ pytestmark = [pytest.mark.integration,
 
 
 def test_captioning_with_the_cli_then_running_the_study_makes_zero_new_calls(tmp_path, fake_openai, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "fake-test-key-PAIDPATH-0123456789")
+    monkeypatch.setenv("OPENAI_API_KEY", fake_key("paid-path"))
     monkeypatch.setenv("RSRT_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("RSRT_OUTPUTS_DIR", str(tmp_path / "outputs"))
     store = tmp_path / "store"

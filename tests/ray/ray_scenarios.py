@@ -24,12 +24,13 @@ from rsrt_utils.captioning.runner import caption_images
 from rsrt_utils.cli import main as rsrt
 from rsrt_utils.scaleout.captioning import caption_on_ray
 from rsrt_utils.scaleout.cluster import ClusterError, check_workers, connect
+from tests.fakes.keys import fake_key
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.synthetic_images import make_images
 
 N = 40
-KEY_CANARY = "sk-canary-" + os.urandom(12).hex()  # the driver's API key: must appear in no file Ray or rsrt writes
-QUERY_CANARY = "qcanary" + os.urandom(12).hex()  # a gateway's ?api-key= in the base URL: the same
+KEY_CANARY = fake_key("canary")  # the driver's API key: must appear in no file Ray or rsrt writes
+QUERY_CANARY = fake_key("query-canary")  # a gateway's ?api-key= in the base URL: the same
 N_DRIVER = 160  # enough blocks that some are still queued when the driver dies (FLEET_CALLS_PER_ACTOR run at once)
 
 

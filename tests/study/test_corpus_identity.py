@@ -11,8 +11,9 @@ from PIL import Image
 
 from rsrt_utils.captioning.corpus import CorpusStore
 from rsrt_utils.study import pipeline as rs
+from tests.fakes.keys import fake_key
 
-FAKE_KEY = "fake-test-key-IDENTITY-0123456789"
+FAKE_KEY = fake_key("identity")
 
 
 @pytest.fixture

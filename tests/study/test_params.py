@@ -6,6 +6,7 @@ import yaml
 from rsrt_utils.paths import PROJECT_ROOT
 from rsrt_utils.study.notebook_runner import sweep_runs
 from rsrt_utils.study.params import ParamsError, load_params, parse_params
+from tests.fakes.keys import fake_key
 
 PARAMS = sorted((PROJECT_ROOT / "params").glob("*.yaml"))
 
@@ -46,7 +47,7 @@ def test_bad_value_is_named():
 
 def test_api_key_is_not_a_params_key():
     data = yaml.safe_load((PROJECT_ROOT / "params/smoke.yaml").read_text())
-    data["captioner"]["api_key"] = "sk-should-not-be-here"
+    data["captioner"]["api_key"] = fake_key("should-not-be-here")
     with pytest.raises(ParamsError, match="captioner.api_key: unknown key"):
         parse_params(data, "x.yaml")
 

@@ -15,6 +15,7 @@ import pytest
 
 from rsrt_utils.paths import PROJECT_ROOT
 from rsrt_utils.study.notebook_runner import list_notebooks
+from tests.fakes.keys import fake_key
 
 
 def subprocess_env(extra: dict | None = None) -> dict:
@@ -22,7 +23,7 @@ def subprocess_env(extra: dict | None = None) -> dict:
     env.update(extra or {})
     return env
 
-SECRET = "fake-test-key-NEVER-WRITE-ME-0123456789abcdef"
+SECRET = fake_key("never-write-me")
 
 
 def rsrt(*args: str, env: dict | None = None, timeout: int = 900) -> subprocess.CompletedProcess:

@@ -40,8 +40,9 @@ from rsrt_utils.cli import build_parser
 from rsrt_utils.logsafe import RedactSecrets
 from rsrt_utils.study import audit
 from tests.fakes.bad_images import png_claiming
+from tests.fakes.keys import fake_key
 
-CANARY = "canary-key-4f1d9e0b7a2c6e31"
+CANARY = fake_key("app-canary")
 SECRET_TEXT = "TOP-SECRET-FILE-CONTENT"
 BASE = "http://127.0.0.1"
 
@@ -367,9 +368,10 @@ def test_scores_are_saved_per_auditor_in_the_scoring_sheet_format_and_shown_on_r
 
 
 def test_notes_are_shown_and_stored_as_typed_even_when_they_look_like_secrets(client, outputs, monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-0123456789abcdef")  # a real secret of the server: still masked
+    server_key = fake_key("server")
+    monkeypatch.setenv("OPENAI_API_KEY", server_key)  # a real secret of the server: still masked
     monkeypatch.chdir(outputs)
-    typed = f"see {outputs} and http://x/?token=abc123456789\nsecond line, sk-live-0123456789abcdef"
+    typed = f"see {outputs} and http://x/?token=abc123456789\nsecond line, {server_key}"
     assert save(client, "alice", image_rows("Airport/airport_1.jpg", (3, 1, 0, 4), notes=typed)).status_code == 200
     shown = page(client.get(f"/audit/{RUN}", params={"auditor": "alice"})).select_one("textarea[name=notes]").get_text()
     assert shown == typed, "the page shows the auditor's words exactly"

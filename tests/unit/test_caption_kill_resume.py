@@ -12,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from rsrt_utils.captioning.images import jpeg_data_url
+from tests.fakes.keys import fake_key
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.synthetic_images import make_images
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-FAKE_KEY = "fake-test-key-KILLRESUME-9f8e7d6c5b4a"
+FAKE_KEY = fake_key("kill-resume")
 N_IMAGES, CONCURRENCY, LATENCY = 24, 3, 0.15
 
 

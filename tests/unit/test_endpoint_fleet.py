@@ -11,10 +11,11 @@ from rsrt_utils.captioning.corpus import CorpusStore
 from rsrt_utils.captioning.images import build_requests
 from rsrt_utils.captioning.runner import caption_images, request_key
 from rsrt_utils.cli import main
+from tests.fakes.keys import fake_key
 from tests.fakes.openai_server import FakeOpenAIServer
 from tests.fakes.synthetic_images import make_images
 
-FAKE_KEY = "fake-fleet-key-5b0e7c2d91"
+FAKE_KEY = fake_key("fleet")
 
 
 @pytest.fixture(autouse=True)

@@ -25,9 +25,10 @@ from rsrt_utils.image_files import DEFAULT_MAX_IMAGE_PIXELS, ImageReadError, ima
 from rsrt_utils.logsafe import is_secret_name, redact
 from rsrt_utils.spreadsheet import escape_cell, read_frame, unescape_cell, write_frame
 from tests.fakes.bad_images import plant_bad_files, png_claiming
+from tests.fakes.keys import fake_key
 from tests.fakes.synthetic_images import make_images
 
-FAKE_KEY = "fake-isolation-key-7d1e0c55aa"
+FAKE_KEY = fake_key("isolation")
 URL_SECRETS = ("u5er-name", "pa55-w0rd-91", "qu3ry-k3y-77")
 
 

@@ -8,9 +8,10 @@ from rsrt_utils.captioning.api import make_caption_backend
 from rsrt_utils.captioning.corpus import CorpusStore, load_variants
 from rsrt_utils.captioning.openai_batch import OpenAIBatchBackend, state_path_for
 from rsrt_utils.captioning.runner import caption_images
+from tests.fakes.keys import fake_key
 from tests.fakes.synthetic_images import make_images
 
-FAKE_KEY = "fake-test-key-BATCH-abcdef0123456789"
+FAKE_KEY = fake_key("batch")
 
 
 @pytest.fixture(autouse=True)

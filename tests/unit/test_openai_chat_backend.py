@@ -14,9 +14,10 @@ from rsrt_utils.captioning.backend import BackendFatalError, CaptionRequest
 from rsrt_utils.captioning.corpus import CorpusStore, load_query_texts, load_variants
 from rsrt_utils.captioning.openai_chat import OpenAIChatBackend, parse_retry_after
 from rsrt_utils.captioning.runner import caption_images
+from tests.fakes.keys import fake_key
 from tests.fakes.synthetic_images import make_images
 
-FAKE_KEY = "fake-test-key-RECOGNISABLE-0123456789abcdef"
+FAKE_KEY = fake_key("chat")
 
 
 @pytest.fixture(autouse=True)

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from rsrt_utils.encoders.openai_backend import OpenAIEmbeddingEncoder
+from tests.fakes.keys import fake_key
 
-FAKE_KEY = "fake-test-key-EMBED-0123456789"
+FAKE_KEY = fake_key("embed")
 
 
 @pytest.fixture(autouse=True)

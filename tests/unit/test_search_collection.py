@@ -12,6 +12,7 @@ from rsrt_utils.cli import main
 from rsrt_utils.paths import shared_mirror_dir
 from rsrt_utils.search.collection import Collection, build_collection, list_collections
 from tests.fakes.bad_images import plant_bad_files
+from tests.fakes.keys import fake_key
 from tests.fakes.openai_server import FakeOpenAIServer
 
 MIRROR = shared_mirror_dir()
@@ -19,7 +20,7 @@ AID = MIRROR / "aid150" / "images" if MIRROR else None
 pytestmark = pytest.mark.skipif(AID is None or not AID.is_dir(),
                                 reason="AID-150 images not found (set RSRT_MIRROR_DIR to the mirror with aid150/images)")
 ENCODER = "hashing:512"
-FAKE_KEY = "fake-key-collection-test-3c1f0a9b7d"
+FAKE_KEY = fake_key("collection")
 # Gallery: id in the collection -> AID-150 file, and the sentence its imported variants are built from.
 GALLERY = {"airport_1.jpg": ("Airport/airport_1.jpg", "many planes are parked near the airport terminal"),
            "coast/beach_1.jpg": ("Beach/beach_1.jpg", "waves break on a sandy beach beside the sea"),
@@ -343,7 +344,7 @@ def test_a_collection_built_through_a_url_with_credentials_is_searched_by_image_
     folder.mkdir()
     for source in ("Port/port_1.jpg", "River/river_1.jpg"):
         shutil.copyfile(AID / source, folder / Path(source).name)
-    query_key = "gatewaysecret-5d2e9a71c4"
+    query_key = fake_key("gateway")
     monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
     with FakeOpenAIServer(expected_key=FAKE_KEY) as server:
         url = f"{server.base_url}?api-key={query_key}"

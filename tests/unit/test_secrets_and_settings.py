@@ -14,8 +14,9 @@ from rsrt_utils.image_files import image_problem
 from rsrt_utils.logsafe import Typed, redact, scrub
 from rsrt_utils.scaleout.cluster import WorkerSecrets
 from tests.fakes.bad_images import png_claiming
+from tests.fakes.keys import fake_key
 
-SECRET = "pwSECRET-81c2"
+SECRET = fake_key("url")
 
 
 @pytest.mark.parametrize("url", [f"bob://{SECRET}@127.0.0.1:8000/v1", f"127.0.0.1:8000/v1?api-key={SECRET}",
@@ -39,18 +40,20 @@ def test_redaction_keeps_ordinary_text_and_addresses():
 def test_only_values_that_are_secrets_are_masked(monkeypatch, tmp_path):
     monkeypatch.setenv("PWD", str(tmp_path))
     monkeypatch.setenv("OLDPWD", "/srv/projects/rsrt-2026")
-    monkeypatch.setenv("MY_SERVICE_TOKEN", "tok_9f8e7d6c5b4a")
+    token = fake_key("service")
+    monkeypatch.setenv("MY_SERVICE_TOKEN", token)
     monkeypatch.setenv("FEATURE_FLAG_SECRET", "yes")  # too short to be a credential
-    text = f"working in {tmp_path}, before /srv/projects/rsrt-2026, token tok_9f8e7d6c5b4a, flag yes"
+    text = f"working in {tmp_path}, before /srv/projects/rsrt-2026, token {token}, flag yes"
     assert scrub(text) == f"working in {tmp_path}, before /srv/projects/rsrt-2026, token ***, flag yes"
     assert scrub(Typed(text)) == text, "what a person typed is never rewritten"
 
 
 def test_worker_secrets_never_show_or_pickle_their_values(monkeypatch):
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-canary-worker-1234567")
+    key = fake_key("worker")
+    monkeypatch.setenv("OPENAI_API_KEY", key)
     monkeypatch.delenv("OTHER_KEY", raising=False)
     secrets = WorkerSecrets(("OPENAI_API_KEY", "OTHER_KEY"))
-    assert repr(secrets) == "WorkerSecrets(OPENAI_API_KEY)" and "sk-canary" not in str(secrets)
+    assert repr(secrets) == "WorkerSecrets(OPENAI_API_KEY)" and key not in str(secrets)
     with pytest.raises(RuntimeError, match="only to the workers of a connected Ray cluster"):
         pickle.dumps(secrets)  # values never go into a pickle: on a cluster a handle to the job's keeper does
     empty = pickle.loads(pickle.dumps(WorkerSecrets(("OTHER_KEY",))))
@@ -59,7 +62,7 @@ def test_worker_secrets_never_show_or_pickle_their_values(monkeypatch):
     secrets.install()  # in the driver's own process (the local path)
     import os
 
-    assert os.environ["OPENAI_API_KEY"] == "sk-canary-worker-1234567"
+    assert os.environ["OPENAI_API_KEY"] == key
 
 
 def test_an_image_over_pillows_own_guard_is_refused_with_the_projects_limit(tmp_path):
@@ -79,15 +82,16 @@ def test_serve_checks_its_settings_before_it_starts(monkeypatch, capsys):
 def test_an_unexpected_error_answers_500_with_the_security_headers_and_no_secret(tmp_path, monkeypatch):
     from rsrt_utils.app.server import SECURITY_HEADERS, create_app
 
-    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-0123456789abcdef")
+    server_key = fake_key("server")
+    monkeypatch.setenv("OPENAI_API_KEY", server_key)
     app = create_app(tmp_path / "outputs", tmp_path / "indexes")
 
     @app.get("/boom")
     def boom():
-        raise RuntimeError("exploded with sk-live-0123456789abcdef inside")
+        raise RuntimeError(f"exploded with {server_key} inside")
 
     answer = TestClient(app, base_url="http://127.0.0.1", raise_server_exceptions=False).get("/boom")
-    assert answer.status_code == 500 and "sk-live" not in answer.text and "RuntimeError" in answer.text
+    assert answer.status_code == 500 and server_key not in answer.text and "RuntimeError" in answer.text
     for name, value in SECURITY_HEADERS.items():
         assert answer.headers.get(name) == value
 
@@ -118,11 +122,12 @@ def test_a_folder_in_the_smoke_datasets_place_is_never_replaced(tmp_path):
 
 
 def test_server_urls_travel_to_workers_masked_and_come_back_whole():
-    url = "http://gw.example:8000/v1?api-key=gwsecret-1234567&api-version=2"
+    gateway_key = fake_key("gateway")
+    url = f"http://gw.example:8000/v1?api-key={gateway_key}&api-version=2"
     secrets = WorkerSecrets(urls=[url, "http://plain:9000/v1"])
     config = {"backend": "openai-chat", "base_url": [url, "http://plain:9000/v1"], "model": "m"}
     sealed = secrets.seal(config)
-    assert b"gwsecret" not in pickle.dumps(sealed) and sealed["base_url"] == [
+    assert gateway_key.encode() not in pickle.dumps(sealed) and sealed["base_url"] == [
         "http://gw.example:8000/v1?api-key=***&api-version=2", "http://plain:9000/v1"]
     assert secrets.unseal(sealed) == config and config["base_url"][0] == url, "the caller's config is never changed"
     assert secrets.unseal(secrets.seal({**config, "base_url": url}))["base_url"] == url
