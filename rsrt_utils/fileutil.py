@@ -59,23 +59,21 @@ def check_replaceable(folder: Path | str, kind: str) -> Path:
     return folder
 
 
-def staging_folder(target: Path, kind: str) -> Path:
-    """A new folder beside `target` (same file system, so the swap is a rename), marked as made for `kind`."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-new-"))
-    (staging / OWNER_MARK).write_text(kind + "\n", encoding="utf-8")
-    return staging
-
-
-def swap_in(staging: Path, target: Path, kind: str) -> Path:
-    """Put a finished staging folder in place of `target` (checked replaceable again), then remove the old one: a
-    reader sees the old folder or the new one, only a rename apart."""
-    check_replaceable(target, kind)
+def replace_folder(staging: Path, target: Path) -> Path:
+    """Put a finished staging folder (beside `target`) in place of `target`, then remove the old one: a reader sees
+    the old folder or the new one, only a rename apart. The caller decides that `target` may be replaced."""
     if not target.exists():
         os.replace(staging, target)
         return target
-    retired = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-old-"))
+    retired = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
     os.replace(target, retired / "folder")
     os.replace(staging, target)
     shutil.rmtree(retired, ignore_errors=True)
     return target
+
+
+def swap_in(staging: Path, target: Path, kind: str) -> Path:
+    """Mark a finished staging folder as made for `kind` and put it in place of `target` (checked replaceable again)."""
+    check_replaceable(target, kind)
+    (staging / OWNER_MARK).write_text(kind + "\n", encoding="utf-8")
+    return replace_folder(staging, target)

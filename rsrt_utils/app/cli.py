@@ -27,6 +27,7 @@ def add_serve_subcommand(sub: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from ..captioning.cli import given_base_urls
     from ..image_files import max_image_pixels
     from ..search.collection import single_threaded_queries
     from .safety import LOOPBACK_HOSTS, install_log_scrubbing
@@ -36,7 +37,7 @@ def _serve(args: argparse.Namespace) -> int:
     if not 0 < args.port < 65536:
         raise ValueError(f"--port {args.port} is not a port; use 1-65535 (e.g. 8000)")
     max_image_pixels()  # every setting is checked before the server starts (a bad RSRT_MAX_IMAGE_PIXELS is named)
-    given = [url for group in (args.base_url or []) for url in group]
+    given = given_base_urls(args)
     app = create_app(args.outputs, args.index_root, host=args.host, base_urls=given or None)
     if args.host not in LOOPBACK_HOSTS:
         print(f"rsrt serve: warning: bound to {args.host}: anyone who can reach this machine can read the collections "

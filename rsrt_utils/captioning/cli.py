@@ -90,6 +90,11 @@ def add_ray_options(parser) -> None:
     parser.add_argument("--actors", type=positive_int, default=2, help="with --ray: actors in each pool (default 2)")
 
 
+def given_base_urls(args) -> list[str]:
+    """Every URL of --base-url, given once or several times (each a URL or an @FILE of URLs)."""
+    return [url for group in (getattr(args, "base_url", None) or []) for url in group]
+
+
 def base_urls(text: str) -> list[str]:
     """argparse type of --base-url: a URL, or @FILE naming one URL a line (blank lines and # comments skipped)."""
     from .api import check_base_url
@@ -130,8 +135,8 @@ def backend_config(args) -> dict:
             continue
         if value is None:
             continue
-        if option == "base_url":  # --base-url given once or several times (each a URL or an @FILE of URLs)
-            value = [url for group in value for url in group]
+        if option == "base_url":
+            value = given_base_urls(args)
             value = value[0] if len(value) == 1 else value
         if option not in info.command_options:
             users = [name for name, entry in BACKENDS_INFO.items() if option in entry.command_options]

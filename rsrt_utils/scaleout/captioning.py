@@ -1,8 +1,8 @@
 """Captioning on a Ray cluster: the images are split into blocks that Ray Data hands to a pool of actors (each builds
 the backend once); the driver is the corpus's one writer and appends every record as soon as it is answered.
 
-The records are the local runner's own: each actor runs `captioning.runner.caption_chunk` (pixel checks, the strict
-retry, parsing and schema validation), and the cache keys come from the same identity (backend, model, prompts,
+The records are the local runner's own: each actor runs `captioning.runner.caption_as_answered` (the runner's pixel
+checks, strict retry, parsing and schema validation, one image at a time), and the cache keys come from the same identity (backend, model, prompts,
 settings), so a local run and a Ray run with the same settings write the same corpus and resume from each other.
 An actor hands each record to a collector actor beside the driver the moment its image is answered, and the driver
 takes and appends them every COLLECT_EVERY_S: killing the driver loses only the requests in flight (a resume re-sends
@@ -23,11 +23,10 @@ from ..captioning.corpus import CorpusStore, make_cache_key
 from ..captioning.images import build_requests
 from ..captioning.runner import RunSummary, note_record, progress_bar
 from ..captioning.schema import CorpusRecord
-from .cluster import WorkerSecrets, root_cause
+from .cluster import OPENAI_KEY_VARIABLE, WorkerSecrets, root_cause
 
 DEFAULT_ACTORS = 2
 CALL_ROUNDS = 4  # rounds of requests in flight per actor call (benchmarks/results/scaleout.json)
-OPENAI_KEY_VARIABLE = "OPENAI_API_KEY"
 COLLECT_EVERY_S = 0.05  # how often the driver takes the answered records from the collector
 FLEET_CALLS_PER_ACTOR = 4  # calls an actor of a remote-server backend runs at once (its fleet bounds the requests)
 

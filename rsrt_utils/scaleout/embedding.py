@@ -39,9 +39,9 @@ class RayTextEncoder:
     def __init__(self, spec: str, actors: int = DEFAULT_ACTORS, cpus_per_actor: float = 1.0, threads: int | None = 1,
                  secrets=None):
         from ..encoders import make_text_encoder
-        from .cluster import WorkerSecrets
+        from .cluster import OPENAI_KEY_VARIABLE, WorkerSecrets
 
-        self.secrets = secrets or WorkerSecrets(("OPENAI_API_KEY",))  # an openai: encoder's key, read here
+        self.secrets = secrets or WorkerSecrets((OPENAI_KEY_VARIABLE,))  # an openai: encoder's key, read here
         self.spec, self.actors, self.cpus_per_actor, self.threads = spec, actors, cpus_per_actor, threads
         self.name = make_text_encoder(spec).name  # cheap: local models load on their first text
 

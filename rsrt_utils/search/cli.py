@@ -7,7 +7,7 @@ import logging
 import textwrap
 from pathlib import Path
 
-from ..captioning.cli import add_backend_options, add_ray_options, backend_config, base_urls, positive_int
+from ..captioning.cli import add_backend_options, add_ray_options, backend_config, base_urls, given_base_urls, positive_int
 from ..captioning.registry import BACKENDS_INFO
 from .collection import DEFAULT_EF_SEARCH
 from .index import EXACT_MAX_VECTORS
@@ -107,7 +107,7 @@ def run_search(args) -> int:
     if (args.query is None) == (args.image is None):
         raise ValueError('give either a text query or --image FILE (not both), e.g. rsrt search NAME "a bridge over a river"')
 
-    given = [url for group in (args.base_url or []) for url in group]
+    given = given_base_urls(args)
     collection = Collection.open(args.name, base_urls=given or None)
     hits = collection.search_image(args.image, args.k) if args.image else collection.search_text(args.query, args.k)
     if args.json:

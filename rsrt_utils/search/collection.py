@@ -505,8 +505,8 @@ def build_collection(images_dir: Path, name: str, captioner: dict | None = None,
 
         caption = (partial(engine.caption, config=config) if engine else
                    partial(caption_images, backend=backend, concurrency=concurrency))
-        _caption_and_index(summary, backend, config, encoder_spec, requests, text_encoder, previous, caption, progress,
-                           ef_search)
+        _caption_and_index(summary, backend, spec, endpoint_entries(config), encoder_spec, requests, text_encoder,
+                           previous, caption, progress, ef_search)
     return summary
 
 
@@ -560,13 +560,13 @@ def _plan(summary: BuildSummary, backend, config: dict, requests, folder: Path, 
               + (f"\nestimate: {summary.estimate}" if summary.estimate else ""))
 
 
-def _caption_and_index(summary, backend, config, encoder_spec, requests, text_encoder, previous, caption, progress,
-                       ef_search: int | None = None) -> None:
+def _caption_and_index(summary, backend, spec, endpoints, encoder_spec, requests, text_encoder, previous, caption,
+                       progress, ef_search: int | None = None) -> None:
     """Caption what is missing (`caption(requests, store_path, ...)`: here or on Ray), then index every described image
     (or keep the index if nothing changed)."""
     from ..captioning.runner import request_key
 
-    folder, timings, spec = summary.folder, summary.timings, public_spec(config)
+    folder, timings = summary.folder, summary.timings
     run = _timed(timings, "captioning", partial(caption, requests, store_path=folder / CORPUS, mode="variants",
                                                 progress=progress))
     summary.captioned = run.ok + run.failed
@@ -585,7 +585,7 @@ def _caption_and_index(summary, backend, config, encoder_spec, requests, text_en
     summary.n_indexed, summary.index_kind = len(items), index_info["kind"]
     summary.index_update = "" if summary.index_reused else index_info.get("update", "")
     encoder_info = {"spec": encoder_spec, "name": text_encoder.name}
-    _write_manifest(summary, backend, spec, config, encoder_info, field_name, index_info, files, previous)
+    _write_manifest(summary, backend, spec, endpoints, encoder_info, field_name, index_info, files, previous)
     _drop_old_indexes(folder, keep=index_info["folder"])
 
 
@@ -607,7 +607,7 @@ def _described(summary: BuildSummary, requests, keys: list[str], field_name: str
     return items, files
 
 
-def _write_manifest(summary, backend, spec, config, encoder_info, field_name, index_info, files, previous) -> None:
+def _write_manifest(summary, backend, spec, endpoints, encoder_info, field_name, index_info, files, previous) -> None:
     from ..captioning.corpus import utc_now
 
     now = utc_now()
@@ -616,7 +616,7 @@ def _write_manifest(summary, backend, spec, config, encoder_info, field_name, in
     manifest = {
         "format": 1, "name": summary.name, "images_dir": str(summary.images_dir),
         "created": (previous or {}).get("created", now), "updated": now,
-        "captioner": {"spec": spec, **endpoint_entries(config), "label": captioner_label(backend), "backend": backend.name,
+        "captioner": {"spec": spec, **endpoints, "label": captioner_label(backend), "backend": backend.name,
                       "model": backend.model,
                       "prompt_version": backend.prompt_version, "settings": backend.settings,
                       "caveat": getattr(backend, "label", None), "digest": backend_digest(backend)},

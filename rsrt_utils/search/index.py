@@ -23,6 +23,8 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from ..fileutil import replace_folder
+
 # Chosen from benchmarks/results/index.json (benchmarks/bench_index.py, 2 shared cores): exact single queries took
 # 3.8 ms at 5*10^4 rows and 15 ms at 10^5; at 10^6 rows HNSW M=32 / efConstruction=40 / efSearch=128 gave
 # recall@10 0.990 at 0.89 ms median (efConstruction=80 built 2x slower for the same recall; M=16 reached 0.955).
@@ -340,15 +342,9 @@ class VectorIndex:
 
     @staticmethod
     def _swap_in(staging: Path, folder: Path) -> None:
-        if not folder.exists():
-            os.replace(staging, folder)
-            return
-        if not (folder / _META_FILE).is_file():  # never replace a folder that is not a saved index
+        if folder.exists() and not (folder / _META_FILE).is_file():  # never replace a folder that is not a saved index
             raise FileExistsError(f"{folder} exists and is not a saved index (no {_META_FILE}); save to a new folder")
-        retired = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-")) / "index"
-        os.replace(folder, retired)
-        os.replace(staging, folder)
-        shutil.rmtree(retired.parent, ignore_errors=True)
+        replace_folder(staging, folder)
 
     @classmethod
     def load(cls, folder: Path) -> "VectorIndex":

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..fileutil import OWNER_MARK, check_replaceable, swap_in
+from ..fileutil import check_replaceable, swap_in
 from ..paths import PROJECT_ROOT, outputs_dir
 from .run_folder import RunFolder, list_runs
 
@@ -295,7 +295,6 @@ def build_book(outputs_root: Path | None = None, out: Path | None = None, quiet:
         write_source(work / "source", runs, left_out)
         _sphinx(work / "source", work / "site", quiet)
         seal_inline_scripts(work / "site")
-        (work / "site" / OWNER_MARK).write_text(BOOK_KIND + "\n", encoding="utf-8")
         swap_in(work / "site", out, BOOK_KIND)
     finally:
         shutil.rmtree(work, ignore_errors=True)
