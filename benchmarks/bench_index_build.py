@@ -108,7 +108,7 @@ def bank_overlap(manifest: dict) -> int:
 
 
 def build_phase(images: Path, progress: bool, rebuild: bool = False) -> dict:
-    from rsrt_utils.search.collection import build_collection
+    from rsrt_utils.search.build import build_collection
 
     summary, seconds = timed(build_collection, images, NAME, progress=progress, rebuild=rebuild)
     print(summary.text())

@@ -77,7 +77,7 @@ def tiny_neighbour(aid: Path, cache: Path) -> dict:
 
 def check_bad_file_in_batch(aid: Path, work: Path) -> dict:
     """41 good AID-150 JPEGs and one bad file: how many are indexed, and whose error the good ones carry."""
-    from rsrt_utils.search.collection import build_collection
+    from rsrt_utils.search.build import build_collection
 
     good = sorted(aid.glob("*/*_1[0-9].jpg"))[:41]
     captioner = tiny_neighbour(aid, work / "features")

@@ -58,13 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_data_commands(sub)
     _add_oracle_command(sub)
-    from .captioning.cli import add_caption_subcommands
-    from .search.cli import add_search_subcommands
-    from .study.cli import add_study_subcommands
+    from .commands.caption import add_caption_subcommands
+    from .commands.search import add_search_subcommands
+    from .commands.study import add_study_subcommands
 
     add_caption_subcommands(sub)  # an import error here must surface, never make commands vanish
     add_study_subcommands(sub)
-    from .app.cli import add_serve_subcommand
+    from .commands.serve import add_serve_subcommand
 
     add_serve_subcommand(sub)
     add_search_subcommands(sub)

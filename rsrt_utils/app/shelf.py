@@ -35,7 +35,7 @@ class CollectionShelf:
 
     def names(self) -> list[str]:
         """Names of the collections under the root (ImportError while the search module is not installed)."""
-        from ..search.collection import list_collections
+        from ..search.layout import list_collections
 
         return list_collections(self._root)
 
@@ -51,7 +51,7 @@ class CollectionShelf:
         if name not in known:
             listed = ", ".join(known) if known else "none yet"
             raise UnknownCollection(f"no collection {name!r} under {self.root}; known collections: {listed} "
-                                    "(build one with rsrt_utils.search.collection.build_collection)")
+                                    "(build one with rsrt_utils.search.build.build_collection)")
         stamp = self._stamp(name)
         with self._lock:
             cached = self._open.get(name)

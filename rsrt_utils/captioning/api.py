@@ -15,20 +15,9 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError, create_model
 
 from ..suggest import did_you_mean
 from .backend import CaptionBackend
-from .registry import BACKENDS_INFO, DEFAULT_OPENAI_MODEL, backend_info, load_hook
+from .registry import BACKENDS_INFO, backend_info, load_hook
 
 _INTERNAL = ("self", "sleep")  # constructor arguments that are not user options
-
-
-def check_openai_model(model: str, base_url: str | None) -> None:
-    """On OpenAI itself (no base_url) the model must be a known vision model; any name goes on other servers."""
-    from .openai_chat import KNOWN_OPENAI_VISION_MODELS
-
-    if base_url or model in KNOWN_OPENAI_VISION_MODELS:
-        return
-    raise ValueError(f"model {model!r} is not a known OpenAI vision model{did_you_mean(model, KNOWN_OPENAI_VISION_MODELS)} "
-                     f"(known: {', '.join(KNOWN_OPENAI_VISION_MODELS)}; for another OpenAI-compatible server "
-                     f"also give base_url)")
 
 
 def check_base_url(base_url: str | list[str] | None) -> None:
@@ -89,10 +78,11 @@ def _annotation(annotation, namespace: dict) -> Any:
     return Any if isinstance(hint, str) else _plain_type(hint)
 
 
-def _parameters(cls) -> dict[str, tuple[Any, Any]]:
-    """name -> (type, default or ...) of a backend's constructor (openai-batch: its own and the chat backend's)."""
+def _parameters(cls, with_base: bool) -> dict[str, tuple[Any, Any]]:
+    """name -> (type, default or ...) of a backend's constructor (with_base: also its base class's, as openai-batch
+    takes the chat backend's)."""
     fields = {}
-    for klass in ([cls, cls.__mro__[1]] if cls.__name__ == "OpenAIBatchBackend" else [cls]):
+    for klass in ([cls, cls.__mro__[1]] if with_base else [cls]):
         namespace = vars(inspect.getmodule(klass))
         for name, p in inspect.signature(klass.__init__).parameters.items():
             if name in _INTERNAL or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL) or name in fields:
@@ -108,16 +98,19 @@ def options_model(backend: str):
     _check_known(backend)
     cls = _load_class(backend)
     config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-    return create_model(f"{cls.__name__}Options", __config__=config, **_parameters(cls))
+    return create_model(f"{cls.__name__}Options", __config__=config,
+                        **_parameters(cls, BACKENDS_INFO[backend].options_from_base))
 
 
 def check_backend_options(backend: str, options: dict, require_all: bool = False) -> None:
     """Check a backend's option names and types (and the OpenAI model and base_url) without building it: nothing is
     loaded or contacted, so a typo is reported before any work starts. require_all: also every required option."""
     _check_known(backend)
-    if BACKENDS_INFO[backend].paid:
-        check_base_url(options.get("base_url"))
-        check_openai_model(options.get("model", DEFAULT_OPENAI_MODEL), options.get("base_url") or None)
+    info = BACKENDS_INFO[backend]
+    check_base_url(options.get("base_url"))
+    if info.check_model:
+        default_model = info.pricing.default_model if info.pricing else None
+        load_hook(info.check_model)(options.get("model", default_model), options.get("base_url") or None)
     model = options_model(backend)
     accepted = sorted(model.model_fields)
     unknown = [name for name in options if name not in model.model_fields]

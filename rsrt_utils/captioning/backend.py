@@ -62,3 +62,24 @@ class CaptionBackend(Protocol):
         """Answer each request (same order). Raise per-request problems as exceptions only if the
         whole batch failed; the runner records failures per image and never stops the run for one."""
         ...
+
+
+# What a backend MAY have beyond the protocol, with the value assumed when it has not. Every caller reads these through
+# `capability`, so this is the one list of them (docs/contributing.md: "A new backend").
+CAPABILITIES = {
+    "label": None,              # a caveat shown wherever its results appear (the neighbour captioner's "not zero-shot")
+    "needs_pixels": True,       # False: it answers from the image id alone (an imported corpus), no file is read
+    "batch_size": 1,            # requests answered in one call (a local VLM's batch)
+    "base_urls": None,          # its servers (a fleet): the runner keeps `concurrency` requests in flight for each
+    "total_concurrency": 0,     # requests it keeps in flight itself across its fleet (0: not a server backend)
+    "fleet": None,              # an EndpointFleet: per-server health and the report a run prints
+    "caption_to_store": None,   # its own submit/poll/collect cycle (the Batch API) instead of the runner's
+}
+
+
+def capability(backend, name: str):
+    """A backend's optional capability `name` (one of CAPABILITIES), or its declared default."""
+    if name not in CAPABILITIES:
+        raise KeyError(f"{name!r} is not a declared backend capability ({', '.join(CAPABILITIES)})")
+    value = getattr(backend, name, None)
+    return CAPABILITIES[name] if value is None else value

@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 
 from .. import logsafe
 from ..server_urls import public_base_url, split_query
+from ..suggest import did_you_mean
 from .backend import MODES, BackendAnswer, BackendFatalError, CaptionRequest
 from .endpoints import MAX_CONSECUTIVE_FAILURES, Endpoint, EndpointFleet, NoEndpointLeft
 from .images import DEFAULT_JPEG_QUALITY, ImageLoadError, jpeg_data_url
@@ -38,6 +39,15 @@ KNOWN_OPENAI_VISION_MODELS = ("gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "gpt-4o
                               "gpt-5-nano", "o3", "o4-mini")
 DETAILS = ("high", "low", "auto")
 RETRYABLE_STATUS = (408, 409, 429)
+
+
+def check_openai_model(model: str, base_url: str | None) -> None:
+    """On OpenAI itself (no base_url) the model must be a known vision model; any name goes on other servers."""
+    if base_url or model in KNOWN_OPENAI_VISION_MODELS:
+        return
+    raise ValueError(f"model {model!r} is not a known OpenAI vision model{did_you_mean(model, KNOWN_OPENAI_VISION_MODELS)} "
+                     f"(known: {', '.join(KNOWN_OPENAI_VISION_MODELS)}; for another OpenAI-compatible server "
+                     f"also give base_url)")
 
 
 class RequestFailed(RuntimeError):

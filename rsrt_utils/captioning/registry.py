@@ -1,16 +1,34 @@
-"""The captioning backends, described once: class, whether they cost money, what they need, which command-line
-options apply, how their resources (the neighbour bank) are built, the retrieval field their variants are embedded
-by, and the OpenAI default model and prices. The factory (api.py), the params schema, every command, the study's
-corpus step and the collections read this; adding a backend = its module + one entry here (+ tests)."""
+"""The captioning backends, described once: class, whether they cost money and at what prices (with their source),
+the environment variable their key comes from, how a model name is checked, what they need (a Ray cluster, the
+pixels), which command-line options apply, how their resources (the neighbour bank) are built and the retrieval field
+their variants are embedded by. The factory (api.py), the params schema, every command, the engines, the study's
+corpus step and the collections read this; adding a backend = its module + one entry here (docs/contributing.md)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # Command-line options a backend may take (`rsrt caption` and `rsrt index build` alike) -> the config key they set.
 COMMAND_OPTIONS = {"model": "model", "base_url": "base_url", "concurrency": "concurrency", "corpus": "path",
                    "corpus_format": "format"}
 COMMAND_METAVARS = {"model": "MODEL", "base_url": "URL", "concurrency": "N", "corpus": "FILE", "corpus_format": "FORMAT"}
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """What a paid backend costs: USD per million tokens by model (list prices on `as_of`, from `source`; check the
+    provider's page before a paid run), the model priced when none is given, and a discount that applies to all."""
+
+    per_model: dict[str, dict[str, float]]
+    default_model: str
+    source: str
+    as_of: str
+    discount: float = 0.0  # e.g. the Batch API's 0.5
+
+    def prices(self, model: str | None = None) -> dict | None:
+        """{"input_per_1m", "output_per_1m"} of `model` (default: the default model), None when it is not priced."""
+        found = self.per_model.get(model or self.default_model)
+        return dict(found) if found else None
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,11 @@ class BackendInfo:
     structured: bool = True          # writes structured variants (False: free-form descriptions, caption/all only)
     study_corpus: str | None = None  # "module:function" (run, dataset) -> corpus artifact, instead of captioning
     needs_ray: bool = False          # runs only on a Ray cluster (--ray)
+    pricing: Pricing | None = None   # paid backends: prices by model and their source
+    key_variable: str | None = None  # the environment variable its API key is read from (api_key_env overrides it)
+    check_model: str | None = None   # "module:function" (model, base_url) -> None or ValueError, before any work
+    own_server: bool = False         # with base_url it talks to a server of your own: its prices and models are yours
+    options_from_base: bool = False  # its constructor takes its base class's options too (openai-batch: the chat's)
 
     @property
     def in_collections(self) -> bool:
@@ -38,12 +61,19 @@ class BackendInfo:
         return self.module is not None
 
 
+DEFAULT_OPENAI_MODEL = "gpt-4.1"  # the paper's captioner
+OPENAI_PRICING = Pricing({"gpt-4.1": {"input_per_1m": 2.0, "output_per_1m": 8.0}}, DEFAULT_OPENAI_MODEL,
+                         source="https://openai.com/api/pricing/", as_of="2025-04")
 _PAID_OPTIONS = ("model", "base_url", "concurrency")
+_OPENAI = {"key_variable": "OPENAI_API_KEY", "check_model": "rsrt_utils.captioning.openai_chat:check_openai_model",
+           "own_server": True}
 BACKENDS_INFO = {info.name: info for info in (
     BackendInfo("openai-chat", "rsrt_utils.captioning.openai_chat", "OpenAIChatBackend", True, True,
-                "OpenAI chat completions (or any OpenAI-compatible server with base_url)", _PAID_OPTIONS),
+                "OpenAI chat completions (or any OpenAI-compatible server with base_url)", _PAID_OPTIONS,
+                pricing=OPENAI_PRICING, **_OPENAI),
     BackendInfo("openai-batch", "rsrt_utils.captioning.openai_batch", "OpenAIBatchBackend", True, True,
-                "OpenAI Batch API: half price, results within 24 h", _PAID_OPTIONS),
+                "OpenAI Batch API: half price, results within 24 h", _PAID_OPTIONS, options_from_base=True,
+                pricing=replace(OPENAI_PRICING, discount=0.5), **_OPENAI),
     BackendInfo("transformers", "rsrt_utils.captioning.transformers_vlm", "TransformersVLMBackend", False, True,
                 "a local Hugging Face vision-language model", required=("model",)),
     BackendInfo("vllm", "rsrt_utils.captioning.vllm_engine", "VLLMEngineBackend", False, True,
@@ -70,16 +100,20 @@ STUDY_BACKENDS = tuple(BACKENDS_INFO)                                          #
 PAID_BACKENDS = tuple(b.name for b in BACKENDS_INFO.values() if b.paid)
 CAPTIONING_BACKENDS = tuple(b.name for b in BACKENDS_INFO.values() if b.captions_images)
 
-DEFAULT_OPENAI_MODEL = "gpt-4.1"  # the paper's captioner
-# USD per million tokens, list prices when this was written (check the provider's page before a paid run).
-OPENAI_PRICES = {"gpt-4.1": {"input_per_1m": 2.0, "output_per_1m": 8.0, "batch_discount": 0.5}}
 # Per image: prompt (~250) + one high-detail tile for a small image (~255); five variants (~900).
 EXPECTED_TOKENS = {"input": 550, "output": 1000}
 
 
-def default_prices() -> dict:
-    """The default model's prices (a copy: params may change it)."""
-    return dict(OPENAI_PRICES[DEFAULT_OPENAI_MODEL])
+def default_prices(backend: str = "openai-chat", model: str | None = None) -> dict:
+    """A paid backend's prices of `model` (default: its default model), a copy params may change; {} when unpriced."""
+    pricing = backend_info(backend).pricing
+    return (pricing.prices(model) or {}) if pricing else {}
+
+
+def priced(backend: str, base_url=None) -> Pricing | None:
+    """The pricing that applies to a run: the backend's, unless it talks to a server of your own (base_url)."""
+    info = backend_info(backend)
+    return None if info.pricing is None or (info.own_server and base_url) else info.pricing
 
 
 def backend_info(name: str) -> BackendInfo:

@@ -19,7 +19,7 @@ from typing import Iterable, Iterator, Sequence
 
 from ..image_files import image_problem, max_image_pixels
 from ..logsafe import redact
-from .backend import MODES, BackendAnswer, BackendFatalError, CaptionBackend, CaptionRequest
+from .backend import MODES, BackendAnswer, BackendFatalError, CaptionBackend, CaptionRequest, capability
 from .corpus import CorpusStore, make_cache_key, utc_now
 from .images import build_requests
 from .parsing import ParseError, parse_query_text, parse_variants
@@ -115,7 +115,7 @@ def _call_backend(backend: CaptionBackend, chunk: Sequence[CaptionRequest], mode
 def caption_chunk(backend, chunk, keys, mode, max_attempts) -> list[tuple[CorpusRecord, int]]:
     """Records for one chunk (with the number of strict retries each took); a fleet serves its requests, strict
     retries included, before those of chunks started later."""
-    fleet = getattr(backend, "fleet", None)
+    fleet = capability(backend, "fleet")
     with fleet.call() if fleet is not None else nullcontext():
         return _caption_chunk(backend, chunk, keys, mode, max_attempts)
 
@@ -125,7 +125,7 @@ def caption_as_answered(backend, chunk, keys, mode, max_attempts) -> Iterator[tu
     chunk's images side by side, one request each, so no answer waits for the slowest of its chunk (a killed caller
     loses only the requests in flight); any other backend answers the chunk in one batch. The order varies from one
     call to the next: a caller must not retry a call by skipping what an earlier attempt yielded."""
-    fleet = getattr(backend, "fleet", None)
+    fleet = capability(backend, "fleet")
     if fleet is None or len(chunk) <= 1:
         yield from caption_chunk(backend, chunk, keys, mode, max_attempts)
         return
@@ -175,7 +175,7 @@ def _caption_chunk(backend, chunk, keys, mode, max_attempts) -> list[tuple[Corpu
 
 def pixel_problem(backend, request: CaptionRequest) -> str | None:
     """Why this request cannot be sent (no pixel file; a missing, empty, undecodable or oversized file), or None."""
-    if getattr(backend, "needs_pixels", True) is False:
+    if not capability(backend, "needs_pixels"):
         return None
     if request.image_path is None:
         return f"image {request.image_id!r} has no pixel file; caption only images with pixels (Dataset.with_images())"
@@ -188,7 +188,7 @@ def make_record(backend, request, key, mode, fields, reason, usage) -> CorpusRec
     return CorpusRecord(image_id=request.image_id, cache_key=key, status="failed" if reason else "ok", mode=mode,
                         error=redact(reason) if reason else None, backend=backend.name, model=backend.model, prompt_version=backend.prompt_version,
                         settings=backend.settings, image_sha256=request.image_sha256, usage=usage,
-                        label=getattr(backend, "label", None), created_at=utc_now(), **fields)
+                        label=capability(backend, "label"), created_at=utc_now(), **fields)
 
 
 def progress_bar(total: int, enabled: bool, initial: int = 0):
@@ -222,40 +222,47 @@ def caption_images(requests: Iterable, backend: CaptionBackend, store_path: Path
     if concurrency < 1 or max_attempts < 1:
         raise ValueError(f"concurrency ({concurrency}) and max_attempts ({max_attempts}) must be at least 1")
     max_image_pixels()  # a bad RSRT_MAX_IMAGE_PIXELS is named before any work
-    if hasattr(backend, "caption_to_store"):  # e.g. the OpenAI Batch API: its own submit/poll/collect cycle
+    if capability(backend, "caption_to_store"):  # e.g. the OpenAI Batch API: its own submit/poll/collect cycle
         return backend.caption_to_store(requests, store_path, mode=mode, max_attempts=max_attempts, progress=progress)
     started = time.monotonic()
     with CorpusStore(store_path) as store:  # the only writer of this file for the whole run
         requests = build_requests(requests)
         summary = RunSummary(total=len(requests), store_path=str(store.path))
-        todo, keys = _todo(requests, backend, mode, store, summary)
-        batch_size = max(1, int(getattr(backend, "batch_size", 1) or 1))
-        concurrency *= len(getattr(backend, "base_urls", None) or [None])
-        chunks = [list(range(s, min(s + batch_size, len(todo)))) for s in range(0, len(todo), batch_size)]
+        left, keys, summary.skipped_done = todo(requests, backend, mode, store.done_keys())
+        batch_size = max(1, int(capability(backend, "batch_size") or 1))
+        concurrency *= len(capability(backend, "base_urls") or [None])
+        chunks = [list(range(s, min(s + batch_size, len(left)))) for s in range(0, len(left), batch_size)]
         bar = progress_bar(summary.total, progress, initial=summary.skipped_done)
         try:
-            _run_chunks(backend, todo, keys, chunks, mode, concurrency, max_attempts, store, summary, bar)
+            _run_chunks(backend, left, keys, chunks, mode, concurrency, max_attempts, store, summary, bar)
         finally:
             bar.close()
             summary.elapsed_s = round(time.monotonic() - started, 3)
-            fleet = getattr(backend, "fleet", None)
+            fleet = capability(backend, "fleet")
             summary.endpoints = fleet.report() if fleet is not None and len(fleet) > 1 else []
     log.info("%s", summary.text())
     return summary
 
 
-def _todo(requests, backend, mode, store, summary):
-    done = store.done_keys()
-    todo, keys, seen = [], [], set()
+def pending(requests, backend, mode: str, store_path: Path | str) -> tuple[list, list[str], int]:
+    """`todo` against the corpus at store_path (none yet: everything is to do); read-only, for counts and estimates."""
+    done = CorpusStore(store_path).done_keys() if Path(store_path).exists() else set()
+    return todo(build_requests(requests), backend, mode, done)
+
+
+def todo(requests, backend, mode: str, done: set[str]) -> tuple[list, list[str], int]:
+    """What is left to caption: the requests whose key is not in `done` (once each), their keys, and how many were
+    skipped. The one place "what is done" is computed, for the local runner, Ray and the commands' counts."""
+    left, keys, seen, skipped = [], [], set(), 0
     for request in requests:
         key = request_key(backend, request, mode)
         if key in done or key in seen:
-            summary.skipped_done += 1
+            skipped += 1
             continue
         seen.add(key)
-        todo.append(request)
+        left.append(request)
         keys.append(key)
-    return todo, keys
+    return left, keys, skipped
 
 
 def _run_chunks(backend, todo, keys, chunks, mode, concurrency, max_attempts, store, summary, bar) -> None:
@@ -289,27 +296,3 @@ def _run_chunks(backend, todo, keys, chunks, mode, concurrency, max_attempts, st
             for future in running:
                 future.cancel()
             raise
-
-
-def estimate_cost(n_images: int, prices: dict, expected_tokens: dict, batch: bool = False) -> dict:
-    """Expected cost of captioning `n_images`, shown before a paid run.
-
-    prices: {"input_per_1m": USD, "output_per_1m": USD, "batch_discount": 0.5};
-    expected_tokens: {"input": per image, "output": per image}.
-    """
-    for name in ("input_per_1m", "output_per_1m"):
-        if name not in prices:
-            raise ValueError(f"prices needs {name!r} (USD per million tokens); got keys {sorted(prices)}")
-    for name in ("input", "output"):
-        if name not in expected_tokens:
-            raise ValueError(f"expected_tokens needs {name!r} (tokens per image); got keys {sorted(expected_tokens)}")
-    factor = 1.0 - float(prices.get("batch_discount", 0.5)) if batch else 1.0
-    input_tokens = n_images * expected_tokens["input"]
-    output_tokens = n_images * expected_tokens["output"]
-    cost = factor * (input_tokens * prices["input_per_1m"] + output_tokens * prices["output_per_1m"]) / 1e6
-    text = (f"{n_images} image(s) x ~{expected_tokens['input']} input + ~{expected_tokens['output']} output tokens "
-            f"= ~{input_tokens:,} + ~{output_tokens:,} tokens; estimated cost ${cost:,.2f}"
-            + (f" (Batch API, {int(round((1 - factor) * 100))} % discount)" if batch else "")
-            + " (a strict retry of a bad answer costs one more call)")
-    return {"n_images": n_images, "input_tokens": input_tokens, "output_tokens": output_tokens,
-            "usd": round(cost, 4), "batch": batch, "text": text}

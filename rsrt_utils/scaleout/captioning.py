@@ -14,26 +14,31 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterable
 
 import numpy as np
 
-from ..captioning.backend import BackendFatalError, CaptionRequest
-from ..captioning.corpus import CorpusStore, make_cache_key
+from ..captioning.backend import BackendFatalError, CaptionRequest, capability
+from ..captioning.corpus import CorpusStore
 from ..captioning.images import build_requests
-from ..captioning.runner import RunSummary, note_record, progress_bar
+from ..captioning.registry import backend_info
+from ..captioning.runner import RunSummary, note_record, progress_bar, todo
 from ..captioning.schema import CorpusRecord
-from .cluster import OPENAI_KEY_VARIABLE, WorkerSecrets, root_cause
+from ..engine import DEFAULT_ACTORS, Where
+from .cluster import WorkerSecrets, root_cause
 
-DEFAULT_ACTORS = 2
 CALL_ROUNDS = 4  # rounds of requests in flight per actor call (benchmarks/results/scaleout.json)
 COLLECT_EVERY_S = 0.05  # how often the driver takes the answered records from the collector
 FLEET_CALLS_PER_ACTOR = 4  # calls an actor of a remote-server backend runs at once (its fleet bounds the requests)
 
 
-def key_variable(config: dict) -> str:
-    """The environment variable that holds the backend's API key."""
-    return config.get("api_key_env") or OPENAI_KEY_VARIABLE
+def key_variables(config: dict) -> tuple[str, ...]:
+    """The environment variable that holds the backend's API key (api_key_env, else its registry entry's), if any."""
+    if not config.get("backend"):
+        return ()
+    name = config.get("api_key_env") or backend_info(config["backend"]).key_variable
+    return (name,) if name else ()
 
 
 def server_urls(config: dict) -> list[str]:
@@ -45,11 +50,12 @@ def server_urls(config: dict) -> list[str]:
 def backend_identity(backend) -> dict:
     """What a backend's cache keys are made of, its caveat, and how to feed it (batch size, servers)."""
     return {"name": backend.name, "model": backend.model, "prompt_version": backend.prompt_version,
-            "settings": backend.settings, "label": getattr(backend, "label", None), "batch_size": int(getattr(backend, "batch_size", 1) or 1),
-            "in_flight": int(getattr(backend, "total_concurrency", 0) or getattr(backend, "batch_size", 1) or 1),
+            "settings": backend.settings, "label": capability(backend, "label"),
+            "batch_size": int(capability(backend, "batch_size")),
+            "in_flight": int(capability(backend, "total_concurrency") or capability(backend, "batch_size")),
             # a backend of remote servers bounds its own requests in flight (its fleet), so an actor may take the
             # next calls while the last requests of the current ones are answered; a local model takes one at a time
-            "calls_per_actor": FLEET_CALLS_PER_ACTOR if hasattr(backend, "fleet") else 1}
+            "calls_per_actor": FLEET_CALLS_PER_ACTOR if capability(backend, "fleet") is not None else 1}
 
 
 def _build(config: dict, context: dict, secrets: WorkerSecrets):
@@ -130,17 +136,15 @@ class CaptionActor:
 
 
 def _rows(requests, identity: dict, mode: str, done: set[str], summary: RunSummary) -> list[dict]:
-    rows, seen = [], set()
-    for r in requests:
-        key = make_cache_key(identity["name"], identity["model"], identity["prompt_version"], identity["settings"], mode,
-                             r.image_sha256, r.image_id)
-        if key in done or key in seen:
-            summary.skipped_done += 1
-            continue
-        seen.add(key)
-        rows.append({"image_id": r.image_id, "path": str(r.image_path) if r.image_path else "",
-                     "sha256": r.image_sha256 or "", "key": key})
-    return rows
+    """The requests not done yet (the runner's `todo`), as the rows Ray Data hands to the actors."""
+    left, keys, summary.skipped_done = todo(requests, identity_of(identity), mode, done)
+    return [{"image_id": r.image_id, "path": str(r.image_path) if r.image_path else "", "sha256": r.image_sha256 or "",
+             "key": key} for r, key in zip(left, keys)]
+
+
+def identity_of(identity: dict) -> SimpleNamespace:
+    """A stand-in with a backend's identity (name, model, prompts, settings, label): what its cache keys are made of."""
+    return SimpleNamespace(**{k: identity[k] for k in ("name", "model", "prompt_version", "settings", "label")})
 
 
 def caption_on_ray(requests: Iterable, config: dict, store_path: Path | str, mode: str = "variants",
@@ -155,7 +159,7 @@ def caption_on_ray(requests: Iterable, config: dict, store_path: Path | str, mod
     from .vllm import is_vllm, vllm_caption_blocks
 
     context = dict(context or {})
-    secrets = secrets or WorkerSecrets((key_variable(config),), server_urls(config))
+    secrets = secrets or WorkerSecrets(key_variables(config), server_urls(config))
     started = time.monotonic()
     identity = _on_a_worker(config, context, secrets)
     with CorpusStore(store_path) as store:  # the only writer of this file for the whole run
@@ -241,42 +245,44 @@ def _write(batches, store: CorpusStore, summary: RunSummary, bar) -> None:
 
 
 class RayEngine:
-    """What `rsrt index build --ray` and `rsrt caption --ray` run on: a backend known by its identity (built on a
-    worker, never loaded on the driver), captioning in an actor pool, and embedding in an actor pool."""
+    """The engine on a Ray cluster (`engine.Engine`): a backend known by its identity (built on a worker, never loaded
+    on the driver), captioning in an actor pool, and embedding in an actor pool with the cache kept here."""
 
-    def __init__(self, address: str | None, actors: int = DEFAULT_ACTORS):
-        from .cluster import check_address
-
-        if isinstance(actors, bool) or not isinstance(actors, int) or actors < 1:
-            raise ValueError(f"--actors {actors!r} must be a whole number >= 1 (actors in the pool)")
-        self.address, self.actors = check_address(address), actors
+    def __init__(self, where: Where):
+        if where.ray is None:
+            raise ValueError("RayEngine needs a cluster address (Where.ray)")
+        self.where, self.actors = where, where.actors
         self.cluster: dict = {}
         self.secrets = WorkerSecrets()
 
     def start(self, config: dict | None = None) -> dict:
-        """Connect; the API key variable the backend reads (api_key_env, default OPENAI_API_KEY) is taken from here
+        """Connect; the API key variable the backend reads (its registry entry's, or api_key_env) is taken from here
         and handed to the actors as WorkerSecrets (never a runtime environment)."""
         from .cluster import connect
 
-        self.secrets = WorkerSecrets((key_variable(config or {}), OPENAI_KEY_VARIABLE), server_urls(config or {}))
-        self.cluster = connect(self.address)
+        self.secrets = WorkerSecrets(key_variables(config or {}), server_urls(config or {}))
+        self.cluster = connect(self.where.ray)
         return self.cluster
 
     def backend(self, config: dict, context: dict | None = None):
         """A stand-in with the backend's identity (name, model, prompts, settings, label), for the cache keys."""
-        from types import SimpleNamespace
+        return identity_of(_on_a_worker(config, plain(context), self.secrets))
 
-
-        identity = _on_a_worker(config, dict(context or {}), self.secrets)
-        return SimpleNamespace(**{k: identity[k] for k in ("name", "model", "prompt_version", "settings", "label")})
-
-    def encoder(self, spec: str, progress: bool = True):
-        from ..encoders import CachedEncoder
+    def encoder(self, spec: str, progress: bool = True, policy: str | None = None, **options):
+        from ..encoders import CachedEncoder, key_variable_of
         from .embedding import RayTextEncoder
 
-        return CachedEncoder(RayTextEncoder(spec, self.actors, secrets=self.secrets), progress=progress)
+        extra = {"policy": policy} if policy else {}
+        secrets = WorkerSecrets(tuple(filter(None, [key_variable_of(spec, options)])))
+        return CachedEncoder(RayTextEncoder(spec, self.actors, secrets=secrets, options=options), progress=progress,
+                             **extra)
 
-    def caption(self, requests, config: dict, store_path: Path, mode: str = "variants", progress: bool = True,
-                context: dict | None = None) -> RunSummary:
-        return caption_on_ray(requests, config, store_path, mode, self.actors, progress=progress, context=context,
+    def caption(self, requests, backend, config: dict, store_path: Path, mode: str = "variants", *,
+                concurrency: int = 8, progress: bool = True, context: dict | None = None) -> RunSummary:
+        return caption_on_ray(requests, config, store_path, mode, self.actors, progress=progress, context=plain(context),
                               secrets=self.secrets)
+
+
+def plain(context: dict | None) -> dict:
+    """The values of a backend context a worker can rebuild from (names and paths; objects stay on the driver)."""
+    return {k: v for k, v in (context or {}).items() if isinstance(v, (str, int, float, bool, type(None), Path))}

@@ -15,7 +15,6 @@ from ..logsafe import redact
 AUTO, LOCAL = "auto", "local"
 _HOST_PORT = re.compile(r"^(?:ray://)?(?P<host>[A-Za-z0-9._-]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
 REACH_TIMEOUT_S = 3.0
-OPENAI_KEY_VARIABLE = "OPENAI_API_KEY"  # the key the OpenAI backends read unless their api_key_env names another
 
 
 class ClusterError(RuntimeError):

@@ -10,14 +10,15 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-DEFAULT_ACTORS = 2
+from ..engine import DEFAULT_ACTORS
+
 BATCH_TEXTS = 256
 
 
 class EncodeActor:
     """One actor of the pool: the encoder built once from its spec, then one encode per batch."""
 
-    def __init__(self, spec: str, threads: int | None, secrets=None):
+    def __init__(self, spec: str, threads: int | None, secrets=None, options: dict | None = None):
         import torch
 
         from ..encoders import make_text_encoder
@@ -26,7 +27,7 @@ class EncodeActor:
             secrets.install()
         if threads:
             torch.set_num_threads(threads)
-        self.encoder = make_text_encoder(spec)
+        self.encoder = make_text_encoder(spec, **(options or {}))
 
     def __call__(self, batch: dict) -> dict:
         vectors = self.encoder.encode([str(t) for t in batch["text"]])
@@ -37,13 +38,15 @@ class RayTextEncoder:
     """The text encoder of `spec`, run in `actors` actors of the connected cluster (connect first)."""
 
     def __init__(self, spec: str, actors: int = DEFAULT_ACTORS, cpus_per_actor: float = 1.0, threads: int | None = 1,
-                 secrets=None):
-        from ..encoders import make_text_encoder
-        from .cluster import OPENAI_KEY_VARIABLE, WorkerSecrets
+                 secrets=None, options: dict | None = None):
+        from ..encoders import key_variable_of, make_text_encoder
+        from .cluster import WorkerSecrets
 
-        self.secrets = secrets or WorkerSecrets((OPENAI_KEY_VARIABLE,))  # an openai: encoder's key, read here
+        # an API encoder's key (openai:), read here and handed to the actors through the job's SecretKeeper
+        self.secrets = secrets or WorkerSecrets(tuple(filter(None, [key_variable_of(spec, options)])))
         self.spec, self.actors, self.cpus_per_actor, self.threads = spec, actors, cpus_per_actor, threads
-        self.name = make_text_encoder(spec).name  # cheap: local models load on their first text
+        self.options = dict(options or {})
+        self.name = make_text_encoder(spec, **self.options).name  # cheap: local models load on their first text
 
     def encode_batches(self, texts: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(positions in `texts`, their vectors) per batch, as the actors finish them."""
@@ -55,7 +58,7 @@ class RayTextEncoder:
         embedded = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
             EncodeActor, batch_size=BATCH_TEXTS, compute=ray.data.ActorPoolStrategy(size=self.actors),
             num_cpus=self.cpus_per_actor, fn_constructor_kwargs={"spec": self.spec, "threads": self.threads,
-                                                                  "secrets": self.secrets})
+                                                                  "secrets": self.secrets, "options": self.options})
         for batch in embedded.iter_batches(batch_size=None, batch_format="numpy"):
             yield np.asarray(batch["position"], dtype=np.int64), np.stack(batch["vector"]).astype(np.float32)
 

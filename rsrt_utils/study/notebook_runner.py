@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from ..engine import Where
 from ..fileutil import write_json_atomic
 from ..paths import PROJECT_ROOT, outputs_dir
 from .params import ParamsError, load_params
@@ -82,12 +83,14 @@ def _ipc_kernel_manager():
 
 
 def _execute(notebook: Path, run, kernel_name: str, progress: bool) -> None:
+    """Run one notebook with the run's parameters: its params file, its folder and where its work runs."""
     import papermill
 
     executed = run.folder.executed_notebook(notebook.name)
     try:
         papermill.execute_notebook(str(notebook), str(executed),
-                                   parameters={"PARAMS_PATH": str(run.folder.params), "RUN_DIR": str(run.run_dir)},
+                                   parameters={"PARAMS_PATH": str(run.folder.params), "RUN_DIR": str(run.run_dir),
+                                               "ENGINE": run.where.spec},
                                    cwd=str(NOTEBOOKS_DIR), kernel_name=kernel_name, progress_bar=progress,
                                    kernel_manager_class=_ipc_kernel_manager())
     except papermill.PapermillExecutionError as error:
@@ -99,13 +102,14 @@ def _execute(notebook: Path, run, kernel_name: str, progress: bool) -> None:
 
 
 def run_study(params_path: str | Path, overrides: dict | None = None, notebooks: list[str] | None = None,
-              run_dir: Path | None = None, kernel_name: str = "python3", progress: bool = True) -> Path:
+              run_dir: Path | None = None, kernel_name: str = "python3", progress: bool = True,
+              where: Where | None = None) -> Path:
     """Execute the notebooks in order for one params file; returns the run folder. Params, paths and backend
     options are checked before the first notebook; the run is marked complete only if every notebook of the run
-    ran in this attempt and wrote metrics.json."""
+    ran in this attempt and wrote metrics.json. where: where captioning and embedding run (default here)."""
     from .pipeline import preflight
 
-    run = open_run(str(params_path), str(run_dir or ""), overrides)
+    run = open_run(str(params_path), str(run_dir or ""), overrides, engine=(where or Where()).spec)
     all_notebooks = list_notebooks(run.params.notebooks)
     selected = list_notebooks(notebooks or run.params.notebooks)
     preflight(run)

@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..captioning.registry import EXPECTED_TOKENS, backend_info, default_prices
+from ..captioning.registry import EXPECTED_TOKENS, backend_info
 from ..encoders.cache import OVERWRITE_POLICIES
 from ..metrics import DEFAULT_TIES, TIE_POLICIES
 from ..paths import PROJECT_ROOT
@@ -65,8 +65,8 @@ class CaptionerParams(_Section):
     def _known_backend(cls, value: str) -> str:
         backend_info(value)  # ValueError naming the known backends, with a "did you mean"
         return value
-    prices: dict = Field(default_factory=default_prices,
-                         description="USD per million tokens (GPT-4.1 list prices; check yours)")
+    prices: dict | None = Field(None, description="USD per million tokens {input_per_1m, output_per_1m} "
+                                "(default: the backend's list prices in the captioning registry; check yours)")
     expected_tokens: dict = Field(default_factory=lambda: dict(EXPECTED_TOKENS),
                                   description="tokens per image, for the cost estimate shown before a paid run")
 

@@ -8,8 +8,8 @@ features, embeddings) is cached under `cache/`, keyed by everything that changes
 from __future__ import annotations
 
 import json
-import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,16 +18,16 @@ from ..captioning.registry import backend_info, load_hook
 from ..data import Dataset, load_dataset, validation_report
 from ..data.store import ensure_store
 from ..encoders import CachedEncoder, make_text_encoder
+from ..engine import Engine, Where
 from ..evaluation import ORACLE_CAPTIONER, human_caption_oracle, metrics_record
 from ..fileutil import write_json_atomic
 from ..paths import data_dir, outputs_dir
+from ..scaleout.engine import open_engine
 from ..scoring import ScoringSpec, embed_grouped_texts, evaluate, image_texts, score_texts
 from ..spreadsheet import write_frame
 from .params import ParamsError, RunParams, dump_params, load_params
 from .run_folder import RunFolder
 from .smoke import make_smoke_dataset
-
-RAY_ADDRESS_VARIABLE, RAY_ACTORS_VARIABLE = "RSRT_RAY_ADDRESS", "RSRT_RAY_ACTORS"  # set by `rsrt run --ray`
 
 
 @dataclass
@@ -36,6 +36,14 @@ class StudyRun:
 
     params: RunParams
     run_dir: Path
+    where: Where = field(default_factory=Where)  # where captioning and embedding run (`rsrt run --ray`: the ENGINE parameter)
+    _engines: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def engine(self, config: dict | None = None) -> Engine:
+        """The engine this run's work runs on, opened once (on Ray: connected, with the backend's key variable)."""
+        if "engine" not in self._engines:
+            self._engines["engine"] = open_engine(self.where, config)
+        return self._engines["engine"]
 
     @property
     def folder(self) -> RunFolder:
@@ -58,13 +66,15 @@ class StudyRun:
         return self.params.captioner.backend == "oracle"
 
 
-def open_run(params_path: str, run_dir: str = "", overrides: dict | None = None) -> StudyRun:
-    """Load and validate the params, create the run folder and write the resolved params there."""
+def open_run(params_path: str, run_dir: str = "", overrides: dict | None = None, engine: str = "local") -> StudyRun:
+    """Load and validate the params, create the run folder and write the resolved params there; engine: where its
+    captioning and embedding run ('local', or 'ray ADDRESS ACTORS' as `rsrt run --ray` passes it)."""
+    where = Where.parse(engine)
     params = load_params(params_path, overrides)
     folder = RunFolder(Path(run_dir) if run_dir else outputs_dir() / params.run_name)
     folder.path.mkdir(parents=True, exist_ok=True)
     dump_params(params, folder.params)
-    return StudyRun(params, folder.path)
+    return StudyRun(params, folder.path, where)
 
 
 # ---------------------------------------------------------------- before any notebook
@@ -133,28 +143,35 @@ def data_report(run: StudyRun, dataset: Dataset) -> dict:
 
 
 # ---------------------------------------------------------------- 01 captioning
-def make_backend(run: StudyRun):
-    """The configured captioning backend, built by the one builder (a neighbour bank is the TRAIN split of the run's
-    dataset as its params configure it, with the run's text encoder)."""
-    from ..captioning.api import BackendContext, build_backend
-
+def backend_config(run: StudyRun) -> dict:
+    """The captioner's config as plain values (what a Ray worker rebuilds it from)."""
     c = run.params.captioner
-    config = {"backend": c.backend, **({"model": c.model} if c.model else {}), **c.options}
-    context = BackendContext(dataset=run.params.dataset.name, load_train=lambda: load_split(run, "train"),
-                             text_encoder=CachedEncoder(make_text_encoder(run.params.encoder.spec), progress=False))
-    return build_backend(config, context)
+    return {"backend": c.backend, **({"model": c.model} if c.model else {}), **c.options}
+
+
+def backend_context(run: StudyRun) -> dict:
+    """What the backend's resources are built from: the run's dataset by name, and (here) its train split as the
+    params configure it and the run's text encoder."""
+    return {"dataset": run.params.dataset.name, "load_train": lambda: load_split(run, "train"),
+            "text_encoder": CachedEncoder(make_text_encoder(run.params.encoder.spec), progress=False)}
+
+
+def make_backend(run: StudyRun):
+    """The configured captioning backend, built by the one builder on the run's engine (a neighbour bank is the TRAIN
+    split of the run's dataset as its params configure it, with the run's text encoder)."""
+    config = backend_config(run)
+    return run.engine(config).backend(config, backend_context(run))
 
 
 def cost_estimate(run: StudyRun, dataset: Dataset) -> dict:
     """Cost shown before a paid captioning run starts (local backends cost nothing)."""
-    from ..captioning.registry import PAID_BACKENDS
-    from ..captioning.runner import estimate_cost
+    from ..captioning.cost import estimate_for
 
     c = run.params.captioner
-    if c.backend not in PAID_BACKENDS:
-        return {"usd": 0.0, "text": f"backend {c.backend!r} runs locally: no API cost"}
     calls = 2 if c.image_query == "backend" else 1
-    return estimate_cost(dataset.n_images * calls, c.prices, c.expected_tokens, batch=c.backend == "openai-batch")
+    estimate = estimate_for(c.backend, dataset.n_images * calls, c.model, c.options.get("base_url"), c.prices,
+                            c.expected_tokens)
+    return estimate or {"usd": 0.0, "text": f"backend {c.backend!r} runs locally or on your own server: no API cost"}
 
 
 def corpus_path_for(run: StudyRun, backend, dataset: Dataset) -> Path:
@@ -176,20 +193,22 @@ def request_keys(backend, dataset: Dataset, mode: str) -> dict[str, str]:
 def build_corpus(run: StudyRun, dataset: Dataset, progress: bool = True) -> dict:
     """Caption (or resume captioning) every image; returns and records the corpus artifact, and the cache key of
     every image's current request (so that only records made for the current bytes and settings are used)."""
-    from ..captioning.runner import caption_images
-
     c = run.params.captioner
     source = backend_info(c.backend).study_corpus
     if source:  # a corpus that is read, not captioned (oracle, import, published): the registry names its builder
         return load_hook(source)(run, dataset)
-    backend = make_backend(run)
+    config, context = backend_config(run), backend_context(run)
+    engine = run.engine(config)
+    backend = engine.backend(config, context)
     path = corpus_path_for(run, backend, dataset)
-    summary = caption_images(dataset.images, backend, path, mode="variants", concurrency=c.concurrency, progress=progress)
+    caption = partial(engine.caption, dataset.images, backend, config, path, concurrency=c.concurrency,
+                      progress=progress, context=context)
+    summary = caption(mode="variants")
     keys = {"variants": request_keys(backend, dataset, "variants")}
     info = {"captioner": f"{backend.name}:{backend.model}", "corpus": str(path), "label": backend.label,
             "settings": backend.settings, "summary": summary.to_dict(), "summary_text": summary.text()}
     if c.image_query == "backend":
-        query_summary = caption_images(dataset.images, backend, path, mode="image_query", concurrency=c.concurrency, progress=progress)
+        query_summary = caption(mode="image_query")
         info["image_query_summary"] = query_summary.to_dict()
         keys["image_query"] = request_keys(backend, dataset, "image_query")
     write_json_atomic(keys, run.folder.corpus_keys)
@@ -254,18 +273,10 @@ def image_query_texts(run: StudyRun, dataset: Dataset) -> list[list[str]] | None
 
 # ---------------------------------------------------------------- 02 embedding / 03 retrieval
 def text_encoder(run: StudyRun, spec: str | None = None) -> CachedEncoder:
-    """The run's text encoder with the embedding cache; under `rsrt run --ray` (RSRT_RAY_ADDRESS) the texts not yet
-    cached are embedded in an actor pool of that cluster (same vectors, same cache)."""
+    """The run's text encoder with the embedding cache, on the run's engine (`rsrt run --ray`: the texts not yet
+    cached are embedded in an actor pool of that cluster; same vectors, same cache)."""
     e = run.params.encoder
-    address = os.environ.get(RAY_ADDRESS_VARIABLE)
-    if address and not e.options:
-        from ..scaleout.cluster import connect
-        from ..scaleout.embedding import RayTextEncoder
-
-        connect(address)
-        actors = int(os.environ.get(RAY_ACTORS_VARIABLE, "2"))
-        return CachedEncoder(RayTextEncoder(spec or e.spec, actors), policy=e.cache_policy)
-    return CachedEncoder(make_text_encoder(spec or e.spec, **e.options), policy=e.cache_policy)
+    return run.engine().encoder(spec or e.spec, policy=e.cache_policy, **e.options)
 
 
 def score_run(run: StudyRun, dataset: Dataset, encoder: CachedEncoder | None = None) -> tuple[np.ndarray, np.ndarray]:

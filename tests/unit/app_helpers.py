@@ -58,7 +58,7 @@ def copy_images(target: Path) -> Path:
 
 def build_sample_collection(images_dir: Path, index_root: Path, work: Path) -> str:
     """Collection COLLECTION over images_dir, captioned by the import captioner, embedded by feature hashing."""
-    from rsrt_utils.search.collection import build_collection
+    from rsrt_utils.search.build import build_collection
 
     corpus = work / "corpus.jsonl"
     lines = (json.dumps({"image_id": i, "variants": [v.model_dump() for v in variants(i)]}) + "\n" for i in PHRASES)
@@ -117,9 +117,11 @@ def neighbour_captioner(images_dir: Path) -> dict:
 
 def build_neighbour_collection(images_dir: Path, index_root: Path):
     """Collection NEIGHBOUR_COLLECTION (searchable by image) and the caption backend the app needs for it."""
-    from rsrt_utils.search.collection import build_collection, captioner_config, make_backend
+    from rsrt_utils.captioning.api import build_backend
+    from rsrt_utils.search.build import build_collection
+    from rsrt_utils.search.layout import captioner_config
 
     config = neighbour_captioner(images_dir)
     build_collection(images_dir, NEIGHBOUR_COLLECTION, captioner=config, encoder="hashing:4096", root=index_root,
                      progress=False)
-    return make_backend(captioner_config(config))
+    return build_backend(captioner_config(config))

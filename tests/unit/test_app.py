@@ -31,12 +31,12 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from rsrt_utils.app.audit_runs import load_audit_run
-from rsrt_utils.app.cli import DEFAULT_HOST
 from rsrt_utils.app.safety import install_log_scrubbing
 from rsrt_utils.app.scores import save_scores
 from rsrt_utils.app.server import create_app
 from rsrt_utils.app.uploads import MAX_UPLOAD_BYTES
 from rsrt_utils.cli import build_parser
+from rsrt_utils.commands.serve import DEFAULT_HOST
 from rsrt_utils.logsafe import RedactSecrets
 from rsrt_utils.study import audit
 from tests.fakes.bad_images import png_claiming

@@ -6,9 +6,9 @@ import pytest
 
 from rsrt_utils.captioning.api import make_caption_backend
 from rsrt_utils.captioning.backend import CaptionRequest
-from rsrt_utils.captioning.cli import add_caption_subcommands
 from rsrt_utils.captioning.corpus import CorpusStore, load_variants
 from rsrt_utils.captioning.importer import import_corpus, read_import_file
+from rsrt_utils.commands.caption import add_caption_subcommands
 
 
 def variants(tag, n=5):

@@ -8,7 +8,8 @@ import pytest
 
 from rsrt_utils.captioning.backend import BackendAnswer, BackendFatalError
 from rsrt_utils.captioning.corpus import CorpusStore, load_query_texts, load_variants, make_cache_key
-from rsrt_utils.captioning.runner import caption_images, estimate_cost
+from rsrt_utils.captioning.cost import estimate_cost
+from rsrt_utils.captioning.runner import caption_images
 from rsrt_utils.captioning.schema import CorpusRecord, Variant
 from tests.fakes.synthetic_images import make_images
 
@@ -184,10 +185,10 @@ def test_bad_arguments_name_the_value(tmp_path):
 
 
 def test_estimate_cost_with_batch_discount():
-    prices = {"input_per_1m": 2.0, "output_per_1m": 8.0, "batch_discount": 0.5}
+    prices = {"input_per_1m": 2.0, "output_per_1m": 8.0}
     normal = estimate_cost(1000, prices, {"input": 500, "output": 1000})
     assert normal["usd"] == pytest.approx(1.0 + 8.0)
-    batch = estimate_cost(1000, prices, {"input": 500, "output": 1000}, batch=True)
+    batch = estimate_cost(1000, prices, {"input": 500, "output": 1000}, discount=0.5)
     assert batch["usd"] == pytest.approx(4.5) and "50 % discount" in batch["text"]
     with pytest.raises(ValueError, match="output_per_1m"):
         estimate_cost(1, {"input_per_1m": 1}, {"input": 1, "output": 1})

@@ -181,7 +181,7 @@ def test_cli_caption_dry_run_shows_the_cost_then_runs(fake_openai, tmp_path, mon
     import argparse
 
     import rsrt_utils.data as data
-    from rsrt_utils.captioning.cli import add_caption_subcommands
+    from rsrt_utils.commands.caption import add_caption_subcommands
     from rsrt_utils.data.dataset import Dataset, ImageRecord
 
     pairs = make_images(tmp_path / "img", 3)
@@ -215,7 +215,7 @@ def test_cli_caption_refuses_a_split_without_pixels_and_bad_limits(tmp_path, mon
     import argparse
 
     import rsrt_utils.data as data
-    from rsrt_utils.captioning.cli import add_caption_subcommands
+    from rsrt_utils.commands.caption import add_caption_subcommands
     from rsrt_utils.data.dataset import Dataset, ImageRecord
 
     no_pixels = Dataset("rsitmd", "test", [ImageRecord("a.tif", "scene", "test", None)], ["c"], [0])
@@ -235,7 +235,7 @@ def test_cli_caption_says_how_many_images_have_no_pixels(fake_openai, tmp_path, 
     import argparse
 
     import rsrt_utils.data as data
-    from rsrt_utils.captioning.cli import add_caption_subcommands
+    from rsrt_utils.commands.caption import add_caption_subcommands
     from rsrt_utils.data.dataset import Dataset, ImageRecord
 
     pairs = make_images(tmp_path / "img", 3)

@@ -10,7 +10,9 @@ import pytest
 
 from rsrt_utils.cli import main
 from rsrt_utils.paths import shared_mirror_dir
-from rsrt_utils.search.collection import Collection, build_collection, list_collections
+from rsrt_utils.search.build import build_collection
+from rsrt_utils.search.collection import Collection
+from rsrt_utils.search.layout import list_collections
 from tests.fakes.bad_images import plant_bad_files
 from tests.fakes.keys import fake_key
 from tests.fakes.openai_server import FakeOpenAIServer
@@ -290,7 +292,7 @@ def test_import_of_free_form_descriptions_is_refused_before_any_work(gallery, tm
 
 
 def test_the_stored_captioner_config_holds_no_secret():
-    from rsrt_utils.search.collection import public_spec
+    from rsrt_utils.search.layout import public_spec
 
     spec = public_spec({"backend": "openai-chat", "api_key": FAKE_KEY, "base_url": "http://user:pw-123@host:8000/v1/",
                         "max_tokens": 900, "api_key_env": "MY_KEY"})

@@ -7,30 +7,16 @@ import logging
 from pathlib import Path
 
 from .. import logsafe
-from ..data.registry import DATASETS, SPLITS
-from ..suggest import did_you_mean
-from .backend import MODES
-from .registry import (
+from ..captioning.backend import MODES
+from ..captioning.registry import (
     BACKENDS_INFO,
     COMMAND_OPTIONS,
     DEFAULT_OPENAI_MODEL,
-    EXPECTED_TOKENS,
-    PAID_BACKENDS,
     backend_info,
-    default_prices,
 )
-from .runner import estimate_cost
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (0 or a negative number is an error, never 'all')."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not allowed: give a whole number >= 1 (or leave the option out for its default)")
-    return value
+from ..data.registry import DATASETS, SPLITS
+from ..suggest import did_you_mean
+from .where import add_where_options, positive_int, where_of
 
 
 def add_caption_subcommands(subparsers) -> None:
@@ -48,7 +34,7 @@ def add_caption_subcommands(subparsers) -> None:
                          help="folder with the split's image files (RSITMD has no pixels in the store: give its images)")
     caption.add_argument("--limit", type=positive_int, default=None, help="caption only the first N images (N >= 1)")
     caption.add_argument("--dry-run", action="store_true", help="show what would run and its estimated cost, then stop")
-    add_ray_options(caption)
+    add_where_options(caption)
     caption.set_defaults(func=run_caption_command)
 
     importer = subparsers.add_parser("caption-import", help="import an existing corpus JSONL into a corpus store")
@@ -82,14 +68,6 @@ def add_backend_options(parser, default: str, choices, alias: str | None = None)
         parser.add_argument("--corpus-format", default="plain", choices=("plain", "rsrt"), help="format of --corpus")
 
 
-def add_ray_options(parser) -> None:
-    """--ray [ADDRESS] and --actors: run on a Ray cluster (without them nothing changes)."""
-    parser.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
-                        help="caption and embed on a Ray cluster: 'auto' (the default: RAY_ADDRESS or a cluster "
-                             "running here), 'local' (start one on this machine) or HOST:PORT of the head node")
-    parser.add_argument("--actors", type=positive_int, default=2, help="with --ray: actors in each pool (default 2)")
-
-
 def given_base_urls(args) -> list[str]:
     """Every URL of --base-url, given once or several times (each a URL or an @FILE of URLs)."""
     return [url for group in (getattr(args, "base_url", None) or []) for url in group]
@@ -97,7 +75,7 @@ def given_base_urls(args) -> list[str]:
 
 def base_urls(text: str) -> list[str]:
     """argparse type of --base-url: a URL, or @FILE naming one URL a line (blank lines and # comments skipped)."""
-    from .api import check_base_url
+    from ..captioning.api import check_base_url
 
     if not text.startswith("@"):
         urls = [text]
@@ -147,8 +125,8 @@ def backend_config(args) -> dict:
 
 def _requests(args):
     """The split's images that have pixels (first --limit), saying how many have none; none at all is an error."""
+    from ..captioning.images import build_requests
     from ..data import load_dataset
-    from .images import build_requests
 
     if args.images_dir is not None and not args.images_dir.is_dir():
         raise ValueError(f"--images-dir {args.images_dir}: no such folder")
@@ -167,50 +145,35 @@ def _requests(args):
 
 def run_caption_command(args) -> int:
     """Caption a dataset split; prints the cost estimate first (and only that with --dry-run)."""
-    from .api import BackendContext, build_backend
-    from .corpus import CorpusStore, default_corpus_path
-    from .runner import caption_images, request_key
+    from ..captioning.corpus import default_corpus_path
+    from ..captioning.cost import estimate_for
+    from ..captioning.runner import pending
+    from ..scaleout.engine import open_engine
 
     config = backend_config(args)
     context = {"dataset": args.dataset, "data_root": args.data_root}
-    engine = _ray_engine(args, config)
-    backend = engine.backend(config, context) if engine else build_backend(config, BackendContext(**context))
+    engine = open_engine(where_of(args), config)
+    backend = engine.backend(config, context)
     out = args.out or default_corpus_path(args.dataset, args.split, backend)
     requests = _requests(args)
-    done = CorpusStore(out).done_keys() if out.exists() else set()
-    missing = [r for r in requests if request_key(backend, r, args.mode) not in done]
+    missing = pending(requests, backend, args.mode, out)[0]
     print(f"{len(requests)} image(s); {len(requests) - len(missing)} already in {out}; {len(missing)} to caption")
-    if args.backend in PAID_BACKENDS and not args.base_url:
-        print("estimate: " + estimate_cost(len(missing), default_prices(), EXPECTED_TOKENS,
-                                           batch=args.backend == "openai-batch")["text"])
+    estimate = estimate_for(args.backend, len(missing), config.get("model"), config.get("base_url"))
+    if estimate:
+        print("estimate: " + estimate["text"])
     if args.dry_run:
         return 0
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logsafe.install()
-    if engine:
-        summary = engine.caption(requests, config, out, mode=args.mode, context=context)
-    else:
-        summary = caption_images(requests, backend, out, mode=args.mode, concurrency=args.concurrency)
+    summary = engine.caption(requests, backend, config, out, mode=args.mode, concurrency=args.concurrency,
+                             context=context)
     print(summary.text())
     return 0 if summary.failed == 0 else 1
 
 
-def _ray_engine(args, config: dict):
-    """The connected Ray engine with --ray (None without it; a backend that needs Ray is refused without it)."""
-    if args.ray is None:
-        if BACKENDS_INFO[config["backend"]].needs_ray:
-            raise ValueError(f"backend {config['backend']!r} runs on a Ray cluster: add --ray ADDRESS")
-        return None
-    from ..scaleout.captioning import RayEngine
-
-    engine = RayEngine(args.ray, args.actors)
-    engine.start(config)
-    return engine
-
-
 def run_caption_import_command(args) -> int:
     """Import an existing corpus; prints the report with bad line numbers."""
-    from .importer import import_corpus
+    from ..captioning.importer import import_corpus
 
     report = import_corpus(args.in_path, args.out, format=args.format, model=args.model)
     print(report.text())
@@ -218,7 +181,7 @@ def run_caption_import_command(args) -> int:
 
 
 def main(argv=None) -> int:
-    """Stand-alone entry (python -m rsrt_utils.captioning.cli ...), the same subcommands as `rsrt`."""
+    """Stand-alone entry (python -m rsrt_utils.commands.caption ...), the same subcommands as `rsrt`."""
     parser = argparse.ArgumentParser(prog="rsrt-caption")
     add_caption_subcommands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)

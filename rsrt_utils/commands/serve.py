@@ -18,7 +18,7 @@ def add_serve_subcommand(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--outputs", type=Path, default=None, help="folder of study runs (default outputs/ or RSRT_OUTPUTS_DIR)")
     serve.add_argument("--index-root", type=Path, default=None,
                        help="folder of collections (default <cache>/indexes or RSRT_INDEX_DIR)")
-    from ..search.cli import add_endpoint_option
+    from .search import add_endpoint_option
 
     add_endpoint_option(serve)
     serve.set_defaults(func=_serve)
@@ -27,11 +27,11 @@ def add_serve_subcommand(sub: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ..captioning.cli import given_base_urls
+    from ..app.safety import LOOPBACK_HOSTS, install_log_scrubbing
+    from ..app.server import create_app
     from ..image_files import max_image_pixels
     from ..search.collection import single_threaded_queries
-    from .safety import LOOPBACK_HOSTS, install_log_scrubbing
-    from .server import create_app
+    from .caption import given_base_urls
 
     single_threaded_queries()
     if not 0 < args.port < 65536:

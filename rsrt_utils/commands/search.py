@@ -7,10 +7,11 @@ import logging
 import textwrap
 from pathlib import Path
 
-from ..captioning.cli import add_backend_options, add_ray_options, backend_config, base_urls, given_base_urls, positive_int
 from ..captioning.registry import BACKENDS_INFO
-from .collection import DEFAULT_EF_SEARCH
-from .index import EXACT_MAX_VECTORS
+from ..search.index import EXACT_MAX_VECTORS
+from ..search.layout import DEFAULT_EF_SEARCH
+from .caption import add_backend_options, backend_config, base_urls, given_base_urls
+from .where import add_where_options, positive_int, where_of
 
 SHOWN_DESCRIPTION = 90  # characters of the first description in the human output
 
@@ -37,7 +38,7 @@ def add_search_subcommands(subparsers) -> None:
 
 def add_endpoint_option(parser) -> None:
     """--base-url for searching by image: the captioner's server URL(s) whole, when the manifest masks credentials."""
-    from .collection import BASE_URL_VARIABLE
+    from ..search.layout import BASE_URL_VARIABLE
 
     parser.add_argument("--base-url", action="append", default=None, type=base_urls, metavar="URL",
                         help="with --image: the captioner's server URL with its credentials (e.g. ?api-key=...), when the "
@@ -55,7 +56,7 @@ def _add_build(index_sub) -> None:
     build.add_argument("--ef-search", type=positive_int, default=None, help="HNSW search breadth of a large collection "
                        f"(from {EXACT_MAX_VECTORS:,} vectors on; default {DEFAULT_EF_SEARCH}, measured on real descriptions: "
                        "higher recalls more of the exact top 10, slower)")
-    add_ray_options(build)
+    add_where_options(build)
     build.add_argument("--rebuild", action="store_true", help="replace the collection (another folder, captioner or "
                        "encoder); captions already in its corpus are reused where they still apply")
     build.add_argument("--dry-run", action="store_true", help="show what would be captioned (and its cost), then stop")
@@ -65,15 +66,18 @@ def _add_build(index_sub) -> None:
 
 def run_index_build(args) -> int:
     """Build or update a collection; exit code 1 if some images could not be described."""
+    from functools import partial
+
     from .. import logsafe
-    from .collection import build_collection
+    from ..scaleout.engine import open_engine
+    from ..search.build import build_collection
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logsafe.install()
     summary = build_collection(args.images_dir, args.name, backend_config(args), args.encoder,
                                progress=not args.quiet, concurrency=args.concurrency, limit=args.limit,
-                               rebuild=args.rebuild, dry_run=args.dry_run, ef_search=args.ef_search, ray=args.ray,
-                               actors=args.actors)
+                               rebuild=args.rebuild, dry_run=args.dry_run, ef_search=args.ef_search,
+                               engine=partial(open_engine, where_of(args)))
     print(summary.text())
     return 1 if summary.failed else 0
 
@@ -81,7 +85,7 @@ def run_index_build(args) -> int:
 def run_index_list(args) -> int:
     """Print every collection with its image count, captioner and encoder."""
     from ..paths import indexes_dir
-    from .collection import list_collections, read_manifest
+    from ..search.layout import list_collections, read_manifest
 
     rows = []
     for name in list_collections():
@@ -101,7 +105,7 @@ def run_index_list(args) -> int:
 
 def run_search(args) -> int:
     """Search by text or by image; human lines (rank, score, path, first description) or --json."""
-    from .collection import Collection, single_threaded_queries
+    from ..search.collection import Collection, single_threaded_queries
 
     single_threaded_queries()
     if (args.query is None) == (args.image is None):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .where import add_where_options, where_of
+
 
 def _parse_override(text: str) -> tuple[str, object]:
     import yaml
@@ -15,18 +17,11 @@ def _parse_override(text: str) -> tuple[str, object]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .notebook_runner import run_study
-    from .run_folder import RunFolder
+    from ..study.notebook_runner import run_study
+    from ..study.run_folder import RunFolder
 
-    if args.ray:
-        import os
-
-        from ..scaleout.cluster import check_address
-        from .pipeline import RAY_ACTORS_VARIABLE, RAY_ADDRESS_VARIABLE
-
-        os.environ[RAY_ADDRESS_VARIABLE] = check_address(args.ray)  # the notebooks' kernels inherit it
-        os.environ[RAY_ACTORS_VARIABLE] = str(args.actors)
-    run_dir = run_study(args.params, dict(args.set or []), args.notebooks, args.run_dir, progress=not args.quiet)
+    run_dir = run_study(args.params, dict(args.set or []), args.notebooks, args.run_dir, progress=not args.quiet,
+                        where=where_of(args))
     if RunFolder(run_dir).metrics.is_file():
         m = RunFolder(run_dir).read_metrics()
         print(f"{m.run_name}: mR {m.mR} (95% CI {list(m.ci95_mR)}) t2i {m.t2i} i2t {m.i2t} [{m.coverage}]")
@@ -35,7 +30,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .notebook_runner import run_sweep
+    from ..study.notebook_runner import run_sweep
 
     results = run_sweep(args.sweep, progress=not args.quiet)
     for item in results:
@@ -44,7 +39,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import build_report
+    from ..study.report import build_report
 
     report = build_report(args.outputs)
     print(report["table"].drop(columns=["path"]).to_string(index=False))
@@ -53,7 +48,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _book(args: argparse.Namespace) -> int:
-    from .book import build_book
+    from ..study.book import build_book
 
     summary = build_book(args.outputs, args.out, quiet=not args.verbose)
     print(summary.text())
@@ -71,9 +66,7 @@ def add_study_subcommands(sub: argparse._SubParsersAction) -> None:
     run.add_argument("--notebooks", nargs="+", default=None, help="notebook prefixes to run, e.g. 00 01 04 (default: all)")
     run.add_argument("--run-dir", type=Path, default=None, help="output folder (default outputs/<run_name>)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    run.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
-                     help="embed the corpora in an actor pool of a Ray cluster (auto, local or HOST:PORT)")
-    run.add_argument("--actors", type=int, default=2, help="with --ray: actors in the pool (default 2)")
+    add_where_options(run)
     run.set_defaults(func=_run)
     sweep = sub.add_parser("sweep", help="run a grid of parameter values, skipping runs already complete")
     sweep.add_argument("sweep", help="a sweep YAML (base: params file; grid: dotted key -> values)")
