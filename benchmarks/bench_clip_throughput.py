@@ -26,15 +26,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from rsrt_utils.data import load_dataset
-from rsrt_utils.image_encoders.cache import CachedImageEncoder, load_rgb
-from rsrt_utils.image_encoders.clip import (
+from rsrt_utils.baselines.clip_models import (
     HFClipBackend,
     loadable_clip_models,
     make_clip_backend,
     resolve_device,
     save_tiny_random_clip,
 )
+from rsrt_utils.data import load_dataset
+from rsrt_utils.image_encoders.cache import CachedImageEncoder, load_rgb
 from rsrt_utils.paths import shared_mirror_dir
 
 RESULTS = Path(__file__).resolve().parent / "results" / "clip_throughput.json"

@@ -12,6 +12,7 @@ export MPLBACKEND=Agg HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLE
 root="${RSRT_TEST_ROOT:-$(mktemp -d -t rsrt-tests-XXXXXX)}"
 export RSRT_DATA_DIR="$root/data" RSRT_CACHE_DIR="$root/cache" RSRT_OUTPUTS_DIR="$root/outputs"
 .venv/bin/ruff check .  # the linter (code and notebooks; config in pyproject.toml)
+.venv/bin/lint-imports --no-cache  # the layering contracts ([tool.importlinter] in pyproject.toml)
 if [ "${1:-}" = "--fast" ]; then
   shift
   exec .venv/bin/python -m pytest tests/unit tests/test_notebooks_are_thin.py -m "not slow and not integration" "$@"

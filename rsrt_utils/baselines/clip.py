@@ -1,4 +1,4 @@
-"""The zero-shot CLIP baseline: a frozen dual encoder (rsrt_utils.image_encoders.clip) embeds the gallery images and
+"""The zero-shot CLIP baseline: a frozen dual encoder (rsrt_utils.baselines.clip_models) embeds the gallery images and
 the captions, and the shared metrics score it."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import numpy as np
 
 from ..encoders.cache import CachedEncoder
 from ..image_encoders.cache import CachedImageEncoder, load_rgb
-from ..image_encoders.clip import ClipBackend, ClipTextEncoder, _batches
 from ..metrics import evaluate_scores
+from .clip_models import ClipBackend, ClipTextEncoder, _batches
 
 
 def _gallery_paths(dataset) -> list[Path]:

@@ -47,13 +47,14 @@ class BackendInfo:
     resources: str | None = None     # "module:function" (config, BackendContext) -> config with objects built
     retrieval_field: str = "all"     # the variant field its descriptions are embedded by (as the study's runs)
     structured: bool = True          # writes structured variants (False: free-form descriptions, caption/all only)
-    study_corpus: str | None = None  # "module:function" (run, dataset) -> corpus artifact, instead of captioning
+    study_corpus: bool = False       # the study reads its corpus instead of captioning (study.corpus_sources builds it)
     needs_ray: bool = False          # runs only on a Ray cluster (--ray)
     pricing: Pricing | None = None   # paid backends: prices by model and their source
     key_variable: str | None = None  # the environment variable its API key is read from (api_key_env overrides it)
     check_model: str | None = None   # "module:function" (model, base_url) -> None or ValueError, before any work
     own_server: bool = False         # with base_url it talks to a server of your own: its prices and models are yours
     options_from_base: bool = False  # its constructor takes its base class's options too (openai-batch: the chat's)
+    extra: str | None = None         # the optional install it needs (pip install 'rsrt[EXTRA]'); None: the core
 
     @property
     def in_collections(self) -> bool:
@@ -75,10 +76,10 @@ BACKENDS_INFO = {info.name: info for info in (
                 "OpenAI Batch API: half price, results within 24 h", _PAID_OPTIONS, options_from_base=True,
                 pricing=replace(OPENAI_PRICING, discount=0.5), **_OPENAI),
     BackendInfo("transformers", "rsrt_utils.captioning.transformers_vlm", "TransformersVLMBackend", False, True,
-                "a local Hugging Face vision-language model", required=("model",)),
-    BackendInfo("vllm", "rsrt_utils.captioning.vllm_engine", "VLLMEngineBackend", False, True,
+                "a local Hugging Face vision-language model", required=("model",), extra="local-vlm"),
+    BackendInfo("vllm", "rsrt_utils.scaleout.vllm_engine", "VLLMEngineBackend", False, True,
                 "vLLM engines on a Ray cluster's GPU workers (ray.data.llm; --ray; pip install 'rsrt[vllm]')",
-                required=("model",), needs_ray=True),
+                required=("model",), needs_ray=True, extra="vllm"),
     BackendInfo("neighbour", "rsrt_utils.captioning.neighbour", "NeighbourCaptioner", False, True,
                 "caption transfer from the train split's nearest images (uses in-domain train captions; not zero-shot)",
                 command_options=(), prepare="rsrt_utils.captioning.neighbour:check_bank_option",
@@ -87,13 +88,13 @@ BACKENDS_INFO = {info.name: info for info in (
     BackendInfo("import", "rsrt_utils.captioning.importer", "ImportedCorpusBackend", False, False,
                 "an existing corpus JSONL", command_options=("model", "corpus", "corpus_format"), required=("path",),
                 prepare="rsrt_utils.captioning.importer:check_import_config",
-                study_corpus="rsrt_utils.study.corpus_sources:imported_corpus"),
+                study_corpus=True),
     BackendInfo("published", None, None, False, False,
                 "published VLM descriptions of the benchmark's test images (captioner.corpora)", command_options=(),
-                structured=False,                study_corpus="rsrt_utils.study.corpus_sources:published_corpora"),
+                structured=False,                study_corpus=True),
     BackendInfo("oracle", None, None, False, False,
                 "the human captions themselves, leave-one-out (a ceiling)", command_options=(),
-                study_corpus="rsrt_utils.study.corpus_sources:oracle_corpus"),
+                study_corpus=True),
 )}
 BACKENDS = tuple(name for name, info in BACKENDS_INFO.items() if info.module)  # those with a backend object
 STUDY_BACKENDS = tuple(BACKENDS_INFO)                                          # what captioner.backend may name

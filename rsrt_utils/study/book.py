@@ -33,11 +33,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..fileutil import check_replaceable, swap_in
-from ..paths import PROJECT_ROOT, outputs_dir
+from ..paths import outputs_dir
 from .run_folder import RunFolder, list_runs
 
 DOC_PAGES = ("method", "protocol")
-BENCHMARK_RESULTS = PROJECT_ROOT / "benchmarks" / "results"
+STUDY_FILES = Path(__file__).resolve().parent  # notebooks/, docs/, results/ ship with the package
+BENCHMARK_RESULTS = STUDY_FILES / "results"  # the benchmarks' results files (benchmarks/results in a checkout)
 MAX_BENCHMARK_ROWS = 60
 BOOK_KIND = "book"  # the owner mark of a folder `rsrt book` made
 _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
@@ -273,7 +274,7 @@ def write_source(source: Path, runs: list[Path], left_out: dict[str, str]) -> No
             notebooks.append(notebook.stem)
         (source / "runs" / f"{folder.name}.md").write_text(_run_page(folder, notebooks), encoding="utf-8")
     for page in DOC_PAGES:
-        shutil.copyfile(PROJECT_ROOT / "docs" / f"{page}.md", source / f"{page}.md")
+        shutil.copyfile(STUDY_FILES / "docs" / f"{page}.md", source / f"{page}.md")
     (source / "benchmarks.md").write_text(_benchmarks_page(BENCHMARK_RESULTS), encoding="utf-8")
 
 

@@ -10,7 +10,7 @@ from ..data.store import ensure_store
 from ..evaluation import ORACLE_CAPTIONER
 from ..fileutil import file_sha256
 from ..paths import cache_dir
-from .pipeline import StudyRun, load_split
+from .run import StudyRun, load_split
 
 
 def oracle_corpus(run: StudyRun, dataset: Dataset) -> dict:
@@ -61,3 +61,5 @@ def published_corpora(run: StudyRun, dataset: Dataset) -> dict:
     return info
 
 
+# The builder of each registry entry with `study_corpus` (a test checks the two name the same backends).
+CORPUS_SOURCES = {"oracle": oracle_corpus, "import": imported_corpus, "published": published_corpora}

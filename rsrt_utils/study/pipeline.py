@@ -8,62 +8,24 @@ features, embeddings) is cached under `cache/`, keyed by everything that changes
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from ..captioning.registry import backend_info, load_hook
-from ..data import Dataset, load_dataset, validation_report
-from ..data.store import ensure_store
+from ..captioning.registry import backend_info
+from ..data import Dataset, validation_report
 from ..encoders import CachedEncoder, make_text_encoder
-from ..engine import Engine, Where
+from ..engine import Where
 from ..evaluation import ORACLE_CAPTIONER, human_caption_oracle, metrics_record
 from ..fileutil import write_json_atomic
-from ..paths import data_dir, outputs_dir
-from ..scaleout.engine import open_engine
+from ..paths import outputs_dir
 from ..scoring import ScoringSpec, embed_grouped_texts, evaluate, image_texts, score_texts
 from ..spreadsheet import write_frame
-from .params import ParamsError, RunParams, dump_params, load_params
+from .corpus_sources import CORPUS_SOURCES
+from .params import ParamsError, dump_params, load_params
+from .run import StudyRun, load_split
 from .run_folder import RunFolder
-from .smoke import make_smoke_dataset
-
-
-@dataclass
-class StudyRun:
-    """One run: its validated parameters and its output folder (its layout: run_folder.RunFolder)."""
-
-    params: RunParams
-    run_dir: Path
-    where: Where = field(default_factory=Where)  # where captioning and embedding run (`rsrt run --ray`: the ENGINE parameter)
-    _engines: dict = field(default_factory=dict, repr=False, compare=False)
-
-    def engine(self, config: dict | None = None) -> Engine:
-        """The engine this run's work runs on, opened once (on Ray: connected, with the backend's key variable)."""
-        if "engine" not in self._engines:
-            self._engines["engine"] = open_engine(self.where, config)
-        return self._engines["engine"]
-
-    @property
-    def folder(self) -> RunFolder:
-        return RunFolder(self.run_dir)
-
-    def figure_path(self, name: str) -> Path:
-        return self.folder.figure(name)
-
-    def artifacts(self) -> dict:
-        path = self.folder.artifacts
-        return json.loads(path.read_text()) if path.is_file() else {}
-
-    def save_artifact(self, key: str, value) -> None:
-        data = self.artifacts()
-        data[key] = value
-        write_json_atomic(data, self.folder.artifacts)
-
-    @property
-    def is_oracle(self) -> bool:
-        return self.params.captioner.backend == "oracle"
 
 
 def open_run(params_path: str, run_dir: str = "", overrides: dict | None = None, engine: str = "local") -> StudyRun:
@@ -93,17 +55,6 @@ def preflight(run: StudyRun) -> None:
 
 
 # ---------------------------------------------------------------- 00 data
-def load_split(run: StudyRun, split: str | None = None) -> Dataset:
-    """Load the configured dataset split (the smoke benchmark is generated on first use)."""
-    p = run.params.dataset
-    split = split or p.split
-    if p.name == "smoke":
-        root = make_smoke_dataset(data_dir() / "smoke")
-        return load_dataset("smoke", split, annotations=root, images_dir=p.images_dir or root / "images")
-    if p.annotations:
-        return load_dataset(p.name, split, annotations=p.annotations, images_dir=p.images_dir)
-    root = Path(p.root) if p.root else ensure_store(p.name)
-    return load_dataset(p.name, split, root=root, source=p.source, images_dir=p.images_dir)
 
 
 def prepare_dataset(run: StudyRun) -> Dataset:
@@ -194,9 +145,8 @@ def build_corpus(run: StudyRun, dataset: Dataset, progress: bool = True) -> dict
     """Caption (or resume captioning) every image; returns and records the corpus artifact, and the cache key of
     every image's current request (so that only records made for the current bytes and settings are used)."""
     c = run.params.captioner
-    source = backend_info(c.backend).study_corpus
-    if source:  # a corpus that is read, not captioned (oracle, import, published): the registry names its builder
-        return load_hook(source)(run, dataset)
+    if backend_info(c.backend).study_corpus:  # a corpus that is read, not captioned (oracle, import, published)
+        return CORPUS_SOURCES[c.backend](run, dataset)
     config, context = backend_config(run), backend_context(run)
     engine = run.engine(config)
     backend = engine.backend(config, context)
@@ -205,7 +155,7 @@ def build_corpus(run: StudyRun, dataset: Dataset, progress: bool = True) -> dict
                       progress=progress, context=context)
     summary = caption(mode="variants")
     keys = {"variants": request_keys(backend, dataset, "variants")}
-    info = {"captioner": f"{backend.name}:{backend.model}", "corpus": str(path), "label": backend.label,
+    info = {"captioner": f"{backend.name}:{backend.model}", "corpus": str(path), "label": backend.label, "engine": run.where.spec,
             "settings": backend.settings, "summary": summary.to_dict(), "summary_text": summary.text()}
     if c.image_query == "backend":
         query_summary = caption(mode="image_query")
@@ -373,8 +323,8 @@ def clip_baseline(run: StudyRun, dataset: Dataset) -> dict:
     import pandas as pd
 
     from ..baselines.clip import run_clip_baseline
+    from ..baselines.clip_models import make_clip_backend
     from ..baselines.fusion import evaluate_fused
-    from ..image_encoders.clip import make_clip_backend
     from ..literature import published_clip_figures
 
     c, e = run.params.clip, run.params.evaluation

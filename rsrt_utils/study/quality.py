@@ -13,11 +13,11 @@ import pandas as pd
 
 from ..data.registry import DATASETS
 from ..literature import published_mr
-from ..paths import PROJECT_ROOT
 from .reference import GEORSCLIP_README
 
-RESULTS = PROJECT_ROOT / "benchmarks" / "results" / "vlm_quality.json"
-OVERLAP = PROJECT_ROOT / "benchmarks" / "results" / "test_overlap.json"
+STUDY_RESULTS = Path(__file__).resolve().parent / "results"  # benchmarks/results, shipped with the package
+RESULTS = STUDY_RESULTS / "vlm_quality.json"
+OVERLAP = STUDY_RESULTS / "test_overlap.json"
 _CLIP = {d: published_mr("CLIP ViT-B/32", d) for d in DATASETS}
 GEORSCLIP_B32_README = {d: published_mr(GEORSCLIP_README, d) for d in DATASETS}
 TARGETS = {("zero-shot", "rsitmd"): (_CLIP["rsitmd"], GEORSCLIP_B32_README["rsitmd"]),

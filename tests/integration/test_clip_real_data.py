@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from rsrt_utils.baselines.clip import run_clip_baseline
-from rsrt_utils.data import load_dataset
-from rsrt_utils.image_encoders.clip import (
+from rsrt_utils.baselines.clip_models import (
     HFClipBackend,
     loadable_clip_models,
     make_clip_backend,
     probe_clip_models,
     save_tiny_random_clip,
 )
+from rsrt_utils.data import load_dataset
 from rsrt_utils.paths import shared_mirror_dir
 
 pytestmark = pytest.mark.integration

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,9 @@ from rsrt_utils.captioning.published_import import build_published_corpus
 from rsrt_utils.data import load_dataset
 from rsrt_utils.data.published_corpora import PUBLISHED_CORPORA
 from rsrt_utils.data.store import MANIFEST, DataStoreError, download, import_from_folder
-from rsrt_utils.paths import PROJECT_ROOT, shared_mirror_dir
+from rsrt_utils.paths import shared_mirror_dir
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 MIRROR = shared_mirror_dir()
 pytestmark = [pytest.mark.integration,

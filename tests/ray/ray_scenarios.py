@@ -242,6 +242,7 @@ def embedding_pool(work: Path) -> dict:
     import numpy as np
 
     from rsrt_utils.encoders import CachedEncoder, make_text_encoder
+    from rsrt_utils.engine import Where
     from rsrt_utils.scaleout.embedding import RayTextEncoder
     from rsrt_utils.study import pipeline
     from rsrt_utils.study.params import parse_params
@@ -252,13 +253,28 @@ def embedding_pool(work: Path) -> dict:
     here = CachedEncoder(make_text_encoder("hashing:256"), cache_root=work / "emb-here", progress=False).encode(texts)
     again = CachedEncoder(RayTextEncoder("hashing:256", 2), cache_root=work / "emb", progress=False)
     again.encode(texts)
-    os.environ[pipeline.RAY_ADDRESS_VARIABLE] = "auto"
-    run = pipeline.StudyRun(parse_params({"run_name": "ray-run", "encoder": {"spec": "hashing:256"}}), work / "run")
+    run = pipeline.StudyRun(parse_params({"run_name": "ray-run", "encoder": {"spec": "hashing:256"}}), work / "run",
+                            Where("auto", 2))
     study_encoder = pipeline.text_encoder(run)
-    del os.environ[pipeline.RAY_ADDRESS_VARIABLE]
     return {"computed_first": pooled.last_stats["computed"], "max_abs_difference": float(np.abs(on_ray - here).max()),
             "computed_again": again.last_stats["computed"],
             "study_encoder": type(study_encoder.encoder).__name__}
+
+
+def study_on_ray(work: Path) -> dict:
+    """`rsrt run --ray auto` captions and embeds the smoke study through the cluster's engine: the same metrics as a
+    run here, and the corpus artifact says where it ran."""
+    runs = {}
+    for name, extra in (("here", []), ("on_ray", ["--ray", "auto", "--actors", "2"])):
+        folder = work / f"study-{name}"
+        code = rsrt(["run", str(Path(__file__).resolve().parents[2] / "params" / "smoke.yaml"), "--notebooks", "00", "01", "02", "03", "04", "--run-dir", str(folder),
+                     "--quiet", *extra])
+        artifacts = json.loads((folder / "artifacts.json").read_text()) if (folder / "artifacts.json").is_file() else {}
+        metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
+        runs[name] = {"exit_code": code, "engine": artifacts.get("corpus", {}).get("engine"),
+                      "captioned": artifacts.get("corpus", {}).get("summary", {}).get("ok"),
+                      "recalls": [metrics.get(k) for k in ("t2i", "i2t", "mR")]}
+    return runs
 
 
 def vllm_processor(work: Path) -> dict:
@@ -292,7 +308,8 @@ def main(out_path: str) -> None:
                             ("kill_driver", lambda: kill_the_driver(WORK, a, b)),
                             ("collection", lambda: collection_on_ray(WORK, a, b)), ("bad_input", lambda: bad_input(a)),
                             ("canary", lambda: canary_key_run(WORK)),
-                            ("embedding", lambda: embedding_pool(WORK)), ("vllm", lambda: vllm_processor(WORK))):
+                            ("embedding", lambda: embedding_pool(WORK)),
+                            ("study", lambda: study_on_ray(WORK)), ("vllm", lambda: vllm_processor(WORK))):
             t0 = time.monotonic()
             try:
                 results[name] = check()

@@ -126,6 +126,16 @@ def test_an_actor_pool_embeds_the_same_vectors_into_the_drivers_cache(results):
     assert emb["study_encoder"] == "RayTextEncoder", "rsrt run --ray embeds the study's corpora in the pool"
 
 
+def test_rsrt_run_ray_captions_and_embeds_the_study_on_the_cluster(results):
+    study = results["study"]
+    assert "error" not in study, study
+    here, on_ray = study["here"], study["on_ray"]
+    assert here["exit_code"] == 0 and on_ray["exit_code"] == 0, study
+    assert here["engine"] == "local" and on_ray["engine"] == "ray auto 2", "the corpus artifact records where it ran"
+    assert on_ray["captioned"] == here["captioned"] == 18, "every smoke image captioned (on the cluster's actors)"
+    assert on_ray["recalls"] == here["recalls"] and on_ray["recalls"][2] == 100.0, "same metrics as the run here"
+
+
 def test_the_vllm_processor_is_assembled_with_every_stage(results):
     vllm = results["vllm"]
     assert "error" not in vllm, vllm

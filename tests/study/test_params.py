@@ -1,12 +1,15 @@
 """Params files: every shipped file validates; typos and bad values are errors that name them."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 
-from rsrt_utils.paths import PROJECT_ROOT
 from rsrt_utils.study.notebook_runner import sweep_runs
 from rsrt_utils.study.params import ParamsError, load_params, parse_params
 from tests.fakes.keys import fake_key
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 PARAMS = sorted((PROJECT_ROOT / "params").glob("*.yaml"))
 

@@ -7,12 +7,14 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from rsrt_utils.paths import PROJECT_ROOT
 from rsrt_utils.study.report import collect_metrics
 from rsrt_utils.study.run_folder import COMPLETE_MARK, FAILED_MARK, RunFolder
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 
 def rsrt(study_dirs, *args: str) -> subprocess.CompletedProcess:

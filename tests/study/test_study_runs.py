@@ -9,13 +9,15 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from rsrt_utils.paths import PROJECT_ROOT
 from rsrt_utils.study.notebook_runner import list_notebooks
 from tests.fakes.keys import fake_key
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout
 
 
 def subprocess_env(extra: dict | None = None) -> dict:

@@ -8,11 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from rsrt_utils.baselines import clip_models as clip_module
 from rsrt_utils.baselines.clip import run_clip_baseline
-from rsrt_utils.data import Dataset, ImageRecord
-from rsrt_utils.image_encoders import clip as clip_module
-from rsrt_utils.image_encoders.cache import CachedImageEncoder
-from rsrt_utils.image_encoders.clip import (
+from rsrt_utils.baselines.clip_models import (
     ClipModelLoadError,
     HFClipBackend,
     OpenClipBackend,
@@ -21,6 +19,8 @@ from rsrt_utils.image_encoders.clip import (
     resolve_device,
     save_tiny_random_clip,
 )
+from rsrt_utils.data import Dataset, ImageRecord
+from rsrt_utils.image_encoders.cache import CachedImageEncoder
 from rsrt_utils.metrics import evaluate_scores
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .backend import BackendAnswer, BackendFatalError, CaptionRequest
-from .images import DEFAULT_JPEG_QUALITY, jpeg_data_url
-from .prompts import PROMPT_VERSION, prompt_for
+from ..captioning.backend import BackendAnswer, BackendFatalError, CaptionRequest
+from ..captioning.images import DEFAULT_JPEG_QUALITY, jpeg_data_url
+from ..captioning.prompts import PROMPT_VERSION, prompt_for
 
 PASSED_THROUGH = ("image_id", "path", "sha256", "key")  # the columns a row keeps through the engine stages
 

@@ -23,8 +23,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..image_encoders.cache import file_sha256
 from ..vectors import l2_normalise
-from .cache import file_sha256
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-base-patch32"
 DEFAULT_CANDIDATES = ("openai/clip-vit-base-patch32", "openai/clip-vit-base-patch16", "openai/clip-vit-large-patch14")

@@ -1,0 +1,62 @@
+"""The layering in pyproject.toml ([tool.importlinter]) holds, and the tool that checks it catches each kind of break:
+an upward import, an extra's package in the core, an import cycle."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def lint(root: Path) -> subprocess.CompletedProcess:
+    """`lint-imports` on the package under `root` with the project's contracts."""
+    return subprocess.run([sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()",
+                           "--config", str(root / "pyproject.toml"), "--no-cache"], cwd=root, capture_output=True,
+                          text=True, env={"PYTHONPATH": str(root), "PATH": "/usr/bin:/bin"}, timeout=300)
+
+
+@pytest.fixture()
+def package_copy(tmp_path):
+    """A copy of the package and its contracts, to break on purpose."""
+    shutil.copytree(PROJECT / "rsrt_utils", tmp_path / "rsrt_utils", symlinks=True,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copyfile(PROJECT / "pyproject.toml", tmp_path / "pyproject.toml")
+    return tmp_path
+
+
+def add_line(root: Path, module: str, line: str) -> None:
+    path = root / "rsrt_utils" / module
+    path.write_text(path.read_text(encoding="utf-8") + f"\n{line}\n", encoding="utf-8")
+
+
+def test_the_package_keeps_every_contract():
+    result = lint(PROJECT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Contracts: 3 kept, 0 broken." in result.stdout
+
+
+def test_an_upward_import_breaks_the_layers(package_copy):
+    add_line(package_copy, "captioning/schema.py", "from ..search import layout  # noqa")
+    result = lint(package_copy)
+    assert result.returncode == 1
+    assert "Each layer imports only the layers below it BROKEN" in result.stdout
+    assert "rsrt_utils.captioning.schema -> rsrt_utils.search.layout" in result.stdout
+
+
+def test_an_extras_package_in_the_core_breaks_the_lean_core(package_copy):
+    add_line(package_copy, "metrics.py", "import matplotlib  # noqa")
+    result = lint(package_copy)
+    assert result.returncode == 1
+    assert "rsrt_utils.metrics is not allowed to import matplotlib" in result.stdout
+
+
+def test_a_cycle_breaks_the_acyclic_contract(package_copy):
+    add_line(package_copy, "captioning/schema.py", "from . import runner  # noqa")
+    result = lint(package_copy)
+    assert result.returncode == 1
+    assert "No import cycle between the modules of a package BROKEN" in result.stdout
