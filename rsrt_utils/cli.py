@@ -3,65 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 from . import __version__
-from .data.registry import DATASETS, SPLITS
-from .data.sources import STORE_DATASETS
-from .metrics import DEFAULT_TIES, TIE_POLICIES
-from .retrieval import POOLINGS
-
-
-def _add_data_commands(sub: argparse._SubParsersAction) -> None:
-    data = sub.add_parser("data", help="import, download, inspect and validate the benchmark data store")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
-    imp = data_sub.add_parser("import", help="copy datasets from a local folder or mirror (e.g. ../shared/data) into data/")
-    imp.add_argument("--from", dest="source", required=True, help="folder with the mirror's layout")
-    dl = data_sub.add_parser("download", help="fetch datasets from their public sources (pinned commits, sha256-checked)")
-    dl.add_argument("--base-url", default=None, help="serve the same paths from a mirror (default: GitHub raw)")
-    dl.add_argument("--workers", type=int, default=8)
-    for cmd in (imp, dl):
-        cmd.add_argument("--datasets", nargs="+", default=None, choices=STORE_DATASETS, metavar="NAME",
-                         help=f"store datasets: {' '.join(STORE_DATASETS)} (default: all)")
-        cmd.add_argument("--overwrite", action="store_true", help="replace a complete dataset already in the store")
-        cmd.add_argument("--store", type=Path, default=None, help="store folder (default: data/ or RSRT_DATA_DIR)")
-    status = data_sub.add_parser("status", help="which datasets are complete in the store")
-    status.add_argument("--store", type=Path, default=None)
-    val = data_sub.add_parser("validate", help="counts against the standard splits, blanks, duplicates, pixel coverage")
-    _add_dataset_args(val)
-
-
-def _add_dataset_args(cmd: argparse.ArgumentParser) -> None:
-    cmd.add_argument("--dataset", default="rsitmd", choices=DATASETS)
-    cmd.add_argument("--split", default="test", choices=SPLITS)
-    cmd.add_argument("--data-root", type=Path, default=None, help="store or mirror folder (default: the project store)")
-    cmd.add_argument("--source", default=None, help="annotation source inside the root: amfmn (default) or json (RSITMD)")
-    cmd.add_argument("--annotations", type=Path, default=None, help="an annotation file/folder in any supported format")
-
-
-def _add_oracle_command(sub: argparse._SubParsersAction) -> None:
-    oracle = sub.add_parser("oracle", help="evaluate the human-caption oracle (leave-one-caption-out ceiling)")
-    _add_dataset_args(oracle)
-    oracle.add_argument("--encoder", default="all-MiniLM-L6-v2", help="text encoder spec (see rsrt_utils.encoders)")
-    oracle.add_argument("--pooling", default="max", choices=POOLINGS)
-    oracle.add_argument("--ties", default=DEFAULT_TIES, choices=TIE_POLICIES,
-                        help="how exact score ties are ordered (default: expected value under a random order)")
-    oracle.add_argument("--n-boot", type=int, default=1000)
-    oracle.add_argument("--out", type=Path, default=None, help="metrics.json path (default outputs/oracle-<dataset>-<split>/)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rsrt", description=__doc__)
     parser.add_argument("--version", action="version", version=f"rsrt {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    _add_data_commands(sub)
-    _add_oracle_command(sub)
     from .commands.caption import add_caption_subcommands
+    from .commands.data import add_data_subcommands
     from .commands.search import add_search_subcommands
     from .commands.study import add_study_subcommands
 
+    add_data_subcommands(sub)
     add_caption_subcommands(sub)  # an import error here must surface, never make commands vanish
     add_study_subcommands(sub)
     from .commands.serve import add_serve_subcommand
@@ -69,49 +25,6 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_subcommand(sub)
     add_search_subcommands(sub)
     return parser
-
-
-def _run_data(args: argparse.Namespace) -> int:
-    from .data import load_dataset, validation_report
-    from .data.store import download, import_from_folder, store_status
-
-    if args.data_command == "import":
-        done = import_from_folder(Path(args.source), args.datasets, args.store, overwrite=args.overwrite)
-    elif args.data_command == "download":
-        done = download(args.datasets, args.store, base_url=args.base_url, overwrite=args.overwrite, workers=args.workers)
-    elif args.data_command == "status":
-        print(json.dumps(store_status(args.store), indent=2))
-        return 0
-    else:
-        dataset = load_dataset(args.dataset, args.split, root=args.data_root, source=args.source, annotations=args.annotations)
-        print(json.dumps(validation_report(dataset), indent=2))
-        return 0
-    for name, path in done.items():
-        print(f"{name}: complete in {path}")
-    return 0
-
-
-def _run_oracle(args: argparse.Namespace) -> int:
-    from .data import load_dataset
-    from .encoders import CachedEncoder, make_text_encoder
-    from .evaluation import ORACLE_CAPTIONER, human_caption_oracle, metrics_record
-    from .fileutil import write_json_atomic
-    from .paths import outputs_dir
-
-    dataset = load_dataset(args.dataset, args.split, root=args.data_root, source=args.source, annotations=args.annotations)
-    encoder = CachedEncoder(make_text_encoder(args.encoder))
-    result = human_caption_oracle(dataset, encoder, pooling=args.pooling, ties=args.ties, n_boot=args.n_boot)
-    params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
-    record = metrics_record(result, dataset, ORACLE_CAPTIONER, encoder.name, args.pooling, params)
-    from .study.run_folder import RunFolder
-
-    folder = RunFolder(Path(args.out).parent if args.out else outputs_dir() / f"oracle-{args.dataset}-{args.split}")
-    out = args.out or folder.metrics
-    write_json_atomic(record, out)
-    folder.mark_complete({"command": "rsrt oracle", "params": params})
-    print(f"{dataset.name} {dataset.split} oracle with {encoder.name}: mR {record['mR']} (95% CI {record['ci95']['mR']}); "
-          f"t2i {record['t2i']} i2t {record['i2t']} -> {out}")
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,17 +35,38 @@ def main(argv: list[str] | None = None) -> int:
         setattr(args, late, extra.pop())
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    handlers = {"data": _run_data, "oracle": _run_oracle}
-    handler = handlers.get(args.command) or getattr(args, "func", None)
+    handler = getattr(args, "func", None)
     if handler is None:
         parser.error(f"command {args.command!r} has no handler")
     try:
         return int(handler(args) or 0)
+    except ModuleNotFoundError as exc:
+        extra = extra_providing(exc.name or "")
+        if extra is None:
+            raise
+        print(f"rsrt {args.command}: error: this command needs the {extra!r} extra ({exc.name} is not installed): "
+              f"pip install 'rsrt[{extra}]'", file=sys.stderr)
+        return 2
     except (ValueError, FileNotFoundError, RuntimeError, KeyError) as exc:
         from .logsafe import scrub
 
         print(f"rsrt {args.command}: error: {scrub(str(exc))}", file=sys.stderr)  # a URL in a message is redacted
         return 2
+
+
+def extra_providing(module: str) -> str | None:
+    """The extra (pyproject's optional-dependencies, read from the installed metadata) whose packages provide the
+    top-level module `module`, or None when no extra does."""
+    import re
+    from importlib import metadata
+
+    top = module.split(".")[0]
+    distributions = metadata.packages_distributions().get(top, [top.replace("_", "-")])
+    for requirement in metadata.requires("rsrt") or []:
+        found = re.match(r"^([A-Za-z0-9_.-]+).*;\s*extra\s*==\s*['\"]([\w-]+)['\"]", requirement)
+        if found and found.group(1).lower() in {d.lower() for d in distributions} and found.group(2) not in ("all", "test"):
+            return found.group(2)
+    return None
 
 
 if __name__ == "__main__":

@@ -147,6 +147,7 @@ class BackendContext:
 
     dataset: str = "rsicd"
     data_root: Path | None = None
+    split_source: dict | None = None  # load_dataset's keyword arguments for `dataset` as the caller reads it (plain)
     load_train: Callable[[], Any] | None = None
     text_encoder: Any = None
 

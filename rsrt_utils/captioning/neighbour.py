@@ -519,6 +519,9 @@ def _train_split(dataset: str, context):
 
     if context.load_train is not None and dataset == context.dataset:
         return context.load_train()
-    train = load_dataset(dataset, split=BANK_SPLIT, root=context.data_root or ensure_store(dataset)).with_images()
+    if context.split_source and dataset == context.dataset:  # as the caller reads it (a Ray worker: plain values)
+        train = load_dataset(split=BANK_SPLIT, **context.split_source).with_images()
+    else:
+        train = load_dataset(dataset, split=BANK_SPLIT, root=context.data_root or ensure_store(dataset)).with_images()
     print(f"neighbour captioner bank: {train.coverage_note()} ({NEIGHBOUR_LABEL})", file=sys.stderr)
     return train

@@ -285,4 +285,6 @@ class RayEngine:
 
 def plain(context: dict | None) -> dict:
     """The values of a backend context a worker can rebuild from (names and paths; objects stay on the driver)."""
-    return {k: v for k, v in (context or {}).items() if isinstance(v, (str, int, float, bool, type(None), Path))}
+    plain_types = (str, int, float, bool, type(None), Path)
+    return {k: v for k, v in (context or {}).items()
+            if isinstance(v, plain_types) or (isinstance(v, dict) and all(isinstance(x, plain_types) for x in v.values()))}

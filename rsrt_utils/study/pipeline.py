@@ -24,7 +24,7 @@ from ..scoring import ScoringSpec, embed_grouped_texts, evaluate, image_texts, s
 from ..spreadsheet import write_frame
 from .corpus_sources import CORPUS_SOURCES
 from .params import ParamsError, dump_params, load_params
-from .run import StudyRun, load_split
+from .run import StudyRun, load_split, split_source
 from .run_folder import RunFolder
 
 
@@ -103,7 +103,7 @@ def backend_config(run: StudyRun) -> dict:
 def backend_context(run: StudyRun) -> dict:
     """What the backend's resources are built from: the run's dataset by name, and (here) its train split as the
     params configure it and the run's text encoder."""
-    return {"dataset": run.params.dataset.name, "load_train": lambda: load_split(run, "train"),
+    return {"dataset": run.params.dataset.name, "split_source": split_source(run), "load_train": lambda: load_split(run, "train"),
             "text_encoder": CachedEncoder(make_text_encoder(run.params.encoder.spec), progress=False)}
 
 

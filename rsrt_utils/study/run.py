@@ -53,14 +53,19 @@ class StudyRun:
         return self.params.captioner.backend == "oracle"
 
 
-def load_split(run: StudyRun, split: str | None = None) -> Dataset:
-    """Load the configured dataset split (the smoke benchmark is generated on first use)."""
+def split_source(run: StudyRun) -> dict:
+    """Where the configured dataset's splits are read from, as plain values (load_dataset's keyword arguments; the
+    smoke benchmark is generated first): what a Ray worker loads the neighbour bank from."""
     p = run.params.dataset
-    split = split or p.split
     if p.name == "smoke":
         root = make_smoke_dataset(data_dir() / "smoke")
-        return load_dataset("smoke", split, annotations=root, images_dir=p.images_dir or root / "images")
+        return {"name": "smoke", "annotations": str(root), "images_dir": str(p.images_dir or root / "images")}
     if p.annotations:
-        return load_dataset(p.name, split, annotations=p.annotations, images_dir=p.images_dir)
+        return {"name": p.name, "annotations": str(p.annotations), "images_dir": p.images_dir and str(p.images_dir)}
     root = Path(p.root) if p.root else ensure_store(p.name)
-    return load_dataset(p.name, split, root=root, source=p.source, images_dir=p.images_dir)
+    return {"name": p.name, "root": str(root), "source": p.source, "images_dir": p.images_dir and str(p.images_dir)}
+
+
+def load_split(run: StudyRun, split: str | None = None) -> Dataset:
+    """Load the configured dataset split (the smoke benchmark is generated on first use)."""
+    return load_dataset(split=split or run.params.dataset.split, **split_source(run))

@@ -5,6 +5,8 @@ Every count comes from the two local OpenAI-protocol servers' own request logs a
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -267,11 +269,13 @@ def study_on_ray(work: Path) -> dict:
     runs = {}
     for name, extra in (("here", []), ("on_ray", ["--ray", "auto", "--actors", "2"])):
         folder = work / f"study-{name}"
-        code = rsrt(["run", str(Path(__file__).resolve().parents[2] / "params" / "smoke.yaml"), "--notebooks", "00", "01", "02", "03", "04", "--run-dir", str(folder),
-                     "--quiet", *extra])
+        errors = io.StringIO()
+        with contextlib.redirect_stderr(errors):
+            code = rsrt(["run", str(Path(__file__).resolve().parents[2] / "params" / "smoke.yaml"), "--notebooks", "00", "01",
+                         "02", "03", "04", "--run-dir", str(folder), "--quiet", *extra])
         artifacts = json.loads((folder / "artifacts.json").read_text()) if (folder / "artifacts.json").is_file() else {}
         metrics = json.loads((folder / "metrics.json").read_text()) if (folder / "metrics.json").is_file() else {}
-        runs[name] = {"exit_code": code, "engine": artifacts.get("corpus", {}).get("engine"),
+        runs[name] = {"exit_code": code, "stderr": errors.getvalue()[-1500:], "engine": artifacts.get("corpus", {}).get("engine"),
                       "captioned": artifacts.get("corpus", {}).get("summary", {}).get("ok"),
                       "recalls": [metrics.get(k) for k in ("t2i", "i2t", "mR")]}
     return runs
