@@ -7,6 +7,7 @@ import numpy as np
 from .data import Dataset
 from .encoders import TextEncoder
 from .metrics import DEFAULT_TIES, mean_over_runs
+from .metrics_record import mean_metrics
 from .scoring import PrecomputedEncoder, ScoringSpec, evaluate, score_texts
 
 ORACLE_CAPTIONER = "human-caption oracle (leave-one-out)"
@@ -30,6 +31,7 @@ def human_caption_oracle(dataset: Dataset, encoder: TextEncoder, pooling: str = 
         t2i, i2t = score_texts(rest, [g[k] for g in groups], encoder, spec)  # query q is caption k of image q
         runs.append(evaluate(t2i, i2t, np.arange(dataset.n_images), spec, dataset.image_classes))
     result = mean_over_runs(runs)
+    result.update(mean_metrics(runs))
     for key in [key for key in runs[0] if key.startswith("mR_ties_")]:
         result[key] = round(float(np.mean([r[key] for r in runs])), 2)
     result.update({"n_images": dataset.n_images, "n_queries": {"t2i": dataset.n_images, "i2t": dataset.n_images, "per_k": True},

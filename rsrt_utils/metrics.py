@@ -27,6 +27,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from .metrics_record import compute_metrics
+
 KS = (1, 5, 10)
 TIE_POLICIES = ("random", "pessimistic", "optimistic")
 DEFAULT_TIES = "random"
@@ -224,6 +226,7 @@ def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_imag
                                "method": f"percentile bootstrap over queries as if independent (a diagnostic: too "
                                          f"narrow), {n_boot} resamples, seed {seed}"},
         "ties": ties,
+        **compute_metrics(t2i_scores, i2t_scores, caption_image_index, ties),
     }
     if image_classes is not None:
         result["per_class"] = per_class_recalls(t2i_hits, i2t_hits, caption_image_index, image_classes, ks).to_dict(orient="records")

@@ -19,6 +19,11 @@ FORM_OVERHEAD_BYTES = 64 * 1024
 templates = Jinja2Templates(directory=PACKAGE_DIR / "templates")
 templates.env.finalize = scrub  # every value a template prints passes the secret filter before escaping
 
+# The top menu of every page, in order: (section a page passes to mark its entry active, href, label). A new page
+# that belongs in the menu adds one entry here (docs/contributing.md, "A web page").
+NAV = [("search", "/search", "Search"), ("audit", "/audit", "Caption audit"), ("study", "/study/", "The study")]
+templates.env.globals["nav"] = NAV
+
 
 def render(request: Request, name: str, context: dict, status: int = 200) -> HTMLResponse:
     """A page from templates/ (autoescaped; secrets scrubbed)."""

@@ -82,7 +82,7 @@ def _run_oracle(args: argparse.Namespace) -> int:
     from ..data import load_dataset
     from ..encoders import CachedEncoder, make_text_encoder
     from ..evaluation import ORACLE_CAPTIONER, human_caption_oracle, metrics_record
-    from ..fileutil import write_json_atomic
+    from ..metrics_record import write_record
     from ..paths import outputs_dir
 
     dataset = load_dataset(args.dataset, args.split, root=args.data_root, source=args.source, annotations=args.annotations)
@@ -94,7 +94,7 @@ def _run_oracle(args: argparse.Namespace) -> int:
 
     folder = RunFolder(Path(args.out).parent if args.out else outputs_dir() / f"oracle-{args.dataset}-{args.split}")
     out = args.out or folder.metrics
-    write_json_atomic(record, out)
+    write_record(record, out)
     folder.mark_complete({"command": "rsrt oracle", "params": params})
     print(f"{dataset.name} {dataset.split} oracle with {encoder.name}: mR {record['mR']} (95% CI {record['ci95']['mR']}); "
           f"t2i {record['t2i']} i2t {record['i2t']} -> {out}")

@@ -33,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..fileutil import check_replaceable, swap_in
+from ..metrics_record import summary_metrics
 from ..paths import outputs_dir
 from .run_folder import RunFolder, list_runs
 
@@ -89,9 +90,11 @@ def headline_table(runs: list[RunFolder]) -> pd.DataFrame:
         m = run.read_metrics().record
         rows.append({"run": f"[{run.name}](runs/{run.name}.md)", "dataset": m["dataset"], "images": m["n_images"],
                      "setting": setting_of(m.get("label")), "mR": m["mR"],
+                     **{name: m.get(name) for name in summary_metrics()},
                      "95 % CI (images)": f"[{m['ci95']['mR'][0]}, {m['ci95']['mR'][1]}]",
                      "quoted lines": versus_references(m["dataset"], m["ci95"]["mR"])})
-    return pd.DataFrame(rows, columns=HEADLINE_COLUMNS)
+    columns = HEADLINE_COLUMNS[:5] + summary_metrics() + HEADLINE_COLUMNS[5:]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def quoted_table() -> pd.DataFrame:

@@ -19,6 +19,7 @@ from ..encoders import CachedEncoder, make_text_encoder
 from ..engine import Where
 from ..evaluation import ORACLE_CAPTIONER, human_caption_oracle, metrics_record
 from ..fileutil import write_json_atomic
+from ..metrics_record import write_record
 from ..paths import outputs_dir
 from ..scoring import ScoringSpec, embed_grouped_texts, evaluate, image_texts, score_texts
 from ..spreadsheet import write_frame
@@ -277,7 +278,7 @@ def evaluate_run(run: StudyRun, dataset: Dataset) -> dict:
         result["missing_captions"] = len(run.artifacts().get("retrieval", {}).get("missing_captions", []))
     record = metrics_record(result, dataset, captioner, encoder_name, spec.pooling, run.params.model_dump(mode="json"), label)
     record.update({"run_name": run.params.run_name, "params_digest": run.params.digest(), "field": spec.field})
-    write_json_atomic(record, run.folder.metrics)
+    write_record(record, run.folder.metrics)
     return record
 
 
@@ -359,7 +360,7 @@ def _save_baseline(run: StudyRun, dataset: Dataset, result: dict, system: str, b
     record = metrics_record(result, dataset, system, system, "none", run.params.model_dump(mode="json"), label)
     record.update({"run_name": f"{run.params.run_name}:{baseline}",
                    "params_digest": run.params.digest(), "field": None})
-    write_json_atomic(record, run.folder.baseline_metrics(baseline))
+    write_record(record, run.folder.baseline_metrics(baseline))
     lo, hi = result["ci95"]["mR"]
     return {"system": system, "dataset": dataset.name, "mR": result["mR"], "ci_low": lo, "ci_high": hi, "kind": "measured",
             **{f"t2i {k}": v for k, v in result["t2i"].items()}, **{f"i2t {k}": v for k, v in result["i2t"].items()}}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from ..metrics_record import read_record, summary_metrics
 from ..paths import outputs_dir
 from ..spreadsheet import write_frame
 from .reference import measured_row, published_table, setting_of, versus_references
@@ -17,9 +17,15 @@ SUMMARY_COLUMNS = ["run_name", "dataset", "split", "n_images", "captioner", "set
                    "quoted_lines", "coverage", "params_digest", "path"]
 
 
+def summary_columns() -> list[str]:
+    """summary.csv's columns: the fixed ones, with every registered metric after mR."""
+    at = SUMMARY_COLUMNS.index("mR") + 1
+    return SUMMARY_COLUMNS[:at] + summary_metrics() + SUMMARY_COLUMNS[at:]
+
+
 def flatten_metrics(metrics: dict, path: Path) -> dict:
     row = {k: metrics.get(k) for k in ("run_name", "dataset", "split", "n_images", "captioner", "label", "encoder",
-                                       "pooling", "field", "mR", "coverage", "params_digest")}
+                                       "pooling", "field", "mR", "coverage", "params_digest", *summary_metrics())}
     for direction in ("t2i", "i2t"):
         for k, v in metrics[direction].items():
             row[f"{direction}_{k}"] = v
@@ -44,8 +50,8 @@ def collect_metrics(root: Path | None = None, current: Path | None = None) -> pd
     if skipped:
         print(f"left out (incomplete: the last attempt failed or ran only some notebooks): {', '.join(skipped)}")
     paths = sorted(p for run in runs if counts(run) for p in run.metrics_files())
-    rows = [flatten_metrics(json.loads(p.read_text()), p) for p in paths]
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    rows = [flatten_metrics(read_record(p), p) for p in paths]
+    return pd.DataFrame(rows, columns=summary_columns())
 
 
 def build_report(root: Path | None = None, current: Path | None = None) -> dict:
@@ -57,7 +63,7 @@ def build_report(root: Path | None = None, current: Path | None = None) -> dict:
     target = root / "report"
     target.mkdir(parents=True, exist_ok=True)
     write_frame(summary, target / "summary.csv")
-    measured = [measured_row(json.loads(Path(p).read_text()), system=f"{r} (measured)") for p, r in zip(summary["path"], summary["run_name"])]
+    measured = [measured_row(read_record(p), system=f"{r} (measured)") for p, r in zip(summary["path"], summary["run_name"])]
     rows = pd.concat([pd.DataFrame(measured), published_table()], ignore_index=True) if measured else published_table()
     figure = plot_comparison(rows, path=target / "comparison.png")
     import matplotlib.pyplot as plt

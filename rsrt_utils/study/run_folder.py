@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..fileutil import write_json_atomic
+from ..metrics_record import read_record
 from ..paths import outputs_dir
 
 PARAMS_FILE = "params.resolved.yaml"
@@ -44,7 +45,7 @@ class RunMetrics:
 
     @classmethod
     def read(cls, path: Path) -> "RunMetrics":
-        m = json.loads(Path(path).read_text(encoding="utf-8"))
+        m = read_record(path)
         return cls(Path(path), m.get("run_name") or Path(path).parent.name, m.get("dataset") or "", m["mR"],
                    tuple(m["ci95"]["mR"]), m.get("t2i", {}), m.get("i2t", {}), m.get("coverage", ""), m.get("label"), m)
 

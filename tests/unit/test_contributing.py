@@ -1,5 +1,6 @@
-"""docs/contributing.md, proven: a new captioning backend is its module + one registry entry, and a new benchmark
-dataset is its record + its checksum table; nothing else is touched, and every command and the study use them."""
+"""docs/contributing.md, proven: a new captioning backend is its module + one registry entry, a new paid HTTP backend
+the same with its prices and key variable, a new benchmark dataset its record + its checksum table, a metric one entry,
+a web page a template + a route + a menu entry; nothing else is touched, and every command and the study use them."""
 
 import hashlib
 
@@ -68,7 +69,8 @@ def test_a_new_backend_is_one_module_and_one_registry_entry(toy_backend, capsys)
     assert main(build + ["--model", "other"]) == 2  # its options are checked like any backend's
     assert "--rebuild" in capsys.readouterr().err
     assert main(build[:-3] + ["--base-url", "http://127.0.0.1:1/v1", "--quiet"]) == 2
-    assert "--base-url is for --backend openai-chat or openai-batch, not 'toy'" in capsys.readouterr().err
+    with_url = " or ".join(n for n, info in BACKENDS_INFO.items() if "base_url" in info.command_options)
+    assert f"--base-url is for --backend {with_url}, not 'toy'" in capsys.readouterr().err
 
     params = parse_params({"run_name": "toy-run", "captioner": {"backend": "toy", "options": {"detail": 2}}})
     run = pipeline.StudyRun(params, toy_backend / "run")
