@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")  # names of this machine only
+DEFAULT_HOST = LOOPBACK_HOSTS[0]  # where a local server binds unless told otherwise
+
 
 def public_base_url(base_url: str | None) -> str | None:
     """The server address without credentials or query (safe to store in settings)."""

@@ -10,10 +10,10 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from starlette.datastructures import Headers, MutableHeaders
 
 from ..logsafe import install, scrub, scrub_tree
+from ..server_urls import LOOPBACK_HOSTS
 
 log = logging.getLogger(__name__)
 
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 class ScrubbedJSONResponse(JSONResponse):
@@ -38,7 +38,7 @@ def is_safe_relative_id(image_id: str) -> bool:
 def allowed_hosts(host: str) -> list[str]:
     """Host headers the app answers: the loopback names when bound to loopback (defeats DNS rebinding), else any."""
     if host in LOOPBACK_HOSTS:
-        return ["127.0.0.1", "localhost", "::1", "[::1]"]
+        return list(LOOPBACK_HOSTS)
     return ["*"]
 
 

@@ -14,6 +14,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from ..image_files import ImageReadError
 from ..paths import outputs_dir
+from ..server_urls import DEFAULT_HOST
 from ..study.audit import ScoringSheetError
 from .audit_routes import router as audit_router
 from .audit_runs import AuditRunCache, UnknownRun
@@ -87,7 +88,7 @@ def _install_middleware(app: FastAPI, host: str) -> None:
 
 
 def create_app(outputs_root: Path | str | None = None, index_root: Path | str | None = None,
-               host: str = "127.0.0.1", captioners: Mapping[str, object] | None = None,
+               host: str = DEFAULT_HOST, captioners: Mapping[str, object] | None = None,
                base_urls: list[str] | None = None) -> FastAPI:
     """The app over the study runs under outputs_root (default outputs_dir()) and the collections under index_root
     (default rsrt_utils.paths.indexes_dir()); `host` is where it is bound (loopback: only loopback Host headers);

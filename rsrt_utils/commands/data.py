@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..data.registry import DATASETS, SPLITS
 from ..data.sources import STORE_DATASETS
+from ..encoders.base import DEFAULT_TEXT_ENCODER
 from ..metrics import DEFAULT_TIES, TIE_POLICIES
 from ..retrieval import POOLINGS
 
@@ -50,7 +51,7 @@ def _add_oracle_command(sub: argparse._SubParsersAction) -> None:
     oracle = sub.add_parser("oracle", help="evaluate the human-caption oracle (leave-one-caption-out ceiling)")
     oracle.set_defaults(func=_run_oracle)
     _add_dataset_args(oracle)
-    oracle.add_argument("--encoder", default="all-MiniLM-L6-v2", help="text encoder spec (see rsrt_utils.encoders)")
+    oracle.add_argument("--encoder", default=DEFAULT_TEXT_ENCODER, help="text encoder spec (see rsrt_utils.encoders)")
     oracle.add_argument("--pooling", default="max", choices=POOLINGS)
     oracle.add_argument("--ties", default=DEFAULT_TIES, choices=TIE_POLICIES,
                         help="how exact score ties are ordered (default: expected value under a random order)")

@@ -8,8 +8,7 @@ import textwrap
 from pathlib import Path
 
 from ..captioning.registry import BACKENDS_INFO
-from ..search.index import EXACT_MAX_VECTORS
-from ..search.layout import DEFAULT_EF_SEARCH
+from ..search.index import EXACT_MAX_VECTORS, HNSW_EF_SEARCH
 from .caption import add_backend_options, backend_config, base_urls, given_base_urls
 from .where import add_where_options, positive_int, where_of
 
@@ -54,7 +53,7 @@ def _add_build(index_sub) -> None:
     build.add_argument("--encoder", default=None, help="text encoder spec (default all-MiniLM-L6-v2)")
     build.add_argument("--limit", type=positive_int, default=None, help="only the first N images (sorted by path)")
     build.add_argument("--ef-search", type=positive_int, default=None, help="HNSW search breadth of a large collection "
-                       f"(from {EXACT_MAX_VECTORS:,} vectors on; default {DEFAULT_EF_SEARCH}, measured on real descriptions: "
+                       f"(from {EXACT_MAX_VECTORS:,} vectors on; default {HNSW_EF_SEARCH}, measured on real descriptions: "
                        "higher recalls more of the exact top 10, slower)")
     add_where_options(build)
     build.add_argument("--rebuild", action="store_true", help="replace the collection (another folder, captioner or "

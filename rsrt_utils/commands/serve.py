@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-DEFAULT_HOST = "127.0.0.1"
+from ..server_urls import DEFAULT_HOST
+
 DEFAULT_PORT = 8000
 
 
@@ -27,10 +28,11 @@ def add_serve_subcommand(sub: argparse._SubParsersAction) -> None:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from ..app.safety import LOOPBACK_HOSTS, install_log_scrubbing
+    from ..app.safety import install_log_scrubbing
     from ..app.server import create_app
     from ..image_files import max_image_pixels
     from ..search.collection import single_threaded_queries
+    from ..server_urls import LOOPBACK_HOSTS
     from .caption import given_base_urls
 
     single_threaded_queries()

@@ -23,10 +23,10 @@ from ..engine import Engine, LocalEngine
 from ..fileutil import write_json_atomic
 from ..image_files import max_image_pixels
 from ..scoring import IMAGE_QUERY_VARIANTS, variant_texts
+from .index import HNSW_EF_SEARCH
 from .layout import (
     BUILD_LOCK,
     CORPUS,
-    DEFAULT_EF_SEARCH,
     IMAGE_SUFFIXES,
     INDEX,
     ITEMS,
@@ -192,7 +192,7 @@ def _save_index(folder: Path, index, items: list[dict], fingerprint: str, timing
                 mode: str) -> dict:
     """Write items.jsonl and the index into a new index-<fingerprint> folder (swapped in whole); its manifest entry."""
     if index.kind == "hnsw":
-        index.set_ef_search(ef_search or DEFAULT_EF_SEARCH)
+        index.set_ef_search(ef_search or HNSW_EF_SEARCH)
     target = folder / f"index-{fingerprint}-{secrets.token_hex(4)}"  # a new name: the live index is never touched
     staging = Path(tempfile.mkdtemp(dir=folder, prefix=".index-"))
     _timed(timings, "indexing", index.save, staging / INDEX)
@@ -250,7 +250,7 @@ def build_collection(images_dir: Path, name: str, captioner: dict | None = None,
 
     captioner: a make_caption_backend config (default {"backend": "neighbour"} on the RSICD train bank); encoder: a
     text encoder spec (default all-MiniLM-L6-v2); limit: only the first N files (sorted by path); ef_search: the HNSW
-    search breadth of a large collection (default DEFAULT_EF_SEARCH); engine: where captioning and embedding run
+    search breadth of a large collection (default HNSW_EF_SEARCH); engine: where captioning and embedding run
     (default here), or a function of the checked captioner config that opens it once every input is checked (the
     command's `partial(scaleout.engine.open_engine, where)`; on Ray the corpus and the cache stay on this machine).
     """
@@ -345,7 +345,7 @@ def _caption_and_index(summary, backend, spec, endpoints, encoder_spec, requests
     old = (previous or {}).get("index", {})
     same_embedding = bool(previous) and previous["encoder"]["name"] == text_encoder.name and previous.get("field") == field_name
     if old.get("fingerprint") == fingerprint and (folder / old.get("folder", "-") / ITEMS).is_file() \
-            and old.get("params", {}).get("efSearch", ef_search or DEFAULT_EF_SEARCH) == (ef_search or DEFAULT_EF_SEARCH):
+            and old.get("params", {}).get("efSearch", ef_search or HNSW_EF_SEARCH) == (ef_search or HNSW_EF_SEARCH):
         index_info, summary.index_reused = old, True
     else:
         index_info = (_update_index(folder, old, items, text_encoder, fingerprint, timings, ef_search)

@@ -29,13 +29,13 @@ from ..fileutil import replace_folder
 # 3.8 ms at 5*10^4 rows and 15 ms at 10^5; at 10^6 rows HNSW M=32 / efConstruction=40 / efSearch=128 gave
 # recall@10 0.990 at 0.89 ms median (efConstruction=80 built 2x slower for the same recall; M=16 reached 0.955).
 # On REAL description vectors (benchmarks/bench_index_real.py, AID-150 neighbour collection, 5*10^4 rows) HNSW recalls
-# less (0.829 at efSearch 128, 0.962 at 1024, RSITMD train captions as queries: near-duplicate descriptions)
-# and exact takes 2.9 ms, so collections stay
-# exact up to 10^5 rows (about 7 ms a query) and only larger ones trade recall for speed.
+# less (0.829 at efSearch 128, 0.962 at 1024, RSITMD train captions as queries: near-duplicate descriptions; 1024 is
+# the smallest tried that reaches 0.95, at 0.9 ms a query, benchmarks/results/index_real.json) and exact takes 2.9 ms,
+# so collections stay exact up to 10^5 rows (about 7 ms a query) and only larger ones trade recall for speed.
 EXACT_MAX_VECTORS = 100_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 40
-HNSW_EF_SEARCH = 128
+HNSW_EF_SEARCH = 1024  # the search breadth; `rsrt index build --ef-search` changes it per collection
 SINGLE_THREAD_QUERIES = 16  # batches up to this size search on one thread: on 2 shared cores a 2-thread exact
 # single query took ~20 ms however small the index, one thread 0.6 ms at 10^4 rows (benchmarks/results/index.json)
 KINDS = ("exact", "hnsw")

@@ -18,10 +18,6 @@ NAME_RULE = re.compile(r"[A-Za-z0-9._-]+")
 UNLINKABLE = re.compile(r"[\x00-\x1f\x7f]")  # control characters (newline, tab, ...) in a file's path
 MANIFEST, CORPUS, QUERY_CORPUS, ITEMS, INDEX, BUILD_LOCK = ("manifest.json", "corpus.jsonl", "queries.jsonl",
                                                            "items.jsonl", "vectors", "build.lock")
-# HNSW search breadth of a large collection (from index.EXACT_MAX_VECTORS rows): on REAL descriptions (AID-150
-# neighbour collection, benchmarks/results/index_real.json) efSearch 128 recalls 0.83 of the exact top 10, 1024 recalls
-# 0.96 at 0.9 ms a query; the smallest tried that reaches 0.95.
-DEFAULT_EF_SEARCH = 1024
 # Config keys whose change does not change an answer (left out of the compatibility check).
 NOT_IDENTITY = ("concurrency",)
 BASE_URL_VARIABLE = "RSRT_CAPTIONER_BASE_URL"  # the captioner's full server URL(s), whitespace-separated, at search time

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..captioning.registry import EXPECTED_TOKENS, backend_info
+from ..encoders.base import DEFAULT_TEXT_ENCODER
 from ..encoders.cache import OVERWRITE_POLICIES
 from ..metrics import DEFAULT_TIES, TIE_POLICIES
 from ..paths import project_dir
@@ -72,7 +73,7 @@ class CaptionerParams(_Section):
 
 
 class EncoderParams(_Section):
-    spec: str = "all-MiniLM-L6-v2"
+    spec: str = DEFAULT_TEXT_ENCODER
     cache_policy: Literal[OVERWRITE_POLICIES] = "only-missing"
     options: dict = Field(default_factory=dict)
 

@@ -266,9 +266,10 @@ def embedding_pool(work: Path) -> dict:
 def study_on_ray(work: Path) -> dict:
     """`rsrt run --ray auto` captions and embeds the smoke study through the cluster's engine: the same metrics as a
     run here, and the corpus artifact says where it ran."""
-    runs = {}
+    runs, cache = {}, os.environ["RSRT_CACHE_DIR"]
     for name, extra in (("here", []), ("on_ray", ["--ray", "auto", "--actors", "2"])):
         folder = work / f"study-{name}"
+        os.environ["RSRT_CACHE_DIR"] = str(work / f"cache-{name}")  # each run captions and embeds everything itself
         errors = io.StringIO()
         with contextlib.redirect_stderr(errors):
             code = rsrt(["run", str(Path(__file__).resolve().parents[2] / "params" / "smoke.yaml"), "--notebooks", "00", "01",
@@ -278,6 +279,7 @@ def study_on_ray(work: Path) -> dict:
         runs[name] = {"exit_code": code, "stderr": errors.getvalue()[-1500:], "engine": artifacts.get("corpus", {}).get("engine"),
                       "captioned": artifacts.get("corpus", {}).get("summary", {}).get("ok"),
                       "recalls": [metrics.get(k) for k in ("t2i", "i2t", "mR")]}
+    os.environ["RSRT_CACHE_DIR"] = cache
     return runs
 
 

@@ -36,8 +36,8 @@ from rsrt_utils.app.scores import save_scores
 from rsrt_utils.app.server import create_app
 from rsrt_utils.app.uploads import MAX_UPLOAD_BYTES
 from rsrt_utils.cli import build_parser
-from rsrt_utils.commands.serve import DEFAULT_HOST
 from rsrt_utils.logsafe import RedactSecrets
+from rsrt_utils.server_urls import DEFAULT_HOST
 from rsrt_utils.study import audit
 from tests.fakes.bad_images import png_claiming
 from tests.fakes.keys import fake_key

