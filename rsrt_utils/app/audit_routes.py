@@ -10,7 +10,8 @@ from filelock import Timeout
 from pydantic import BaseModel, Field
 
 from ..logsafe import Typed
-from ..study.audit import AUDIT_COUNT_COLUMNS, AUDIT_SCORE_COLUMN, MAX_AUDIT_COUNT, SCORING_INSTRUCTIONS, ScoringSheetError
+from ..study.audit import SCORING_INSTRUCTIONS, ScoringSheetError
+from ..study.audit_columns import AUDIT_COUNT_COLUMNS, AUDIT_SCORE_COLUMN, MAX_AUDIT_COUNT
 from .audit_runs import AuditRun, list_audit_runs
 from .pages import error_response, render
 from .safety import ScrubbedJSONResponse

@@ -15,7 +15,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..study.audit import SHEET_COLUMNS, SHEET_KEY_COLUMNS, AuditSheet, ScoringSheetError, read_audit_items, shown_fields
+from ..study.audit import AuditSheet, ScoringSheetError, read_audit_items, shown_fields
+from ..study.audit_columns import SHEET_COLUMNS, SHEET_KEY_COLUMNS
 from ..study.run_folder import RunFolder, list_runs
 
 _DATA_URI = re.compile(r"data:(image/(?:jpeg|png));base64,([A-Za-z0-9+/=]+)")
@@ -79,7 +80,7 @@ def read_key_rows(template: Path) -> tuple[tuple[str, str, str], ...]:
         missing = [c for c in SHEET_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise ScoringSheetError(f"{template}: missing column(s) {missing}; re-create it with prepare_audit "
-                                    "(notebook 05) or audit.write_scoring_sheet")
+                                    "(notebook 05) or audit_scoring.write_scoring_sheet")
         return tuple(tuple(row[c].strip() for c in SHEET_KEY_COLUMNS) for row in reader)
 
 

@@ -1,4 +1,4 @@
-"""Per-auditor scoring sheets (`audit/scoring_sheet.<auditor>.csv`) in exactly the format of audit.write_scoring_sheet.
+"""Per-auditor scoring sheets (`audit/scoring_sheet.<auditor>.csv`) in exactly the format of audit_scoring.write_scoring_sheet.
 
 Values are validated by audit.read_scoring_sheet itself; saves merge only the rows sent, under a file lock, and
 replace the file atomically, so two auditors or two tabs saving at once lose nothing. A sheet on disk that does not
@@ -18,7 +18,9 @@ from typing import Mapping, Sequence
 from filelock import FileLock
 
 from ..spreadsheet import unescape_cell, write_rows
-from ..study.audit import SCORE_COLUMNS, SHEET_COLUMNS, SHEET_KEY_COLUMNS, ScoringSheetError, read_scoring_sheet
+from ..study.audit import ScoringSheetError
+from ..study.audit_columns import SCORE_COLUMNS, SHEET_COLUMNS, SHEET_KEY_COLUMNS
+from ..study.audit_scoring import read_scoring_sheet
 from ..study.run_folder import RunFolder
 from .audit_runs import AuditRun
 

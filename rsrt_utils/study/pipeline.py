@@ -370,7 +370,7 @@ def _save_baseline(run: StudyRun, dataset: Dataset, result: dict, system: str, b
 def prepare_audit(run: StudyRun, dataset: Dataset) -> dict:
     """Sample images (stratified by class, seeded) and write the audit sheet (HTML + PNG pages) and the
     scoring sheet to fill in, under <run>/audit/."""
-    from . import audit
+    from . import audit, audit_scoring
 
     a = run.params.audit
     if run.is_oracle:
@@ -389,7 +389,7 @@ def prepare_audit(run: StudyRun, dataset: Dataset) -> dict:
     data = audit.write_audit_items(audit.audit_sheet(items, title, dataset.coverage_note(), audit_pixel_note(run, dataset),
                                                      dataset.image_classes), run.folder.writable(run.folder.audit_items))
     html, pages = _audit_sheets(run.folder, data)
-    sheet = audit.write_scoring_sheet(items, run.folder.scoring_sheet)
+    sheet = audit_scoring.write_scoring_sheet(items, run.folder.scoring_sheet)
     info = {"html": str(html), "scoring_sheet": str(sheet), "pages": [str(p) for p in pages], "image_ids": [dataset.image_ids[i] for i in indices]}
     run.save_artifact("audit", info)
     return info
@@ -401,7 +401,7 @@ def _audit_sheets(folder: RunFolder, data: Path) -> tuple[Path, list[Path]]:
     import hashlib
     import inspect
 
-    from . import audit
+    from . import audit, audit_sheets
 
     digest = hashlib.sha256(data.read_bytes() + inspect.getsource(audit).encode()).hexdigest()
     html = folder.audit_sheet_html
@@ -411,8 +411,8 @@ def _audit_sheets(folder: RunFolder, data: Path) -> tuple[Path, list[Path]]:
         if done.get("digest") == digest and html.is_file() and pages and all(p.is_file() for p in pages):
             return html, pages
     sheet = audit.read_audit_items(data)
-    audit.write_audit_sheet_html(sheet, html)
-    pages = audit.plot_audit_sheet(sheet, folder.audit_sheet_png)
+    audit_sheets.write_audit_sheet_html(sheet, html)
+    pages = audit_sheets.plot_audit_sheet(sheet, folder.audit_sheet_png)
     write_json_atomic({"digest": digest, "pages": [str(p) for p in pages]}, folder.sheets_digest)
     return html, pages
 
@@ -430,12 +430,12 @@ def audit_pixel_note(run: StudyRun, dataset: Dataset) -> str | None:
 
 def summarise_audit(run: StudyRun) -> dict | None:
     """Summary of the filled scoring sheets named in audit.filled_sheets (None when there are none)."""
-    from . import audit
+    from . import audit_scoring
 
     sheets = run.params.audit.filled_sheets
     if not sheets:
         return None
-    summary = audit.summarise_scoring_sheets(sheets)
+    summary = audit_scoring.summarise_scoring_sheets(sheets)
     for name, table in summary.items():
         write_frame(table, run.folder.audit_summary(name))
     return summary
@@ -443,15 +443,15 @@ def summarise_audit(run: StudyRun) -> dict | None:
 
 def automatic_audit(run: StudyRun, dataset: Dataset) -> dict:
     """Automatic caption checks for every captioned image: length, diversity, unsupported words."""
-    from . import audit
+    from . import caption_checks
 
     if run.is_oracle:
         import pandas as pd
 
         empty = pd.DataFrame()
         return {"per_image": empty, "summary": "the oracle run has no generated captions to check"}
-    checks = audit.automatic_caption_checks(dataset, corpus_variants(run, dataset))
-    summary = audit.summarise_caption_checks(checks)
+    checks = caption_checks.automatic_caption_checks(dataset, corpus_variants(run, dataset))
+    summary = caption_checks.summarise_caption_checks(checks)
     write_frame(checks, run.folder.writable(run.folder.automatic_checks))
     write_frame(summary["top_unsupported_words"], run.folder.writable(run.folder.unsupported_words))
     return {"per_image": checks, "summary": summary["means"], "top_unsupported_words": summary["top_unsupported_words"]}

@@ -12,7 +12,7 @@ import pytest
 from rsrt_utils.captioning.schema import Variant
 from rsrt_utils.data.dataset import Dataset, ImageRecord
 from rsrt_utils.paths import shared_mirror_dir
-from rsrt_utils.study import audit
+from rsrt_utils.study import audit, audit_scoring, audit_sheets
 
 SCRIPT = "<script>alert('x')</script>"
 COLLECTION = "aid-sample"
@@ -90,8 +90,8 @@ def write_study_run(outputs_root: Path, images_dir: Path, run: str = RUN) -> Pat
     sheet = audit.audit_sheet(items, f"Caption audit: {run}", dataset.coverage_note(),
                               pixel_note="Pixels: the 150×150 AID-150 scene.", all_classes=dataset.image_classes)
     audit.write_audit_items(sheet, folder / "audit_items.json")
-    audit.write_audit_sheet_html(sheet, folder / "audit_sheet.html")
-    audit.write_scoring_sheet(items, folder / "scoring_sheet.csv")
+    audit_sheets.write_audit_sheet_html(sheet, folder / "audit_sheet.html")
+    audit_scoring.write_scoring_sheet(items, folder / "scoring_sheet.csv")
     return folder
 
 

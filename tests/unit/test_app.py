@@ -38,7 +38,7 @@ from rsrt_utils.app.uploads import MAX_UPLOAD_BYTES
 from rsrt_utils.cli import build_parser
 from rsrt_utils.logsafe import RedactSecrets
 from rsrt_utils.server_urls import DEFAULT_HOST
-from rsrt_utils.study import audit
+from rsrt_utils.study import audit_columns, audit_scoring
 from tests.fakes.bad_images import png_claiming
 from tests.fakes.keys import fake_key
 
@@ -351,7 +351,7 @@ def test_scores_are_saved_per_auditor_in_the_scoring_sheet_format_and_shown_on_r
     path = sheet_path(outputs, "alice")
     with path.open(newline="") as handle:
         rows = list(csv.reader(handle))
-    assert tuple(rows[0]) == audit.SHEET_COLUMNS and len(rows) == 41
+    assert tuple(rows[0]) == audit_columns.SHEET_COLUMNS and len(rows) == 41
     with template.open(newline="") as handle:
         assert [r[:3] for r in rows] == [r[:3] for r in csv.reader(handle)]
     assert rows[1] == ["Airport/airport_1.jpg", "airport", "1", "3", "1", "0", "4", 'runway, "terminal"', "alice"]
@@ -391,7 +391,7 @@ def test_filled_sheets_of_two_auditors_summarise_unchanged(client, outputs):
         assert save(client, "bob", image_rows(image_id, (2, n % 2, 1, 3 + n % 2))).status_code == 200
     state = client.get(f"/api/audit/{RUN}", params={"auditor": "bob"}).json()
     assert state["progress"] == "8 of 8 images scored" and state["n_scored_rows"] == 40
-    summary = audit.summarise_scoring_sheets([sheet_path(outputs, "alice"), sheet_path(outputs, "bob")])
+    summary = audit_scoring.summarise_scoring_sheets([sheet_path(outputs, "alice"), sheet_path(outputs, "bob")])
     assert sorted(summary["per_auditor"]["auditor"]) == ["alice", "bob"]
     assert set(summary["agreement"]["n_rows"]) == {40}
     page_text = client.get(f"/audit/{RUN}", params={"auditor": "bob"}).text
@@ -472,7 +472,7 @@ def test_concurrent_saves_from_threads_lose_no_row(client, outputs):
     with ThreadPoolExecutor(max_workers=8) as pool:
         assert list(pool.map(one, jobs)) == [200] * len(jobs)
     for auditor in ("alice", "bob"):
-        sheet = audit.read_scoring_sheet(sheet_path(outputs, auditor))  # complete: every row holds a valid score
+        sheet = audit_scoring.read_scoring_sheet(sheet_path(outputs, auditor))  # complete: every row holds a valid score
         expected = {(image_id, 1 + n % 5) for n, a, image_id in jobs if a == auditor}
         assert set(zip(sheet["image_id"], sheet["completeness_1to5"])) == expected
 
@@ -496,7 +496,7 @@ def test_concurrent_saves_from_processes_lose_no_row(outputs):
     for worker in workers:
         worker.join(timeout=180)
     assert [worker.exitcode for worker in workers] == [0] * 4
-    sheet = audit.read_scoring_sheet(sheet_path(outputs, "dave"))
+    sheet = audit_scoring.read_scoring_sheet(sheet_path(outputs, "dave"))
     assert len(sheet) == 40 and set(sheet["correct_objects"]) == {2} and set(sheet["completeness_1to5"]) == {5}
     assert not list((outputs / RUN / "audit").glob(".*.tmp"))
 

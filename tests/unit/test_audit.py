@@ -13,7 +13,7 @@ from PIL import Image
 
 from rsrt_utils.captioning.schema import Variant
 from rsrt_utils.data.dataset import Dataset, ImageRecord
-from rsrt_utils.study import audit, figures
+from rsrt_utils.study import audit, audit_scoring, audit_sheets, caption_checks, figures
 
 SIZES = {"airport": 10, "beach": 6, "forest": 3, "port": 1}
 SCRIPT = "<script>alert('x')</script>"
@@ -86,7 +86,7 @@ def test_build_items_names_missing_corpus_entries(tmp_path):
 def test_html_sheet_is_self_contained_and_escaped(tmp_path, items):
     items[2].image_path = None  # one image without pixels
     sheet = audit.audit_sheet(items, "Audit <1>", "TOY test: 2 of 3")
-    path = audit.write_audit_sheet_html(sheet, tmp_path / "sheet" / "audit.html")
+    path = audit_sheets.write_audit_sheet_html(sheet, tmp_path / "sheet" / "audit.html")
     text = path.read_text(encoding="utf-8")
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", text, flags=re.I)
     assert "<link" not in text.lower() and "<script" not in text.lower()
@@ -108,20 +108,20 @@ def test_the_audit_is_handed_over_as_data_and_every_sheet_renders_from_it(tmp_pa
     assert sheet.items[0].picture.startswith("data:image/jpeg;base64,") and sheet.items[2].picture is None
     assert sheet.items[0].checks["n_unsupported_words"] == items[0].checks["n_unsupported_words"]
     sheet.items[0].human_captions = ["edited in the data file"]  # what the renderers show comes from the data
-    assert "edited in the data file" in audit.write_audit_sheet_html(sheet, tmp_path / "a.html").read_text()
+    assert "edited in the data file" in audit_sheets.write_audit_sheet_html(sheet, tmp_path / "a.html").read_text()
     with pytest.raises(audit.ScoringSheetError, match="not an audit items file"):
         audit.read_audit_items(tmp_path / "a.html")
 
 
 def test_png_audit_sheet_pages(tmp_path, items):
-    paths = audit.plot_audit_sheet(audit.audit_sheet(items, "t", "c"), tmp_path / "png" / "audit.png", per_page=2)
+    paths = audit_sheets.plot_audit_sheet(audit.audit_sheet(items, "t", "c"), tmp_path / "png" / "audit.png", per_page=2)
     assert [p.name for p in paths] == ["audit_page01.png", "audit_page02.png"]
     for p in paths:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and p.stat().st_size > 5_000
 
 
 def test_scoring_sheet_rows_columns_and_instructions(tmp_path, items):
-    path = audit.write_scoring_sheet(items, tmp_path / "scores.csv")
+    path = audit_scoring.write_scoring_sheet(items, tmp_path / "scores.csv")
     with path.open(newline="") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["image_id", "scene_class", "variant", "correct_objects", "hallucinated_objects",
@@ -129,7 +129,7 @@ def test_scoring_sheet_rows_columns_and_instructions(tmp_path, items):
     assert len(rows) == 1 + 15
     assert rows[1][:3] == ["airport_0.jpg", "airport", "1"] and rows[-1][:3] == ["beach_0.jpg", "beach", "5"]
     assert all(cell == "" for row in rows[1:] for cell in row[3:])
-    assert "completeness_1to5" in audit.scoring_instructions_path(path).read_text()
+    assert "completeness_1to5" in audit_scoring.scoring_instructions_path(path).read_text()
 
 
 # --------------------------------------------------------------------------------------------- summaries
@@ -150,13 +150,13 @@ SHEET_B = {"correct_objects": [2, 3, 4, 5, 6], "hallucinated_objects": [0, 0, 1,
 
 @pytest.fixture
 def one_image_sheet(tmp_path, items):
-    return audit.write_scoring_sheet(items[:1], tmp_path / "empty.csv")
+    return audit_scoring.write_scoring_sheet(items[:1], tmp_path / "empty.csv")
 
 
 def test_identical_sheets_agree_perfectly(tmp_path, one_image_sheet):
     fill_sheet(one_image_sheet, SHEET_A, "ann", tmp_path / "a.csv")
     fill_sheet(one_image_sheet, SHEET_A, "bob", tmp_path / "b.csv")
-    summary = audit.summarise_scoring_sheets([tmp_path / "a.csv", tmp_path / "b.csv"])
+    summary = audit_scoring.summarise_scoring_sheets([tmp_path / "a.csv", tmp_path / "b.csv"])
     agreement = summary["agreement"].set_index("score")
     assert (agreement["exact_agreement"] == 1.0).all() and (agreement["n_rows"] == 5).all()
     assert agreement.at["completeness_1to5", "kappa_quadratic"] == pytest.approx(1.0)
@@ -167,7 +167,7 @@ def test_identical_sheets_agree_perfectly(tmp_path, one_image_sheet):
 def test_constructed_disagreement_matches_hand_computation(tmp_path, one_image_sheet):
     fill_sheet(one_image_sheet, SHEET_A, "ann", tmp_path / "a.csv")
     fill_sheet(one_image_sheet, SHEET_B, "bob", tmp_path / "b.csv")
-    summary = audit.summarise_scoring_sheets([tmp_path / "a.csv", tmp_path / "b.csv"])
+    summary = audit_scoring.summarise_scoring_sheets([tmp_path / "a.csv", tmp_path / "b.csv"])
     agreement = summary["agreement"].set_index("score")
     # completeness 1..5 vs 1,2,3,4,4: sum(W*O) = 1/16, sum(W*E) = 85/80, kappa = 1 - 1/17 = 16/17
     assert agreement.at["completeness_1to5", "kappa_quadratic"] == pytest.approx(16 / 17)
@@ -193,7 +193,7 @@ def test_quadratic_kappa_agrees_with_a_second_formula():
     # kappa_w = 1 - sum((a-b)^2) / (n * E[(A-B)^2] under independence)
     expected = np.mean([(x - y) ** 2 for x in a for y in b])
     manual = 1 - np.sum((a - b) ** 2) / (len(a) * expected)
-    assert audit.quadratic_weighted_kappa(a, b) == pytest.approx(manual)
+    assert audit_scoring.quadratic_weighted_kappa(a, b) == pytest.approx(manual)
 
 
 @pytest.mark.parametrize("column, value, message", [
@@ -207,7 +207,7 @@ def test_invalid_values_name_file_row_and_column(tmp_path, one_image_sheet, colu
     scores[column][2] = value
     fill_sheet(one_image_sheet, scores, "ann", tmp_path / "bad.csv")
     with pytest.raises(audit.ScoringSheetError) as error:
-        audit.summarise_scoring_sheets([tmp_path / "bad.csv"])
+        audit_scoring.summarise_scoring_sheets([tmp_path / "bad.csv"])
     text = str(error.value)
     assert "bad.csv" in text and "row 3" in text and "CSV line 4" in text and repr(column) in text and message in text
 
@@ -218,13 +218,13 @@ def test_sheets_with_different_rows_are_refused(tmp_path, one_image_sheet):
     frame = pd.read_csv(tmp_path / "b.csv").iloc[:4]
     frame.to_csv(tmp_path / "b.csv", index=False)
     with pytest.raises(audit.ScoringSheetError, match="variant 5 is only in"):
-        audit.summarise_scoring_sheets([tmp_path / "a.csv", tmp_path / "b.csv"])
+        audit_scoring.summarise_scoring_sheets([tmp_path / "a.csv", tmp_path / "b.csv"])
 
 
 def test_missing_column_is_named(tmp_path, one_image_sheet):
     pd.read_csv(one_image_sheet).drop(columns=["direction_errors"]).to_csv(tmp_path / "c.csv", index=False)
     with pytest.raises(audit.ScoringSheetError, match="direction_errors"):
-        audit.read_scoring_sheet(tmp_path / "c.csv")
+        audit_scoring.read_scoring_sheet(tmp_path / "c.csv")
 
 
 # --------------------------------------------------------------------------------------------- automatic checks
@@ -242,7 +242,7 @@ def tiny_corpus_dataset():
 
 def test_automatic_checks_hand_computed():
     dataset, corpus = tiny_corpus_dataset()
-    checks = audit.automatic_caption_checks(dataset, corpus).set_index("image_id")
+    checks = caption_checks.automatic_caption_checks(dataset, corpus).set_index("image_id")
     assert list(checks.index) == ["house_1.jpg", "house_2.jpg"]  # house_3 has no variants: skipped
     first = checks.loc["house_1.jpg"]
     assert first["mean_words_one_sentence"] == 4.5 and first["mean_words_feature"] == 4.5
@@ -256,7 +256,7 @@ def test_automatic_checks_hand_computed():
     assert second["n_duplicate_variants"] == 1 and second["diversity"] == 0.0
     assert second["unsupported_words"] == ["red", "trees"]  # this image's captions never mention trees
 
-    summary = audit.summarise_caption_checks(checks.reset_index())
+    summary = caption_checks.summarise_caption_checks(checks.reset_index())
     assert summary["means"].at[0, "n_unsupported_words"] == 2.0
     top = summary["top_unsupported_words"].set_index("word")
     assert top.at["red", "n_images"] == 2 and top.at["red", "share_of_images"] == 1.0
@@ -264,24 +264,24 @@ def test_automatic_checks_hand_computed():
 
 
 def test_plural_folding_and_content_words():
-    assert audit.singular("trees") == "tree" and audit.singular("factories") == "factory"
-    assert audit.singular("grass") == "grass" and audit.singular("houses") == "house"
-    assert audit.content_words("The river in the NORTH-west, two bridges") == ["river", "bridges"]
+    assert caption_checks.singular("trees") == "tree" and caption_checks.singular("factories") == "factory"
+    assert caption_checks.singular("grass") == "grass" and caption_checks.singular("houses") == "house"
+    assert caption_checks.content_words("The river in the NORTH-west, two bridges") == ["river", "bridges"]
 
 
 def test_automatic_checks_name_corpus_mismatch():
     dataset, _ = tiny_corpus_dataset()
     with pytest.raises(ValueError, match="none of the 3 images"):
-        audit.automatic_caption_checks(dataset, {"other.jpg": []})
+        caption_checks.automatic_caption_checks(dataset, {"other.jpg": []})
 
 
 def test_scene_class_words_named_or_another_class_named():
     classes = ["church", "denseresidential", "stadium", "storagetanks", "unlabelled"]
-    assert audit.class_mentions("Dense residential houses around a church.", "denseresidential", classes) == (True, ["church"])
-    assert audit.class_mentions("Two large tanks by a road.", "storagetanks", classes) == (True, [])
-    assert audit.class_mentions("A stadium with a running track.", "church", classes) == (False, ["stadium"])
+    assert caption_checks.class_mentions("Dense residential houses around a church.", "denseresidential", classes) == (True, ["church"])
+    assert caption_checks.class_mentions("Two large tanks by a road.", "storagetanks", classes) == (True, [])
+    assert caption_checks.class_mentions("A stadium with a running track.", "church", classes) == (False, ["stadium"])
     # a residential class word does not count as naming another residential class
-    assert audit.class_mentions("A residential area.", "denseresidential", classes + ["sparseresidential"]) == (True, [])
+    assert caption_checks.class_mentions("A residential area.", "denseresidential", classes + ["sparseresidential"]) == (True, [])
 
 
 def test_description_corpus_sheet_flags_the_wrong_scene_at_a_glance(tmp_path):
@@ -290,11 +290,11 @@ def test_description_corpus_sheet_flags_the_wrong_scene_at_a_glance(tmp_path):
     item = audit.AuditItem(0, "church_1.jpg", "church", None, ["a church with a red roof"],
                            [Variant.description("A large stadium with a track and <b>stands</b>.")])
     sheet = audit.audit_sheet([item], "t", "c", pixel_note="model saw 224 px", all_classes=["church", "stadium"])
-    html_text = audit.write_audit_sheet_html(sheet, tmp_path / "a.html").read_text()
+    html_text = audit_sheets.write_audit_sheet_html(sheet, tmp_path / "a.html").read_text()
     assert "scene class NOT named" in html_text and "names other classes: stadium" in html_text
     assert "<mark>stadium</mark>" in html_text and "&lt;b&gt;stands&lt;/b&gt;" in html_text
     assert "model saw 224 px" in html_text and "<th>description</th>" in html_text
     assert "<th>one_sentence</th>" not in html_text  # a description has no structured fields to show
-    row = audit.check_image_variants(item.variants, item.human_captions, "church", ["church", "stadium"])
+    row = caption_checks.check_image_variants(item.variants, item.human_captions, "church", ["church", "stadium"])
     assert "mean_words_one_sentence" not in row and row["mean_words_caption"] == 8.0
     assert row["class_word_present"] is False and row["other_classes_named"] == ["stadium"]
