@@ -55,6 +55,9 @@ class BackendInfo:
     own_server: bool = False         # with base_url it talks to a server of your own: its prices and models are yours
     options_from_base: bool = False  # its constructor takes its base class's options too (openai-batch: the chat's)
     extra: str | None = None         # the optional install it needs (pip install 'rsrt[EXTRA]'); None: the core
+    ray_processor: bool = False      # on Ray it runs as a Ray Data LLM processor (vLLM engines), not in caption actors
+    human_captions: bool = False     # its "descriptions" are the benchmark's own captions (the oracle, a ceiling)
+    published_corpora: bool = False  # it reads the published VLM corpora named by captioner.corpora
 
     @property
     def in_collections(self) -> bool:
@@ -79,7 +82,7 @@ BACKENDS_INFO = {info.name: info for info in (
                 "a local Hugging Face vision-language model", required=("model",), extra="local-vlm"),
     BackendInfo("vllm", "rsrt_utils.scaleout.vllm_engine", "VLLMEngineBackend", False, True,
                 "vLLM engines on a Ray cluster's GPU workers (ray.data.llm; --ray; pip install 'rsrt[vllm]')",
-                required=("model",), needs_ray=True, extra="vllm"),
+                required=("model",), needs_ray=True, extra="vllm", ray_processor=True),
     BackendInfo("neighbour", "rsrt_utils.captioning.neighbour", "NeighbourCaptioner", False, True,
                 "caption transfer from the train split's nearest images (uses in-domain train captions; not zero-shot)",
                 command_options=(), prepare="rsrt_utils.captioning.neighbour:check_bank_option",
@@ -91,10 +94,10 @@ BACKENDS_INFO = {info.name: info for info in (
                 study_corpus=True),
     BackendInfo("published", None, None, False, False,
                 "published VLM descriptions of the benchmark's test images (captioner.corpora)", command_options=(),
-                structured=False,                study_corpus=True),
+                structured=False, study_corpus=True, published_corpora=True),
     BackendInfo("oracle", None, None, False, False,
                 "the human captions themselves, leave-one-out (a ceiling)", command_options=(),
-                study_corpus=True),
+                study_corpus=True, human_captions=True),
 )}
 BACKENDS = tuple(name for name, info in BACKENDS_INFO.items() if info.module)  # those with a backend object
 STUDY_BACKENDS = tuple(BACKENDS_INFO)                                          # what captioner.backend may name

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 
 from ..captioning.backend import CaptionRequest
+from ..captioning.registry import backend_info
 
 
 def is_vllm(config: dict) -> bool:
-    return config.get("backend") == "vllm"
+    return backend_info(config["backend"]).ray_processor
 
 
 def _backend(config: dict):

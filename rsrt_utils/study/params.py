@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..captioning.registry import EXPECTED_TOKENS, backend_info
+from ..captioning.registry import BACKENDS_INFO, EXPECTED_TOKENS, backend_info
 from ..encoders.base import DEFAULT_TEXT_ENCODER
 from ..encoders.cache import OVERWRITE_POLICIES
 from ..metrics import DEFAULT_TIES, TIE_POLICIES
@@ -151,9 +151,10 @@ class RunParams(_Section):
     @model_validator(mode="after")
     def _check_published(self):
         c = self.captioner
-        if c.backend != "published":
+        if not backend_info(c.backend).published_corpora:
             if c.corpora:
-                raise ValueError(f"captioner.corpora is for backend 'published', not {c.backend!r}")
+                readers = [n for n, info in BACKENDS_INFO.items() if info.published_corpora]
+                raise ValueError(f"captioner.corpora is for backend {' or '.join(map(repr, readers))}, not {c.backend!r}")
             return self
         from ..data.published_corpora import PUBLISHED_CORPORA
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..captioning.registry import backend_info
 from ..data import Dataset, load_dataset
 from ..data.store import ensure_store
 from ..engine import Engine, Where
@@ -50,7 +51,8 @@ class StudyRun:
 
     @property
     def is_oracle(self) -> bool:
-        return self.params.captioner.backend == "oracle"
+        """Whether the run's "descriptions" are the human captions themselves (the oracle, a ceiling)."""
+        return backend_info(self.params.captioner.backend).human_captions
 
 
 def split_source(run: StudyRun) -> dict:

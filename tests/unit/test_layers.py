@@ -60,3 +60,29 @@ def test_a_cycle_breaks_the_acyclic_contract(package_copy):
     result = lint(package_copy)
     assert result.returncode == 1
     assert "No import cycle between the modules of a package BROKEN" in result.stdout
+
+
+def test_no_backend_name_is_compared_outside_the_registry():
+    """What a backend is or needs is a field of its registry entry, never `backend == "<name>"` somewhere else."""
+    import re
+
+    from rsrt_utils.captioning.registry import BACKENDS_INFO
+
+    names = "|".join(re.escape(n) for n in BACKENDS_INFO)
+    pattern = re.compile(rf"""[=!]=\s*["']({names})["']|["']({names})["']\s*[=!]=|in \(["']({names})["']""")
+    found = [f"{path.relative_to(PROJECT)}:{number}: {line.strip()}"
+             for path in sorted((PROJECT / "rsrt_utils").rglob("*.py")) if path.name != "registry.py"
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if pattern.search(line) and "data_command" not in line and 'name == "published"' not in line]
+    assert found == []
+
+
+def test_backend_capabilities_are_read_through_the_declared_list():
+    """An optional backend attribute is one of backend.CAPABILITIES, read with `capability`, never `getattr(backend, ...)`."""
+    import re
+
+    pattern = re.compile(r"(getattr|hasattr)\((self\.)?backend,")
+    found = [f"{path.relative_to(PROJECT)}:{number}" for path in sorted((PROJECT / "rsrt_utils").rglob("*.py"))
+             for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+             if pattern.search(line) and "def capability" not in line and path.name != "backend.py"]
+    assert found == []
