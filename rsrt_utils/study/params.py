@@ -14,7 +14,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from ..captioning.registry import BACKENDS_INFO, EXPECTED_TOKENS, backend_info
+from ..captioning.registry import BACKENDS_INFO, EXPECTED_TOKENS, backend_info, default_prices
 from ..encoders.base import DEFAULT_TEXT_ENCODER
 from ..encoders.cache import OVERWRITE_POLICIES
 from ..metrics import DEFAULT_TIES, TIE_POLICIES
@@ -66,8 +66,10 @@ class CaptionerParams(_Section):
     def _known_backend(cls, value: str) -> str:
         backend_info(value)  # ValueError naming the known backends, with a "did you mean"
         return value
-    prices: dict | None = Field(None, description="USD per million tokens {input_per_1m, output_per_1m} "
-                                "(default: the backend's list prices in the captioning registry; check yours)")
+    prices: dict = Field(default_factory=lambda: {**default_prices(), "batch_discount": 0.5},
+                         description="USD per million tokens {input_per_1m, output_per_1m}: when given, the estimate "
+                                     "uses these; left out, the backend's own list prices in the captioning registry "
+                                     "(the value recorded then is openai-chat's, as every run so far has recorded it)")
     expected_tokens: dict = Field(default_factory=lambda: dict(EXPECTED_TOKENS),
                                   description="tokens per image, for the cost estimate shown before a paid run")
 

@@ -121,7 +121,8 @@ def cost_estimate(run: StudyRun, dataset: Dataset) -> dict:
 
     c = run.params.captioner
     calls = 2 if c.image_query == "backend" else 1
-    estimate = estimate_for(c.backend, dataset.n_images * calls, c.model, c.options.get("base_url"), c.prices,
+    given = c.prices if "prices" in c.model_fields_set else None  # else the backend's registry prices
+    estimate = estimate_for(c.backend, dataset.n_images * calls, c.model, c.options.get("base_url"), given,
                             c.expected_tokens)
     return estimate or {"usd": 0.0, "text": f"backend {c.backend!r} runs locally or on your own server: no API cost"}
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from rsrt_utils.evaluation import metrics_record as record_of
 from rsrt_utils.scaleout.captioning import key_variables
 from rsrt_utils.search.collection import Collection
 from rsrt_utils.study import book, pipeline, report
+from rsrt_utils.study.params import parse_params
 from rsrt_utils.study.smoke import make_smoke_dataset
 from tests.fakes.keys import fake_key
 
@@ -124,6 +126,13 @@ def test_a_paid_http_backend_is_priced_keyed_and_checked_by_its_own_entry(toyclo
     assert key_variables({"backend": "toycloud"}) == ("TOYCLOUD_KEY",), "under --ray the workers get its key variable"
     assert main(build[:-1] + ["--name", "other", "--model", "toy-2", "--dry-run"]) == 0  # any model name is its own
     assert "no list price for model 'toy-2'" in capsys.readouterr().out
+
+    params = parse_params({"run_name": "toy", "captioner": {"backend": "toycloud", "options": {"base_url": toycloud}}})
+    estimate = pipeline.cost_estimate(pipeline.StudyRun(params, tmp_path / "run"), SimpleNamespace(n_images=1000))
+    assert estimate["usd"] == round(1000 * (550 * 1.0 + 1000 * 3.0) / 1e6, 4) and "toycloud.invalid" in estimate["text"]
+    mine = parse_params({"run_name": "toy", "captioner": {"backend": "toycloud", "options": {"base_url": toycloud},
+                                                          "prices": {"input_per_1m": 0.0, "output_per_1m": 1.0}}})
+    assert pipeline.cost_estimate(pipeline.StudyRun(mine, tmp_path / "run"), SimpleNamespace(n_images=1000))["usd"] == 1.0
 
 
 # ---------------------------------------------------------------- a metric: one Metric in metrics_record.METRICS
