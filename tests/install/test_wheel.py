@@ -34,8 +34,14 @@ def installed(tmp_path_factory):
     """A new virtual environment with the wheel installed; the dependencies come from the test's environment (a
     path entry after its own site-packages, so the wheel's rsrt_utils is the one imported)."""
     work = tmp_path_factory.mktemp("wheel")
+    source = work / "source"  # the tracked files, so that building writes nothing into the checkout either
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=PROJECT, capture_output=True, check=True).stdout.split(b"\0")
+    for name in filter(None, (t.decode() for t in tracked)):
+        target = source / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(PROJECT / name, target, follow_symlinks=False)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(work / "dist"),
-                    str(PROJECT)], check=True, capture_output=True, timeout=600)
+                    str(source)], check=True, capture_output=True, timeout=600)
     wheel, = (work / "dist").glob("rsrt-*.whl")
     venv = work / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)

@@ -1,1 +1,0 @@
-"""The study layer: validated run parameters, the papermill runner, sweeps, reports, figures and audits."""
