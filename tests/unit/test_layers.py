@@ -86,3 +86,21 @@ def test_backend_capabilities_are_read_through_the_declared_list():
              for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
              if pattern.search(line) and "def capability" not in line and path.name != "backend.py"]
     assert found == []
+
+
+def test_each_backend_lives_in_the_layer_of_its_extra():
+    """The registry names backend modules by string (no import edge a tool sees), so this checks it: a core backend's
+    module is in the lean core, a backend of an extra lives outside it and says which extra it needs."""
+    import tomllib
+
+    from rsrt_utils.captioning.registry import BACKENDS_INFO
+
+    contracts = tomllib.loads((PROJECT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    core = next(c for c in contracts if c["id"] == "lean-core")["source_modules"]
+    extras = tomllib.loads((PROJECT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    for info in BACKENDS_INFO.values():
+        if info.module is None:
+            continue
+        in_core = any(info.module == m or info.module.startswith(m + ".") for m in core)
+        assert in_core or info.extra is not None, f"{info.name}: {info.module} is outside the core but names no extra"
+        assert info.extra is None or info.extra in extras, f"{info.name}: extra {info.extra!r} is not in pyproject"
