@@ -434,7 +434,7 @@ def plot_comparison(rows: pd.DataFrame, path: Path | str | None = None, title: s
     palette = {f"measured: {s}": colormaps["tab10"].colors[i % 10] for i, s in enumerate(settings)}
     palette[QUOTED_LABEL] = QUOTED_COLOUR
     sizes = [int((rows["dataset"] == d).sum()) for d in datasets]
-    fig = Figure(figsize=(10.0, 0.42 * sum(sizes) + 1.3 * len(datasets) + 1.6), layout="constrained")
+    fig = Figure(figsize=(10.0, 0.6 * sum(sizes) + 1.3 * len(datasets) + 1.6), layout="constrained")
     grid = fig.add_gridspec(len(datasets) + 1, 1, height_ratios=[max(s, 1) for s in sizes] + [1.2])
     with sns.axes_style("whitegrid"):
         axes = [fig.add_subplot(grid[i, 0]) for i in range(len(datasets))]
@@ -448,6 +448,15 @@ def plot_comparison(rows: pd.DataFrame, path: Path | str | None = None, title: s
     legend_row(fig.add_subplot(grid[-1, 0]), handles, ncol=min(3, len(handles)))
     add_title(fig, title, coverage)
     return save_figure(fig, path)
+
+
+LABEL_WIDTH, LABEL_LINES = 34, 3  # characters a bar's label is wrapped to, and its lines at most
+
+
+def system_label(system: str, setting: str) -> str:
+    """A bar's label: the system wrapped to LABEL_WIDTH characters on at most LABEL_LINES lines, its setting (two at
+    most) below."""
+    return f"{wrap(system, LABEL_WIDTH, LABEL_LINES)}\n[{wrap(setting, LABEL_WIDTH, 2)}]"
 
 
 def _comparison_panel(ax, panel: pd.DataFrame, dataset_name: str, palette: dict) -> None:
@@ -466,7 +475,7 @@ def _comparison_panel(ax, panel: pd.DataFrame, dataset_name: str, palette: dict)
         end = row["mR"] if quoted or pd.isna(row["ci_high"]) else row["ci_high"]
         ax.text(end + 0.6, slot, f"{row['mR']:.2f}" + (" (quoted)" if quoted else ""), va="center", fontsize=8,
                 color=NOTE_COLOUR if quoted else "black")
-    ax.set_yticks(panel["slot"], [f"{s}\n[{st}]" for s, st in zip(panel["system"], panel["setting"])], fontsize=8)
+    ax.set_yticks(panel["slot"], [system_label(s, st) for s, st in zip(panel["system"], panel["setting"])], fontsize=8)
     ax.set_title(str(dataset_name), fontsize=11, loc="left", fontweight="bold")
     ax.set(xlabel="mR (%), mean of R@1/5/10 in both directions", ylabel="")
 
