@@ -25,7 +25,7 @@ def make_run(root: Path, name: str, mr: float, complete: bool = True) -> Path:
     (folder / "notebooks").mkdir(parents=True)
     (folder / "params.resolved.yaml").write_text(f"run_name: {name}\n")
     (folder / "provenance.json").write_text(json.dumps({"git": {"revision": "abc123"}}))
-    metrics = {"run_name": name, "dataset": "rsitmd", "n_images": 452, "n_queries": {"t2i": 2260, "i2t": 452},
+    metrics = {"run_name": name, "dataset": "rsitmd", "split": "test", "n_images": 452, "n_queries": {"t2i": 2260, "i2t": 452},
                "captioner": "published:llava+qwenvl", "encoder": "st:all-MiniLM-L6-v2", "pooling": "max",
                "field": "caption", "label": "zero-shot: nothing from any train split", "coverage": "RSITMD test",
                "t2i": {"R@1": 8.0, "R@5": 25.0, "R@10": 38.0}, "i2t": {"R@1": 5.0, "R@5": 17.0, "R@10": 24.0},
