@@ -49,6 +49,8 @@ PUBLISHED = (
     Published("RemoteCLIP ViT-B/32", "RemoteCLIP", "ViT-B/32", "trained on RSITMD+RSICD train",
               "RemoteCLIP paper, Table II"),
     Published("GeoRSCLIP-FT", "GeoRSCLIP-FT", "ViT-B/32", "fine-tuned", "RS5M paper, Table II"),
+    Published("RemoteCLIP ViT-B/32 (SkyScript protocol)", "RemoteCLIP", "ViT-B/32", "trained on RSITMD+RSICD train",
+              "SkyScript paper (duplicate captions merged, a prompt prepended: another mR convention)", in_comparison=False),
 )
 CLIP_FAMILIES = ("CLIP", "CLIP (TRSLLaVA paper's baseline)", "GeoRSCLIP", "RemoteCLIP", "GeoRSCLIP-FT")
 

@@ -67,7 +67,8 @@ DATASETS_INFO = {record.name: record for record in (
         published_mr={"TRSLLaVA (GPT-4.1 captions, T2T)": 42.62, "zero-shot CLIP (paper's baseline)": 23.86,
                       "CLIP ViT-B/32": 24.19, "GeoRSCLIP ViT-B/32": 35.68, "GeoRSCLIP ViT-B/32 zero-shot (RS5M README)": 35.33,
                       "GeoRSCLIP ViT-H/14": 40.38, "AMFMN": 29.72, "GaLR": 31.41, "PIR": 38.24,
-                      "RemoteCLIP ViT-B/32": 49.38, "GeoRSCLIP-FT": 51.81},
+                      "RemoteCLIP ViT-B/32": 49.38, "GeoRSCLIP-FT": 51.81,
+                      "RemoteCLIP ViT-B/32 (SkyScript protocol)": 44.25},
         published_recalls={"CLIP ViT-B/32": {"i2t R@1": 9.51, "i2t R@5": 23.01, "i2t R@10": 32.74,
                                              "t2i R@1": 8.81, "t2i R@5": 27.88, "t2i R@10": 43.19}}),
     BenchmarkDataset(

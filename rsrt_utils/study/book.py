@@ -34,7 +34,8 @@ import pandas as pd
 
 from ..fileutil import check_replaceable, swap_in
 from ..metrics_record import summary_metrics
-from ..paths import outputs_dir
+from ..paths import outputs_dir, project_dir
+from .book_notebooks import clean_notebook
 from .run_folder import RunFolder, list_runs
 
 DOC_PAGES = ("method", "protocol")
@@ -261,8 +262,20 @@ exclude_patterns = ["_build"]
 '''
 
 
+def shown_paths(folder: RunFolder) -> dict[str, str]:
+    """How the book writes the machine's absolute paths: relative to the project (outputs/<run>/...), or `~`."""
+    outputs = folder.path.resolve().parent
+    project = project_dir()
+    roots = {str(outputs): f"{outputs.relative_to(project)}" if project and outputs.is_relative_to(project) else "outputs"}
+    if project:
+        roots[str(project)] = "."
+    roots[str(Path.home())] = "~"
+    return roots
+
+
 def write_source(source: Path, runs: list[Path], left_out: dict[str, str]) -> None:
-    """The Sphinx source of the book (in a new folder): pages from the run files, notebooks copied, docs pages copied."""
+    """The Sphinx source of the book (in a new folder): pages from the run files, notebooks cleaned for readers
+    (book_notebooks.py), docs pages copied."""
     (source / "runs").mkdir(parents=True)
     (source / "conf.py").write_text(CONF_PY, encoding="utf-8")
     (source / "index.md").write_text(_index_page(runs, left_out), encoding="utf-8")
@@ -273,7 +286,7 @@ def write_source(source: Path, runs: list[Path], left_out: dict[str, str]) -> No
         if folder.audit_first_page.is_file():
             shutil.copyfile(folder.audit_first_page, target / folder.audit_first_page.name)
         for notebook in sorted(folder.notebooks.glob("*.ipynb")):
-            shutil.copyfile(notebook, target / notebook.name)
+            clean_notebook(notebook, target / notebook.name, shown_paths(folder))
             notebooks.append(notebook.stem)
         (source / "runs" / f"{folder.name}.md").write_text(_run_page(folder, notebooks), encoding="utf-8")
     for page in DOC_PAGES:
