@@ -35,13 +35,14 @@ import pandas as pd
 from ..fileutil import check_replaceable, swap_in
 from ..metrics_record import summary_metrics
 from ..paths import outputs_dir, project_dir
+from . import findings
 from .book_notebooks import clean_notebook
+from .chapters import CHAPTERS
 from .run_folder import RunFolder, list_runs
 
-DOC_PAGES = ("method", "protocol")
+DOC_PAGES = ("method", "protocol", "findings")
 STUDY_FILES = Path(__file__).resolve().parent  # notebooks/, docs/, results/ ship with the package
 BENCHMARK_RESULTS = STUDY_FILES / "results"  # the benchmarks' results files (benchmarks/results in a checkout)
-MAX_BENCHMARK_ROWS = 60
 BOOK_KIND = "book"  # the owner mark of a folder `rsrt book` made
 _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
 HEADLINE_COLUMNS = ["run", "dataset", "images", "setting", "mR", "95 % CI (images)", "quoted lines"]
@@ -119,15 +120,26 @@ def _index_page(runs: list[Path], left_out: dict[str, str]) -> str:
     table, quoted = markdown_table(headline_table(runs)), markdown_table(quoted_table())
     missing = "".join(f"\n- `{run}`: {why}" for run, why in sorted(left_out.items()))
     toc = "\n".join(f"runs/{r.name}" for r in runs)
+    chapters = "\n".join(f"results/{name}" for name in CHAPTERS)
     return f"""# rsrt: the study
 
-Training-free, text-to-text remote-sensing image retrieval, reproduced: every complete run under `outputs/`, side by
-side with the published figures it is read against. mR = mean of R@1/5/10 in both directions (percent); intervals are
-95 % image-level bootstraps; *measured* rows were computed here on the images their run names, *quoted* rows come from
-the paper in their source. The setting says what a run may use: zero-shot, in-domain train captions, or a ceiling.
+Training-free, text-to-text remote-sensing image retrieval, reproduced. mR = mean of R@1/5/10 in both directions
+(percent); intervals are 95 % image-level bootstraps; *measured* figures were computed by this project, *quoted* ones
+come from the papers named. The setting says what a result may use: zero-shot, in-domain train captions, or a ceiling.
+
+## What it finds
+
+{findings.summary()}
+
+{findings.markdown(findings.headline_table())}
+
+From {findings.sources_line()}. The chapters under *Results* hold every figure behind these, each with the command
+that reproduces it.
 
 (headline)=
-## Measured runs
+## The runs in this book
+
+![mR of every complete run here beside the quoted figures](comparison.png)
 
 {table}
 
@@ -135,6 +147,13 @@ the paper in their source. The setting says what a run may use: zero-shot, in-do
 
 {quoted}
 {"" if not missing else chr(10) + "Runs left out (the book never runs a notebook):" + missing + chr(10)}
+```{{toctree}}
+:maxdepth: 1
+:caption: Results
+
+{chapters}
+```
+
 ```{{toctree}}
 :maxdepth: 1
 :caption: Runs
@@ -148,6 +167,7 @@ the paper in their source. The setting says what a run may use: zero-shot, in-do
 
 method
 protocol
+findings
 benchmarks
 ```
 """
@@ -232,15 +252,60 @@ def _flatten(value, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix, str(value))]
 
 
+BENCHMARKS_README = STUDY_FILES / "benchmarks_readme.md"  # benchmarks/README.md: what each script measures
+MAX_TABLE_ROWS, MAX_TABLE_COLUMNS = 25, 12
+
+
+def benchmark_catalogue(readme: Path = BENCHMARKS_README) -> dict[str, tuple[str, str]]:
+    """results file name -> (script, what it measures), from the tables of benchmarks/README.md."""
+    catalogue = {}
+    for line in readme.read_text(encoding="utf-8").splitlines() if readme.is_file() else []:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        script = re.match(r"`([\w.]+\.py)`", cells[0]) if cells else None
+        if script and len(cells) >= 3:
+            for name in re.findall(r"([\w]+\.json)", " ".join(cells[2:])):
+                catalogue.setdefault(name, (script.group(1), cells[1]))
+    return catalogue
+
+
+def _row_lists(value, depth: int = 0):
+    """Every list of records (dicts) in a JSON value, to depth 3."""
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        yield value
+    if depth < 3 and isinstance(value, dict):
+        for item in value.values():
+            yield from _row_lists(item, depth + 1)
+
+
+def _main_table(data) -> pd.DataFrame:
+    """A results file's main table: its longest list of records (scalar columns), else its top-level figures."""
+    lists = sorted(_row_lists(data), key=len, reverse=True)
+    if lists:
+        frame = pd.json_normalize(lists[0][:MAX_TABLE_ROWS], max_level=1)
+        scalar = [c for c in frame.columns if frame[c].map(lambda v: not isinstance(v, (list, dict))).all()]
+        return frame[scalar[:MAX_TABLE_COLUMNS]]
+    leaves = _flatten(data)[:MAX_TABLE_ROWS]
+    return pd.DataFrame(leaves, columns=["figure", "value"])
+
+
 def _benchmarks_page(results: Path) -> str:
+    """Every results file: its question, the command that writes it, the machine, its conclusion and its main table."""
+    catalogue = benchmark_catalogue()
     parts = ["# Benchmark results", "",
-             "Every `benchmarks/results/*.json` as written by its benchmark (the command is in each file's script); "
-             f"the first {MAX_BENCHMARK_ROWS} values of each are shown, the file holds the rest."]
+             "Every `benchmarks/results/*.json`: what it answers and how to rerun it (from `benchmarks/README.md` "
+             f"where the file does not say), the machine it was measured on, and its main table (the first "
+             f"{MAX_TABLE_ROWS} rows; the file holds the rest).", ""]
     for path in sorted(results.glob("*.json")):
-        leaves = _flatten(json.loads(path.read_text()))
-        shown = pd.DataFrame(leaves[:MAX_BENCHMARK_ROWS], columns=["key", "value"])
-        more = f"\n\n({len(leaves) - MAX_BENCHMARK_ROWS} more values in the file.)" if len(leaves) > MAX_BENCHMARK_ROWS else ""
-        parts += [f"## {path.stem}", "", f"`benchmarks/results/{path.name}`", "", markdown_table(shown) + more, ""]
+        data = json.loads(path.read_text(encoding="utf-8"))
+        script, what = catalogue.get(path.name, (None, None))
+        record = data if isinstance(data, dict) else {}
+        question = record.get("question") or what or record.get("what") or record.get("benchmark") or "not stated"
+        command = record.get("command") or (f"python benchmarks/{script}" if script else "see benchmarks/README.md")
+        lines = [f"## {path.stem}", "", f"- **Question**: {question}", f"- **Command**: `{command}`",
+                 f"- **Measured on**: {findings.machine_of(record)}"]
+        if record.get("conclusion"):
+            lines.append(f"- **Conclusion**: {record['conclusion']}")
+        parts += [*lines, "", markdown_table(_main_table(data)), ""]
     return "\n".join(parts)
 
 
@@ -262,6 +327,18 @@ exclude_patterns = ["_build"]
 '''
 
 
+def _comparison_figure(runs: list[RunFolder], path: Path) -> None:
+    """mR of every complete run beside the quoted figures (the report's figure, for the runs in the book)."""
+    import matplotlib.pyplot as plt
+
+    from .figures import plot_comparison
+    from .reference import measured_row, published_table
+
+    measured = [measured_row(run.read_metrics().record, system=run.name) for run in runs]
+    rows = pd.concat([pd.DataFrame(measured), published_table()], ignore_index=True) if measured else published_table()
+    plt.close(plot_comparison(rows, path=path, title="mR of the runs in this book beside the quoted figures"))
+
+
 def shown_paths(folder: RunFolder) -> dict[str, str]:
     """How the book writes the machine's absolute paths: relative to the project (outputs/<run>/...), or `~`."""
     outputs = folder.path.resolve().parent
@@ -279,6 +356,10 @@ def write_source(source: Path, runs: list[Path], left_out: dict[str, str]) -> No
     (source / "runs").mkdir(parents=True)
     (source / "conf.py").write_text(CONF_PY, encoding="utf-8")
     (source / "index.md").write_text(_index_page(runs, left_out), encoding="utf-8")
+    _comparison_figure(runs, source / "comparison.png")
+    (source / "results").mkdir()
+    for name, chapter in CHAPTERS.items():
+        (source / "results" / f"{name}.md").write_text(chapter(BENCHMARK_RESULTS), encoding="utf-8")
     for folder in runs:
         target = source / "runs" / folder.name
         target.mkdir()

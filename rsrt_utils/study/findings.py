@@ -38,7 +38,7 @@ def machine_of(record: dict) -> str:
         return machine
     cpus = machine.get("cpus") or machine.get("cpu_count")
     parts = [machine.get("cpu") or machine.get("platform") or "", f"{cpus} cores" if cpus else ""]
-    return ", ".join(p for p in parts if p) or "not recorded"
+    return ", ".join(p for p in parts if p) or "a machine the file does not record"
 
 
 @dataclass(frozen=True)
