@@ -105,7 +105,7 @@ def test_the_front_page_table_equals_the_runs_metrics(study, driver):  # noqa: F
     from selenium.webdriver.common.by import By
 
     driver.get(study["base"] + "/study/index.html")
-    table = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "table"))[0]
+    table = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, "#headline table"))[0]
     rows = {r[0]: r for r in ([td.text for td in tr.find_elements(By.TAG_NAME, "td")]
                               for tr in table.find_elements(By.CSS_SELECTOR, "tbody tr"))}
     runs = sorted(p.parent.name for p in study["outputs"].glob("*/RUN_COMPLETE.json"))
@@ -120,9 +120,14 @@ def test_the_front_page_table_equals_the_runs_metrics(study, driver):  # noqa: F
     run_shot = screenshot(driver, "book_run_page")
     driver.get(f"{study['base']}/study/runs/{run}/04_evaluation.html")
     notebook_shot = screenshot(driver, "book_notebook_page")
-    assert all(p.stat().st_size > 20_000 for p in (front, run_shot, notebook_shot))
+    driver.get(f"{study['base']}/study/benchmarks.html")
+    benchmark_shot = screenshot(driver, "book_benchmark_page")
+    driver.get(f"{study['base']}/study/results/quality.html")
+    chapter_shot = screenshot(driver, "book_results_chapter")
+    shots = (front, run_shot, notebook_shot, benchmark_shot, chapter_shot)
+    assert all(p.stat().st_size > 20_000 for p in shots)
     record = {"book_build_seconds": round(study["seconds"], 1), "built": study["built"].strip().splitlines()[0],
-              "screenshots": [str(p) for p in (front, run_shot, notebook_shot)]}
+              "screenshots": [str(p) for p in shots]}
     (front.parent / "book_test.json").write_text(json.dumps(record, indent=2))
 
 
@@ -184,3 +189,27 @@ def test_a_script_a_model_wrote_into_a_book_page_never_runs(study, driver):  # n
     url = f"{study['base']}/api/audit/{run}/scores"
     assert driver.execute_async_script(POST_SCORES, url, json.dumps({"auditor": "control", "rows": [row]})) == "answered 200"
     assert (sheets / "scoring_sheet.control.csv").is_file()
+
+
+def test_the_front_page_says_what_the_study_finds_with_its_figure(study, driver):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    from rsrt_utils.study import findings
+
+    driver.get(study["base"] + "/study/index.html")
+    text = wait_for(driver, lambda d: d.find_element(By.ID, "what-it-finds")).text
+    for row in findings.headline_rows():
+        assert f"{row.mR:.2f} [{row.ci[0]:.2f}, {row.ci[1]:.2f}]" in text, row
+    figure = driver.find_element(By.CSS_SELECTOR, "#headline img")
+    assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth", figure) > 800
+
+
+def test_a_notebook_page_shows_no_machine_path_progress_bar_or_warning(study, driver):  # noqa: F811
+    from selenium.webdriver.common.by import By
+
+    for notebook in ("01_captioning", "02_embedding", "06_ablations"):
+        driver.get(f"{study['base']}/study/runs/smoke/{notebook}.html")
+        text = wait_for(driver, lambda d: d.find_element(By.TAG_NAME, "main")).get_attribute("textContent")
+        assert str(study["outputs"].parent) not in text and "/tmp/" not in text, notebook
+        assert "%|" not in text and "IProgress" not in text and "it/s]" not in text, notebook
+        assert "PARAMS_PATH" in text, "the parameters cell stays, its path shown relative to the project"
