@@ -34,7 +34,7 @@ import pandas as pd
 
 from ..fileutil import check_replaceable, swap_in
 from ..metrics_record import summary_metrics
-from ..paths import outputs_dir, project_dir
+from ..paths import cache_dir, data_dir, outputs_dir, project_dir
 from . import findings
 from .book_notebooks import clean_notebook
 from .chapters import CHAPTERS
@@ -345,6 +345,9 @@ def shown_paths(folder: RunFolder) -> dict[str, str]:
     outputs = folder.path.resolve().parent
     project = project_dir()
     roots = {str(outputs): f"{outputs.relative_to(project)}" if project and outputs.is_relative_to(project) else "outputs"}
+    for folder, name in ((cache_dir(), "cache"), (data_dir(), "data")):  # the caches' and the store's own names
+        if not (project and folder.is_relative_to(project)):
+            roots[str(folder)] = name
     if project:
         roots[str(project)] = "."
     roots[str(Path.home())] = "~"
