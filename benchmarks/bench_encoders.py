@@ -3,7 +3,7 @@ paragraphs like the neighbour captioner's (131 words) and the EfficientNet-Lite0
 images, each on PyTorch (the reference) and on ONNX Runtime and OpenVINO where they are installed, in the same run.
 Writes benchmarks/results/encoders.json with the machine (CPU model, cores, load before and after).
 
-    pip install onnxruntime openvino        # the runtimes to compare (neither is a dependency yet)
+    pip install onnx onnxruntime openvino   # the exporter and the runtimes to compare (none is a dependency yet)
     python benchmarks/bench_encoders.py [--texts 512] [--images 256]
 
 Every runtime's vectors are compared with PyTorch's (minimum cosine over all items); the ONNX graphs are exported here
@@ -145,8 +145,12 @@ def image_encoder_rates(n_images: int, work: Path) -> dict:
                                  pixels)
 
     class Pooled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = extractor._network().requires_grad_(False)  # a submodule: exported as weights, not constants
+
         def forward(self, x):
-            parts = extractor._pooled_parts(extractor._network(), x)
+            parts = extractor._pooled_parts(self.model, x)
             parts = [torch.nn.functional.normalize(p, dim=1) / len(parts) ** 0.5 for p in parts]
             return torch.cat(parts, dim=1)
 
@@ -165,6 +169,18 @@ def image_encoder_rates(n_images: int, work: Path) -> dict:
             "note": "decoding and resizing excluded: the model alone", "runtimes": rows}
 
 
+def conclusion(record: dict) -> str:
+    """The fastest runtime of each encoder and its ratio to PyTorch, at the cosine it keeps."""
+    parts = []
+    for key, unit in (("text_encoder", "texts_per_s"), ("image_encoder", "images_per_s")):
+        runtimes = {n: r for n, r in record[key].get("runtimes", {}).items() if unit in r}
+        if runtimes:
+            best = max(runtimes, key=lambda n: runtimes[n][unit])
+            parts.append(f"{record[key]['model']}: fastest {best} at {runtimes[best][unit]} {unit.split('_')[0]}/s "
+                         f"({runtimes[best]['ratio']}x PyTorch, min cosine {runtimes[best]['min_cosine']})")
+    return "; ".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=512)
@@ -178,6 +194,7 @@ def main() -> None:
               "command": "python benchmarks/bench_encoders.py", "threads": THREADS, "machine": before,
               "load_1m_after": os.getloadavg()[0], "text_encoder": text, "image_encoder": image,
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    record["conclusion"] = conclusion(record)
     RESULTS.write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps({"text": text["runtimes"], "image": image.get("runtimes", image)}, indent=1))
 
