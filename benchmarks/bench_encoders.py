@@ -73,6 +73,18 @@ def openvino_session(path: Path):
 RUNTIMES = {"onnxruntime": ("onnxruntime", onnx_session), "openvino": ("openvino", openvino_session)}
 
 
+def runtime_rows(path: Path, encoder_of, items, reference: np.ndarray, torch_rate: float, unit: str) -> dict:
+    """PyTorch's rate, then each installed runtime's on the exported graph: its rate, ratio and minimum cosine."""
+    rows = {"pytorch": {unit: torch_rate, "ratio": 1.0, "min_cosine": 1.0}}
+    for name, (module, session) in RUNTIMES.items():
+        if importlib.util.find_spec(module) is None:
+            rows[name] = {"skipped": f"{module} is not installed"}
+            continue
+        vectors, speed = rate(encoder_of(session(path)), items)
+        rows[name] = {unit: speed, "ratio": round(speed / torch_rate, 2), "min_cosine": min_cosine(reference, vectors)}
+    return rows
+
+
 def text_encoder_rates(texts: list[str], work: Path) -> dict:
     import torch
     from sentence_transformers import SentenceTransformer
@@ -114,13 +126,7 @@ def text_encoder_rates(texts: list[str], work: Path) -> dict:
             return out
         return encode
 
-    rows = {"pytorch": {"texts_per_s": torch_rate, "ratio": 1.0, "min_cosine": 1.0}}
-    for name, (module, session) in RUNTIMES.items():
-        if importlib.util.find_spec(module) is None:
-            rows[name] = {"skipped": f"{module} is not installed"}
-            continue
-        vectors, speed = rate(encode_with(session(path)), texts)
-        rows[name] = {"texts_per_s": speed, "ratio": round(speed / torch_rate, 2), "min_cosine": min_cosine(reference, vectors)}
+    rows = runtime_rows(path, encode_with, texts, reference, torch_rate, "texts_per_s")
     return {"model": "all-MiniLM-L6-v2", "texts": len(texts), "mean_words": 131, "runtimes": rows}
 
 
@@ -158,13 +164,7 @@ def image_encoder_rates(n_images: int, work: Path) -> dict:
     torch.onnx.export(Pooled().eval(), (torch.from_numpy(pixels[:2]),), str(path), input_names=["pixels"],
                       output_names=["features"], dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
                       opset_version=17, dynamo=False)
-    rows = {"pytorch": {"images_per_s": torch_rate, "ratio": 1.0, "min_cosine": 1.0}}
-    for name, (module, session) in RUNTIMES.items():
-        if importlib.util.find_spec(module) is None:
-            rows[name] = {"skipped": f"{module} is not installed"}
-            continue
-        vectors, speed = rate(batched(session(path)), pixels)
-        rows[name] = {"images_per_s": speed, "ratio": round(speed / torch_rate, 2), "min_cosine": min_cosine(reference, vectors)}
+    rows = runtime_rows(path, batched, pixels, reference, torch_rate, "images_per_s")
     return {"model": "efficientnet-lite0-multilayer", "images": len(paths), "input_px": int(pixels.shape[-1]),
             "note": "decoding and resizing excluded: the model alone", "runtimes": rows}
 

@@ -14,14 +14,7 @@ import pandas as pd
 
 from ..spreadsheet import read_frame, write_rows
 from .audit import SCORING_INSTRUCTIONS, AuditItem, ScoringSheetError
-from .audit_columns import (  # noqa: F401 - the scoring sheet's schema, read from here by the app and notebooks
-    AUDIT_COUNT_COLUMNS,
-    AUDIT_SCORE_COLUMN,
-    MAX_AUDIT_COUNT,
-    SCORE_COLUMNS,
-    SHEET_COLUMNS,
-    SHEET_KEY_COLUMNS,
-)
+from .audit_columns import AUDIT_COUNT_COLUMNS, AUDIT_SCORE_COLUMN, MAX_AUDIT_COUNT, SCORE_COLUMNS, SHEET_COLUMNS
 
 WHOLE_NUMBER = re.compile(r"[0-9]+")
 

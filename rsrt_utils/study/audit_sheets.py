@@ -8,14 +8,6 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from .audit import SCORING_INSTRUCTIONS, AuditItem, AuditSheet, shown_fields
-from .audit_columns import (  # noqa: F401 - the scoring sheet's schema, read from here by the app and notebooks
-    AUDIT_COUNT_COLUMNS,
-    AUDIT_SCORE_COLUMN,
-    MAX_AUDIT_COUNT,
-    SCORE_COLUMNS,
-    SHEET_COLUMNS,
-    SHEET_KEY_COLUMNS,
-)
 from .figures import load_thumbnail, save_figure, wrap
 
 _HTML_STYLE = """

@@ -38,6 +38,7 @@ from ..paths import cache_dir, data_dir, outputs_dir, project_dir
 from . import findings
 from .book_notebooks import clean_notebook
 from .chapters import CHAPTERS
+from .findings import markdown_table
 from .run_folder import RunFolder, list_runs
 
 DOC_PAGES = ("method", "protocol", "findings")
@@ -106,16 +107,6 @@ def quoted_table() -> pd.DataFrame:
     return published_table()[["system", "dataset", "setting", "mR", "source"]]
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    """A pipe table (cells escaped) MyST renders as an HTML table."""
-    def cell(value) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    head = "| " + " | ".join(cell(c) for c in frame.columns) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    return "\n".join([head, rule] + ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)])
-
-
 def _index_page(runs: list[Path], left_out: dict[str, str]) -> str:
     table, quoted = markdown_table(headline_table(runs)), markdown_table(quoted_table())
     missing = "".join(f"\n- `{run}`: {why}" for run, why in sorted(left_out.items()))
@@ -131,7 +122,7 @@ come from the papers named. The setting says what a result may use: zero-shot, i
 
 {findings.summary()}
 
-{findings.markdown(findings.headline_table())}
+{markdown_table(findings.headline_table())}
 
 From {findings.sources_line()}. The chapters under *Results* hold every figure behind these, each with the command
 that reproduces it.

@@ -13,14 +13,6 @@ import pandas as pd
 
 from ..captioning.schema import VARIANT_FIELDS, Variant
 from ..data.dataset import Dataset
-from .audit_columns import (  # noqa: F401 - the scoring sheet's schema, read from here by the app and notebooks
-    AUDIT_COUNT_COLUMNS,
-    AUDIT_SCORE_COLUMN,
-    MAX_AUDIT_COUNT,
-    SCORE_COLUMNS,
-    SHEET_COLUMNS,
-    SHEET_KEY_COLUMNS,
-)
 
 STOPWORDS = frozenset("""
 a an the and or but of in on at to from by with without into onto over under above below near next beside besides

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .findings import COMMANDS, CORPORA, DEFAULT_RUN, QUALITY, RESULTS, load, machine_of, markdown
+from .findings import COMMANDS, CORPORA, DEFAULT_RUN, QUALITY, RESULTS, load, machine_of, markdown_table
 
 NEIGHBOUR_TUNING, SCALEOUT, INDEX_REAL, OVERLAP = "neighbour_tuning.json", "scaleout.json", "index_real.json", "test_overlap.json"
 COMMANDS.update({NEIGHBOUR_TUNING: "python benchmarks/tune_neighbour_captioner.py", OVERLAP: COMMANDS[QUALITY]})
@@ -36,12 +36,12 @@ def neighbour(results=RESULTS) -> str:
 
 {run['coverage']}; {run['label']}.
 
-{markdown(table)}
+{markdown_table(table)}
 
 Its settings were chosen on validation splits held out from RSICD train (never the test split); the choice, at a mean
 validation mR of {tuning['chosen_row']['mR']}:
 
-{markdown(chosen)}
+{markdown_table(chosen)}
 
 {_provenance(DEFAULT_RUN, NEIGHBOUR_TUNING, results=results)}
 """
@@ -60,11 +60,11 @@ def vlm_corpora(results=RESULTS) -> str:
 One free-form paragraph per test image by LLaVA and by Qwen-VL (not GPT-4.1, not five structured variants); the
 human test captions as text queries; {record['selection']}.
 
-{markdown(pd.DataFrame(rows))}
+{markdown_table(pd.DataFrame(rows))}
 
 Fused with the neighbour captioner on the RSICD images both cover ({record['fusion']['label']} for the fused rows):
 
-{markdown(pd.DataFrame(fusion))}
+{markdown_table(pd.DataFrame(fusion))}
 
 {_provenance(CORPORA, results=results)}
 """
@@ -77,7 +77,7 @@ def quality(results=RESULTS) -> str:
     for dataset, track in record["tracks"]["zero-shot"].items():
         steps = pd.DataFrame([{"step": s["step"], **_recalls(s), "mR": s["mR"], "95 % CI": _interval(s["ci95"])}
                               for s in track["steps"]])
-        sections.append(f"## {dataset.upper()}, settings chosen on {track['chosen_on'].upper()}\n\n{markdown(steps)}")
+        sections.append(f"## {dataset.upper()}, settings chosen on {track['chosen_on'].upper()}\n\n{markdown_table(steps)}")
     bank = pd.DataFrame([{"dataset": d.upper(), "bank": r["bank"], "β_c": r["beta_c"], "mR": r["mR"]}
                          for d, part in record["bank_ablation"].items() for r in part["rows"]])
     return f"""# Retrieval quality without training
@@ -89,7 +89,7 @@ test splits share ({overlap['n_pairs']} pairs by the rule in `{OVERLAP}`: {overl
 
 ## The image-to-text bank
 
-{markdown(bank)}
+{markdown_table(bank)}
 
 {_provenance(QUALITY, OVERLAP, results=results)}
 """
@@ -109,11 +109,11 @@ def scaleout(results=RESULTS) -> str:
 {captioning['images']} images against local OpenAI-protocol servers ({captioning['latency_s']} s a call), on
 {captioning['machine']} (`{captioning['command']}`, {captioning['measured']}):
 
-{markdown(table)}
+{markdown_table(table)}
 
 Embedding {embedding['texts']} texts (`{embedding['command']}`):
 
-{markdown(embed)}
+{markdown_table(embed)}
 
 {_provenance(SCALEOUT, results=results)}
 """
@@ -126,7 +126,7 @@ def index(results=RESULTS) -> str:
 
 {record['n_vectors']} real description vectors ({record['collection']}, {record['encoder']}), {record['queries']}:
 
-{markdown(pd.DataFrame(record['rows']))}
+{markdown_table(pd.DataFrame(record['rows']))}
 
 {_provenance(INDEX_REAL, results=results)}
 """

@@ -84,8 +84,8 @@ def headline_table(results: Path = RESULTS) -> pd.DataFrame:
                          for r in headline_rows(results)])
 
 
-def markdown(frame: pd.DataFrame) -> str:
-    """A pipe table (cells escaped)."""
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A pipe table (cells escaped) that GitHub and MyST render as an HTML table."""
     def cell(value) -> str:
         return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -128,7 +128,7 @@ README_START, README_END = "<!-- headline:start -->", "<!-- headline:end -->"
 
 def readme_block(results: Path = RESULTS) -> str:
     """What the README shows between its headline markers: the table, the findings and where they come from."""
-    return (f"{README_START}\n{markdown(headline_table(results))}\n\n{summary(results)}\n\nFrom "
+    return (f"{README_START}\n{markdown_table(headline_table(results))}\n\n{summary(results)}\n\nFrom "
             f"{sources_line(results)}; written by `python tools/render_readme.py`.\n{README_END}")
 
 

@@ -40,26 +40,20 @@ def test_the_package_keeps_every_contract():
     assert "Contracts: 3 kept, 0 broken." in result.stdout
 
 
-def test_an_upward_import_breaks_the_layers(package_copy):
-    add_line(package_copy, "captioning/schema.py", "from ..search import layout  # noqa")
+# (module, line added to it, what the report must say): an upward import, an extra's package in the core, a cycle
+BREAKS = [("captioning/schema.py", "from ..search import layout  # noqa",
+           ["Each layer imports only the layers below it BROKEN", "rsrt_utils.captioning.schema -> rsrt_utils.search.layout"]),
+          ("metrics.py", "import matplotlib  # noqa", ["rsrt_utils.metrics is not allowed to import matplotlib"]),
+          ("captioning/schema.py", "from . import runner  # noqa", ["No import cycle between the modules of a package BROKEN"])]
+
+
+@pytest.mark.parametrize("module, line, reports", BREAKS, ids=["upward-import", "extra-in-core", "cycle"])
+def test_each_kind_of_break_is_caught(package_copy, module, line, reports):
+    add_line(package_copy, module, line)
     result = lint(package_copy)
     assert result.returncode == 1
-    assert "Each layer imports only the layers below it BROKEN" in result.stdout
-    assert "rsrt_utils.captioning.schema -> rsrt_utils.search.layout" in result.stdout
-
-
-def test_an_extras_package_in_the_core_breaks_the_lean_core(package_copy):
-    add_line(package_copy, "metrics.py", "import matplotlib  # noqa")
-    result = lint(package_copy)
-    assert result.returncode == 1
-    assert "rsrt_utils.metrics is not allowed to import matplotlib" in result.stdout
-
-
-def test_a_cycle_breaks_the_acyclic_contract(package_copy):
-    add_line(package_copy, "captioning/schema.py", "from . import runner  # noqa")
-    result = lint(package_copy)
-    assert result.returncode == 1
-    assert "No import cycle between the modules of a package BROKEN" in result.stdout
+    for report in reports:
+        assert report in result.stdout
 
 
 def test_no_backend_name_is_compared_outside_the_registry():
