@@ -268,8 +268,11 @@ def build_collection(images_dir: Path, name: str, captioner: dict | None = None,
     if previous is not None:
         check_compatible(previous, images_dir, spec, encoder_spec)
     files, skipped = _files_to_index(images_dir, limit)
-    engine = engine(config) if callable(engine) else (engine or LocalEngine())
-    engine.where.check_backend(config)
+    if callable(engine):
+        engine = engine(config)  # opened for this config (a backend that needs Ray is refused there)
+    else:
+        engine = engine or LocalEngine()
+        engine.where.check_backend(config)
     text_encoder = engine.encoder(encoder_spec, progress)
     timings = {"encoder_setup": time.monotonic() - started}
     requests = _timed(timings, "hashing", hash_files, files, progress)

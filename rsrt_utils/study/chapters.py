@@ -6,10 +6,20 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .findings import COMMANDS, CORPORA, DEFAULT_RUN, QUALITY, RESULTS, load, machine_of, markdown_table
-
-NEIGHBOUR_TUNING, SCALEOUT, INDEX_REAL, OVERLAP = "neighbour_tuning.json", "scaleout.json", "index_real.json", "test_overlap.json"
-COMMANDS.update({NEIGHBOUR_TUNING: "python benchmarks/tune_neighbour_captioner.py", OVERLAP: COMMANDS[QUALITY]})
+from .findings import (
+    COMMANDS,
+    CORPORA,
+    DEFAULT_RUN,
+    INDEX_REAL,
+    NEIGHBOUR_TUNING,
+    OVERLAP,
+    QUALITY,
+    RESULTS,
+    SCALEOUT,
+    load,
+    machine_of,
+    markdown_table,
+)
 
 
 def _recalls(record: dict) -> dict:

@@ -14,6 +14,7 @@ from .reference import versus_references
 
 RESULTS = Path(__file__).resolve().parent / "results"  # benchmarks/results in a checkout
 QUALITY, CORPORA, DEFAULT_RUN = "vlm_quality.json", "vlm_corpora.json", "default_run.json"
+NEIGHBOUR_TUNING, SCALEOUT, INDEX_REAL, OVERLAP = "neighbour_tuning.json", "scaleout.json", "index_real.json", "test_overlap.json"
 CLIP = "CLIP ViT-B/32 zero-shot"
 
 
@@ -25,10 +26,11 @@ def load(name: str, results: Path = RESULTS) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-COMMANDS = {QUALITY: "python benchmarks/tune_vlm_retrieval.py", CORPORA: "python benchmarks/bench_vlm_corpora.py",
+COMMANDS = {QUALITY: "python benchmarks/tune_vlm_retrieval.py", OVERLAP: "python benchmarks/tune_vlm_retrieval.py",
+            CORPORA: "python benchmarks/bench_vlm_corpora.py",
             DEFAULT_RUN: "bash scripts/run_study.sh && python benchmarks/record_default_run.py",
-            "scaleout.json": "python benchmarks/bench_scaleout.py", "index_real.json": "python benchmarks/bench_index_real.py",
-            "install_size.json": "python benchmarks/bench_install.py"}
+            NEIGHBOUR_TUNING: "python benchmarks/tune_neighbour_captioner.py", SCALEOUT: "python benchmarks/bench_scaleout.py",
+            INDEX_REAL: "python benchmarks/bench_index_real.py", "install_size.json": "python benchmarks/bench_install.py"}
 
 
 def machine_of(record: dict) -> str:

@@ -25,13 +25,13 @@ class StudyRun:
     params: RunParams
     run_dir: Path
     where: Where = field(default_factory=Where)  # where captioning and embedding run (`rsrt run --ray`: the ENGINE parameter)
-    _engines: dict = field(default_factory=dict, repr=False, compare=False)
+    _engine: Engine | None = field(default=None, repr=False, compare=False)
 
     def engine(self, config: dict | None = None) -> Engine:
         """The engine this run's work runs on, opened once (on Ray: connected, with the backend's key variable)."""
-        if "engine" not in self._engines:
-            self._engines["engine"] = open_engine(self.where, config)
-        return self._engines["engine"]
+        if self._engine is None:
+            self._engine = open_engine(self.where, config)
+        return self._engine
 
     @property
     def folder(self) -> RunFolder:
