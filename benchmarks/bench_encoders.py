@@ -1,13 +1,14 @@
-"""Which inference runtime runs the study's two small encoders fastest here, at full precision: all-MiniLM-L6-v2 on
-paragraphs like the neighbour captioner's (131 words) and the EfficientNet-Lite0 multilayer features of AID-150
-images, each on PyTorch (the reference) and on ONNX Runtime and OpenVINO where they are installed, in the same run.
-Writes benchmarks/results/encoders.json with the machine (CPU model, cores, load before and after).
+"""Which runtime and precision run the study's two small encoders fastest here, in the same run: all-MiniLM-L6-v2 on
+real neighbour-captioner paragraphs (or generic English ones of the same length) and the EfficientNet-Lite0 multilayer
+features of AID-150 images, each on PyTorch at float32 (the reference) and on every alternative that is installed:
+ONNX Runtime at float32 (text: the graph fused by onnxruntime.transformers), PyTorch under bfloat16 autocast, ONNX
+Runtime with int8 weights (text), OpenVINO (`pip install openvino`, not a dependency). Every row carries its rate,
+its ratio to PyTorch and the minimum cosine of its vectors to PyTorch's. Images are timed end to end through
+ImageFeatureExtractor (decoding included, no cache), as the study runs them. Writes benchmarks/results/encoders.json
+with the machine (CPU model, cores, load before and after).
 
-    pip install onnx onnxruntime openvino   # the exporter and the runtimes to compare (none is a dependency yet)
-    python benchmarks/bench_encoders.py [--texts 512] [--images 256]
-
-Every runtime's vectors are compared with PyTorch's (minimum cosine over all items); the ONNX graphs are exported here
-from the weights the packages carry (torch.onnx, opset 17) into a temporary folder."""
+    python benchmarks/bench_encoders.py [--texts 512] [--images 512]
+"""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import platform
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -27,22 +29,30 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 RESULTS = PROJECT / "benchmarks" / "results" / "encoders.json"
 THREADS = 2
+BATCH = 64
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
-    return {"cpu": cpu, "cpus": os.cpu_count(), "platform": platform.platform(), "load_1m": os.getloadavg()[0]}
+    return {"cpu": cpu, "cpus": os.cpu_count(), "platform": platform.platform(), "load_1m": round(os.getloadavg()[0], 2)}
 
 
-def paragraphs(n: int) -> list[str]:
-    """n paragraphs of about 131 words from the project's generic English sentences (seeded)."""
+def paragraphs(n: int, corpus: Path | None = None) -> tuple[list[str], str]:
+    """n paragraphs: the `caption` fields of a neighbour-captioner corpus when given, else about 131 words each of the
+    project's generic English sentences (seeded); and where they came from."""
+    if corpus:
+        texts = [v["caption"] for line in corpus.read_text().splitlines() for v in json.loads(line).get("variants") or []]
+        return texts[::max(1, len(texts) // n)][:n], f"neighbour paragraphs of {corpus.name}"
     words = (PROJECT / "benchmarks" / "generic_english.txt").read_text().split()
     rng = np.random.default_rng(0)
-    return [" ".join(rng.choice(words, 131)) for _ in range(n)]
+    return [" ".join(rng.choice(words, 131)) for _ in range(n)], "generic English, 131 words each"
 
 
 def rate(function, items) -> tuple[np.ndarray, float]:
+    """The function's output on every item and its rate (items per second) after a warm-up on the first batch."""
+    function(items[:BATCH // 2])
     started = time.perf_counter()
     out = function(items)
     return out, round(len(items) / (time.perf_counter() - started), 1)
@@ -53,16 +63,23 @@ def min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return round(float((a * b).sum(axis=1).min()), 6)
 
 
-def onnx_session(path: Path):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = THREADS
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return lambda feeds: session.run(None, feeds)[0]
+def installed(*modules: str) -> bool:
+    return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
-def openvino_session(path: Path):
+def row(vectors: np.ndarray, speed: float, reference: np.ndarray, torch_rate: float, unit: str, precision: str) -> dict:
+    return {unit: speed, "ratio": round(speed / torch_rate, 2), "min_cosine": min_cosine(reference, vectors),
+            "precision": precision}
+
+
+def ort_run(path: Path):
+    from rsrt_utils.runtime import OnnxSession
+
+    session = OnnxSession(path, THREADS)
+    return lambda feeds: session.run(feeds)[0]
+
+
+def openvino_run(path: Path):
     import openvino as ov
 
     compiled = ov.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32",
@@ -70,31 +87,15 @@ def openvino_session(path: Path):
     return lambda feeds: compiled(feeds)[compiled.output(0)]
 
 
-RUNTIMES = {"onnxruntime": ("onnxruntime", onnx_session), "openvino": ("openvino", openvino_session)}
-
-
-def runtime_rows(path: Path, encoder_of, items, reference: np.ndarray, torch_rate: float, unit: str) -> dict:
-    """PyTorch's rate, then each installed runtime's on the exported graph: its rate, ratio and minimum cosine."""
-    rows = {"pytorch": {unit: torch_rate, "ratio": 1.0, "min_cosine": 1.0}}
-    for name, (module, session) in RUNTIMES.items():
-        if importlib.util.find_spec(module) is None:
-            rows[name] = {"skipped": f"{module} is not installed"}
-            continue
-        vectors, speed = rate(encoder_of(session(path)), items)
-        rows[name] = {unit: speed, "ratio": round(speed / torch_rate, 2), "min_cosine": min_cosine(reference, vectors)}
-    return rows
-
-
-def text_encoder_rates(texts: list[str], work: Path) -> dict:
+def export_text_graph(model, texts: list[str], work: Path) -> Path:
+    """MiniLM's transformer (eager attention, so ONNX Runtime can fuse it) as ONNX, fused for BERT on the CPU."""
     import torch
+    from onnxruntime.transformers.optimizer import optimize_model
     from sentence_transformers import SentenceTransformer
 
     from rsrt_utils.encoders.packaged_models import minilm_model_dir
 
-    torch.set_num_threads(THREADS)
-    model = SentenceTransformer(str(minilm_model_dir()), device="cpu")
-    tokenizer, limit = model.tokenizer, model.max_seq_length
-    reference, torch_rate = rate(lambda t: model.encode(t, batch_size=64, normalize_embeddings=True), texts)
+    eager = SentenceTransformer(str(minilm_model_dir()), device="cpu", model_kwargs={"attn_implementation": "eager"})
 
     class Hidden(torch.nn.Module):
         def __init__(self, inner):
@@ -102,42 +103,71 @@ def text_encoder_rates(texts: list[str], work: Path) -> dict:
             self.inner = inner
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
 
-    sample = tokenizer(texts[:2], padding=True, truncation=True, max_length=limit, return_tensors="pt")
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    path = work / "minilm.onnx"
-    torch.onnx.export(Hidden(model[0].auto_model.eval()), tuple(sample[k] for k in names), str(path), input_names=names,
-                      output_names=["hidden"], dynamic_axes={k: {0: "batch", 1: "tokens"} for k in [*names, "hidden"]},
-                      opset_version=17, dynamo=False)
-
-    def encode_with(run):
-        def encode(batch_texts):
-            order = np.argsort([-len(t) for t in batch_texts])  # length-sorted batches, as sentence-transformers does
-            out = np.zeros((len(batch_texts), reference.shape[1]), dtype=np.float32)
-            for start in range(0, len(order), 64):
-                chosen = order[start:start + 64]
-                feeds = tokenizer([batch_texts[i] for i in chosen], padding=True, truncation=True, max_length=limit,
-                                  return_tensors="np")
-                hidden = run({k: feeds[k].astype(np.int64) for k in names})
-                mask = feeds["attention_mask"][..., None].astype(np.float32)
-                pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
-                out[chosen] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
-            return out
-        return encode
-
-    rows = runtime_rows(path, encode_with, texts, reference, torch_rate, "texts_per_s")
-    return {"model": "all-MiniLM-L6-v2", "texts": len(texts), "mean_words": 131, "runtimes": rows}
+    sample = model.tokenizer(texts[:2], padding=True, truncation=True, max_length=model.max_seq_length, return_tensors="pt")
+    raw, fused = work / "minilm.onnx", work / "minilm-fused.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(Hidden(eager[0].auto_model.eval()), tuple(sample[k] for k in INPUTS), str(raw),
+                          input_names=list(INPUTS), output_names=["hidden"],
+                          dynamic_axes={k: {0: "batch", 1: "tokens"} for k in [*INPUTS, "hidden"]}, opset_version=17,
+                          dynamo=False)
+    config = eager[0].auto_model.config
+    optimize_model(str(raw), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size,
+                   opt_level=1).save_model_to_file(str(fused))
+    return fused
 
 
-def batched(run, size: int = 32):
-    """A runtime's features of every image, `size` at a time."""
-    return lambda x: np.concatenate([run({"pixels": x[i:i + size]}) for i in range(0, len(x), size)])
+def mean_pooled(run, model):
+    """Texts -> L2-normalised mean-pooled vectors through a runtime's `run(feeds) -> hidden states`, in length-sorted
+    batches as sentence-transformers does."""
+    def encode(texts: list[str]) -> np.ndarray:
+        order = np.argsort([-len(t) for t in texts])
+        out = np.zeros((len(texts), model.get_embedding_dimension()), dtype=np.float32)
+        for start in range(0, len(order), BATCH):
+            chosen = order[start:start + BATCH]
+            feeds = model.tokenizer([texts[i] for i in chosen], padding=True, truncation=True,
+                                    max_length=model.max_seq_length, return_tensors="np")
+            hidden = run({k: feeds[k].astype(np.int64) for k in INPUTS})
+            mask = feeds["attention_mask"][..., None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / np.clip(mask.sum(axis=1), 1e-9, None)
+            out[chosen] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
+        return out
+    return encode
+
+
+def text_encoder_rates(texts: list[str], work: Path, source: str = "") -> dict:
+    import torch
+
+    from rsrt_utils.encoders import make_text_encoder
+
+    torch.set_num_threads(THREADS)
+    full = make_text_encoder("all-MiniLM-L6-v2", batch_size=BATCH)
+    reference, torch_rate = rate(full.encode, texts)
+    unit = "texts_per_s"
+    rows = {"pytorch": {unit: torch_rate, "ratio": 1.0, "min_cosine": 1.0, "precision": "float32"}}
+    rows["pytorch-bfloat16"] = row(*rate(make_text_encoder("all-MiniLM-L6-v2", batch_size=BATCH, precision="bfloat16").encode,
+                                         texts), reference, torch_rate, unit, "bfloat16 autocast")
+    if installed("onnxruntime", "onnx"):
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        graph = export_text_graph(full.model, texts, work)
+        rows["onnxruntime"] = row(*rate(mean_pooled(ort_run(graph), full.model), texts), reference, torch_rate, unit, "float32")
+        quantized = work / "minilm-int8.onnx"
+        quantize_dynamic(str(work / "minilm.onnx"), str(quantized), weight_type=QuantType.QInt8, per_channel=True,
+                         op_types_to_quantize=["MatMul"])
+        rows["onnxruntime-int8"] = row(*rate(mean_pooled(ort_run(quantized), full.model), texts), reference, torch_rate,
+                                       unit, "int8 weights (dynamic)")
+        if installed("openvino"):
+            rows["openvino"] = row(*rate(mean_pooled(openvino_run(work / "minilm.onnx"), full.model), texts), reference,
+                                   torch_rate, unit, "float32")
+    return {"model": "all-MiniLM-L6-v2", "texts": len(texts), "source": source,
+            "mean_words": round(float(np.mean([len(t.split()) for t in texts])), 1), "runtimes": rows}
 
 
 def image_encoder_rates(n_images: int, work: Path) -> dict:
-    import torch
-
     from rsrt_utils.image_encoders.efficientnet import ImageFeatureExtractor
     from rsrt_utils.paths import shared_mirror_dir
 
@@ -145,58 +175,76 @@ def image_encoder_rates(n_images: int, work: Path) -> dict:
     if mirror is None:
         return {"skipped": "the AID-150 images of ../shared/data are not here"}
     paths = sorted((mirror / "aid150" / "images").rglob("*.jpg"))[:n_images]
-    extractor = ImageFeatureExtractor("efficientnet-lite0-multilayer", cache_root=work / "features", torch_threads=THREADS)
-    pixels = np.stack([extractor.preprocessing.load(p) for p in paths])
-    reference, torch_rate = rate(lambda x: np.concatenate([extractor.encode_pixels(x[i:i + 32]) for i in range(0, len(x), 32)]),
-                                 pixels)
+    unit, model = "images_per_s", "efficientnet-lite0-multilayer"
 
-    class Pooled(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.model = extractor._network().requires_grad_(False)  # a submodule: exported as weights, not constants
+    def extract(**options):
+        extractor = ImageFeatureExtractor(model, cache_root=work / "features", use_cache=False, progress=False,
+                                          torch_threads=THREADS, **options)
+        return extractor, lambda chosen: extractor.extract(chosen)
 
-        def forward(self, x):
-            parts = extractor._pooled_parts(self.model, x)
-            parts = [torch.nn.functional.normalize(p, dim=1) / len(parts) ** 0.5 for p in parts]
-            return torch.cat(parts, dim=1)
-
-    path = work / "lite0.onnx"
-    torch.onnx.export(Pooled().eval(), (torch.from_numpy(pixels[:2]),), str(path), input_names=["pixels"],
-                      output_names=["features"], dynamic_axes={"pixels": {0: "batch"}, "features": {0: "batch"}},
-                      opset_version=17, dynamo=False)
-    rows = runtime_rows(path, batched, pixels, reference, torch_rate, "images_per_s")
-    return {"model": "efficientnet-lite0-multilayer", "images": len(paths), "input_px": int(pixels.shape[-1]),
-            "note": "decoding and resizing excluded: the model alone", "runtimes": rows}
+    _, on_torch = extract(runtime="pytorch")
+    reference, torch_rate = rate(on_torch, paths)
+    rows = {"pytorch": {unit: torch_rate, "ratio": 1.0, "min_cosine": 1.0, "precision": "float32"}}
+    rows["pytorch-bfloat16"] = row(*rate(extract(runtime="pytorch", dtype="bfloat16")[1], paths), reference, torch_rate,
+                                   unit, "bfloat16")
+    if installed("onnxruntime", "onnx"):
+        extractor, on_ort = extract(runtime="onnxruntime")
+        rows["onnxruntime"] = row(*rate(on_ort, paths), reference, torch_rate, unit, "float32")
+        if installed("openvino"):
+            graph, run = extractor._onnx().path, None
+            run = openvino_run(graph)
+            pixels = np.stack([extractor.preprocessing.load(p) for p in paths])
+            started = time.perf_counter()
+            for i in range(0, len(pixels), BATCH):
+                run({"pixels": pixels[i:i + BATCH]})
+            model_only = round(len(pixels) / (time.perf_counter() - started), 1)
+            rows["openvino"] = {"note": "the model alone (decoding excluded): not comparable with the rows above",
+                                unit: model_only}
+    return {"model": model, "images": len(paths), "input_px": 224,
+            "note": "end to end through ImageFeatureExtractor: decoding, resizing and the model, no cache",
+            "runtimes": rows}
 
 
 def conclusion(record: dict) -> str:
-    """The fastest runtime of each encoder and its ratio to PyTorch, at the cosine it keeps."""
+    """Each encoder's fastest full-precision row (cosine >= 0.9999) and fastest row of any precision."""
     parts = []
     for key, unit in (("text_encoder", "texts_per_s"), ("image_encoder", "images_per_s")):
-        runtimes = {n: r for n, r in record[key].get("runtimes", {}).items() if unit in r}
-        if runtimes:
-            best = max(runtimes, key=lambda n: runtimes[n][unit])
-            parts.append(f"{record[key]['model']}: fastest {best} at {runtimes[best][unit]} {unit.split('_')[0]}/s "
-                         f"({runtimes[best]['ratio']}x PyTorch, min cosine {runtimes[best]['min_cosine']})")
+        rows = {n: r for n, r in record[key].get("runtimes", {}).items() if "ratio" in r}
+        if not rows:
+            continue
+        full = max((n for n in rows if rows[n]["precision"] == "float32" and rows[n]["min_cosine"] >= 0.9999),
+                   key=lambda n: rows[n][unit])
+        fastest = max(rows, key=lambda n: rows[n][unit])
+        parts.append(f"{record[key]['model']}: float32 fastest on {full} ({rows[full][unit]} {unit.split('_')[0]}/s, "
+                     f"{rows[full]['ratio']}x PyTorch); any precision: {fastest} ({rows[fastest]['ratio']}x, "
+                     f"{rows[fastest]['precision']}, min cosine {rows[fastest]['min_cosine']})")
     return "; ".join(parts)
+
+
+def measure(n_texts: int, n_images: int, corpus: Path | None = None) -> dict:
+    """Both encoders' rows and the machine before and after."""
+    before = machine()
+    texts, source = paragraphs(n_texts, corpus)
+    with tempfile.TemporaryDirectory(prefix="rsrt-encoders-") as tmp:
+        text = text_encoder_rates(texts, Path(tmp), source)
+        image = image_encoder_rates(n_images, Path(tmp))
+    record = {"question": "which runtime and precision run the study's encoders fastest here (same run, same threads)?",
+              "command": "python benchmarks/bench_encoders.py", "threads": THREADS, "machine": before,
+              "load_1m_after": round(os.getloadavg()[0], 2), "text_encoder": text, "image_encoder": image,
+              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    record["conclusion"] = conclusion(record)
+    return record
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--texts", type=int, default=512)
-    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--corpus", type=Path, help="a neighbour-captioner corpus (JSONL) whose paragraphs to embed")
     args = parser.parse_args()
-    before = machine()
-    with tempfile.TemporaryDirectory(prefix="rsrt-encoders-") as tmp:
-        text = text_encoder_rates(paragraphs(args.texts), Path(tmp))
-        image = image_encoder_rates(args.images, Path(tmp))
-    record = {"question": "which runtime runs the study's encoders fastest here at full precision (same run, same threads)?",
-              "command": "python benchmarks/bench_encoders.py", "threads": THREADS, "machine": before,
-              "load_1m_after": os.getloadavg()[0], "text_encoder": text, "image_encoder": image,
-              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    record["conclusion"] = conclusion(record)
+    record = measure(args.texts, args.images, args.corpus)
     RESULTS.write_text(json.dumps(record, indent=1) + "\n")
-    print(json.dumps({"text": text["runtimes"], "image": image.get("runtimes", image)}, indent=1))
+    print(record["conclusion"])
 
 
 if __name__ == "__main__":

@@ -1,5 +1,10 @@
 """sentence-transformers backend: any model id or local path; all-MiniLM-L6-v2 and all-mpnet-base-v2 load from
-their PyPI packages (see packaged_models)."""
+their PyPI packages (see packaged_models).
+
+It runs on PyTorch at float32 by default: ONNX Runtime was measured no faster for these models here
+(benchmarks/results/encoders.json). `precision="bfloat16"` runs the model under CPU autocast (AMX / AVX512-BF16
+matrix units): about 2.7x MiniLM's paragraph rate here, vectors at cosine >= 0.9999 to float32; an option, named in
+the encoder's name (so it has its own cache and shows in every table), never the default (docs/speed.md)."""
 
 from __future__ import annotations
 
@@ -19,12 +24,27 @@ def resolve_model_path(model: str) -> str:
     return str(locate()) if locate else model
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
+def reduced_precision_units() -> bool:
+    """This CPU has bfloat16 matrix units (AMX or AVX512-BF16); without them bfloat16 is emulated and slower."""
+    import torch
+
+    checks = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    return any(check() for check in checks if check is not None)
+
+
 class SentenceTransformerEncoder:
     """Frozen sentence-transformers model on CPU (or the device given), loaded on the first text that is not cached:
     a study rerun whose embeddings are all in the cache never loads torch or the weights."""
 
-    def __init__(self, model: str, device: str | None = None, batch_size: int = 64, show_progress: bool = False):
-        self.name = f"st:{model}"
+    def __init__(self, model: str, device: str | None = None, batch_size: int = 64, show_progress: bool = False,
+                 precision: str = "float32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision {precision!r} is not known; choose one of {', '.join(PRECISIONS)}")
+        self.precision = precision
+        self.name = f"st:{model}" if precision == "float32" else f"st:{model}@{precision}"
         self.model_id, self.device = model, device or "cpu"
         self.batch_size = batch_size
         self.show_progress = show_progress
@@ -39,6 +59,11 @@ class SentenceTransformerEncoder:
     def _load(self):
         from sentence_transformers import SentenceTransformer
 
+        if self.precision == "bfloat16" and self.device == "cpu" and not reduced_precision_units():
+            import warnings
+
+            warnings.warn("precision 'bfloat16': this CPU has no AMX / AVX512-BF16 units, so it is emulated and slower "
+                          "than float32; drop the option", stacklevel=2)
         path = resolve_model_path(self.model_id)
         local = Path(path).exists()
         try:
@@ -56,6 +81,13 @@ class SentenceTransformerEncoder:
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-                                    show_progress_bar=self.show_progress, normalize_embeddings=True)
-        return l2_normalise(vectors)
+        import contextlib
+
+        import torch
+
+        reduced = torch.autocast(self.device.split(":")[0], dtype=torch.bfloat16) if self.precision == "bfloat16" \
+            else contextlib.nullcontext()
+        with reduced:
+            vectors = self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                        show_progress_bar=self.show_progress, normalize_embeddings=True)
+        return l2_normalise(vectors.astype("float32", copy=False))

