@@ -62,13 +62,12 @@ def study_pass(clone: Path, log: Path, env: dict, environment: bool) -> dict:
     return record
 
 
-def encoder_rates() -> dict:
-    """The study's encoders on every installed runtime against PyTorch, in this process (bench_encoders.py)."""
-    from bench_encoders import image_encoder_rates, paragraphs, text_encoder_rates
+def encoder_rates(clone: Path) -> dict:
+    """The study's encoders on every runtime and precision against PyTorch, on the run's own neighbour paragraphs."""
+    from bench_encoders import measure
 
-    with tempfile.TemporaryDirectory(prefix="rsrt-encoders-") as tmp:
-        return {"text_encoder": text_encoder_rates(paragraphs(512), Path(tmp)),
-                "image_encoder": image_encoder_rates(256, Path(tmp))}
+    corpus = next(iter(sorted((clone / "cache" / "corpora").glob("*neighbour*.jsonl"))), None)
+    return measure(512, 512, corpus)
 
 
 def main() -> None:
@@ -92,7 +91,7 @@ def main() -> None:
         record["cold"] = study_pass(clone, log, env, environment=True)
         record["warm"] = study_pass(clone, log, env, environment=False)
         if not args.skip_encoders:
-            record["encoders"] = encoder_rates()
+            record["encoders"] = encoder_rates(clone)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
