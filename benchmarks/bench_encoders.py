@@ -163,8 +163,21 @@ def text_encoder_rates(texts: list[str], work: Path, source: str = "") -> dict:
         if installed("openvino"):
             rows["openvino"] = row(*rate(mean_pooled(openvino_run(work / "minilm.onnx"), full.model), texts), reference,
                                    torch_rate, unit, "float32")
+    work_per_text = text_flops(full.model, texts)
+    rows["pytorch"]["sustained_gflop_per_s"] = round(work_per_text["gflop_per_text"] * torch_rate, 1)
     return {"model": "all-MiniLM-L6-v2", "texts": len(texts), "source": source,
-            "mean_words": round(float(np.mean([len(t.split()) for t in texts])), 1), "runtimes": rows}
+            "mean_words": round(float(np.mean([len(t.split()) for t in texts])), 1), **work_per_text, "runtimes": rows}
+
+
+def text_flops(model, texts: list[str]) -> dict:
+    """The mean token count of the texts and the float operations of one text through the encoder's layers (the
+    matrix products: QKV and output projections, the feed-forward pair, and attention's two T x T products)."""
+    config = model[0].auto_model.config
+    tokens = float(np.mean([len(ids) for ids in model.tokenizer(texts, truncation=True,
+                                                                  max_length=model.max_seq_length)["input_ids"]]))
+    d, ff, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    flops = layers * (2 * tokens * d * 4 * d + 2 * tokens * d * ff * 2 + 2 * 2 * tokens * tokens * d)
+    return {"mean_tokens": round(tokens, 1), "gflop_per_text": round(flops / 1e9, 2)}
 
 
 def image_encoder_rates(n_images: int, work: Path) -> dict:
@@ -221,6 +234,24 @@ def conclusion(record: dict) -> str:
     return "; ".join(parts)
 
 
+RUNTIME_DISTRIBUTIONS = ("onnxruntime", "onnx", "ml_dtypes", "flatbuffers")  # what the runtime added to the core
+
+
+def installed_size() -> dict:
+    """The installed megabytes (10^6 bytes) of each distribution the runtime brought, and their sum."""
+    from importlib import metadata
+
+    sizes = {}
+    for name in RUNTIME_DISTRIBUTIONS:
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        files = [Path(dist.locate_file(f)) for f in dist.files or []]
+        sizes[f"{name}=={dist.version}"] = round(sum(f.stat().st_size for f in files if f.is_file()) / 1e6, 1)
+    return {"distributions_mb": sizes, "total_mb": round(sum(sizes.values()), 1)}
+
+
 def measure(n_texts: int, n_images: int, corpus: Path | None = None) -> dict:
     """Both encoders' rows and the machine before and after."""
     before = machine()
@@ -231,6 +262,7 @@ def measure(n_texts: int, n_images: int, corpus: Path | None = None) -> dict:
     record = {"question": "which runtime and precision run the study's encoders fastest here (same run, same threads)?",
               "command": "python benchmarks/bench_encoders.py", "threads": THREADS, "machine": before,
               "load_1m_after": round(os.getloadavg()[0], 2), "text_encoder": text, "image_encoder": image,
+              "runtime_installed_size": installed_size(),
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     record["conclusion"] = conclusion(record)
     return record

@@ -15,6 +15,7 @@ from .reference import versus_references
 RESULTS = Path(__file__).resolve().parent / "results"  # benchmarks/results in a checkout
 QUALITY, CORPORA, DEFAULT_RUN = "vlm_quality.json", "vlm_corpora.json", "default_run.json"
 NEIGHBOUR_TUNING, SCALEOUT, INDEX_REAL, OVERLAP = "neighbour_tuning.json", "scaleout.json", "index_real.json", "test_overlap.json"
+STUDY_SPEED = "study_speed.json"
 CLIP = "CLIP ViT-B/32 zero-shot"
 
 
@@ -30,7 +31,8 @@ COMMANDS = {QUALITY: "python benchmarks/tune_vlm_retrieval.py", OVERLAP: "python
             CORPORA: "python benchmarks/bench_vlm_corpora.py",
             DEFAULT_RUN: "bash scripts/run_study.sh && python benchmarks/record_default_run.py",
             NEIGHBOUR_TUNING: "python benchmarks/tune_neighbour_captioner.py", SCALEOUT: "python benchmarks/bench_scaleout.py",
-            INDEX_REAL: "python benchmarks/bench_index_real.py", "install_size.json": "python benchmarks/bench_install.py"}
+            INDEX_REAL: "python benchmarks/bench_index_real.py", "install_size.json": "python benchmarks/bench_install.py",
+            STUDY_SPEED: "python benchmarks/bench_study_speed.py"}
 
 
 def machine_of(record: dict) -> str:
@@ -134,7 +136,32 @@ def readme_block(results: Path = RESULTS) -> str:
             f"{sources_line(results)}; written by `python tools/render_readme.py`.\n{README_END}")
 
 
+SPEED_START, SPEED_END = "<!-- speed:start -->", "<!-- speed:end -->"
+
+
+def minutes(seconds: float) -> str:
+    """412.3 -> "6 min 52 s"; 41.0 -> "41 s"."""
+    whole = round(seconds)
+    return f"{whole // 60} min {whole % 60} s" if whole >= 60 else f"{whole} s"
+
+
+def speed_block(results: Path = RESULTS) -> str:
+    """The README's timing sentence: the study command cold and warm on the machine that measured it."""
+    record = load(STUDY_SPEED, results)
+    cold, warm, machine = record["cold"], record["warm"], record["machine"]
+    return (f"{SPEED_START}\nOn {machine['cpus']} cores of an {machine['cpu']} (load {machine['load_1m']:.2f} at the start), "
+            f"the study command took {minutes(cold['total_seconds'])} from a fresh clone (the environment "
+            f"{minutes(cold['environment']['seconds'])} of it) and {minutes(warm['total_seconds'])} when run again with "
+            f"its caches (`benchmarks/results/{STUDY_SPEED}`, `{COMMANDS[STUDY_SPEED]}`; where the time goes: "
+            f"[docs/speed.md](docs/speed.md)).\n{SPEED_END}")
+
+
+def _replace_block(text: str, start_marker: str, end_marker: str, block: str) -> str:
+    start, end = text.index(start_marker), text.index(end_marker) + len(end_marker)
+    return text[:start] + block + text[end:]
+
+
 def render_readme(text: str, results: Path = RESULTS) -> str:
-    """The README with its headline block regenerated from the results files."""
-    start, end = text.index(README_START), text.index(README_END) + len(README_END)
-    return text[:start] + readme_block(results) + text[end:]
+    """The README with its headline and timing blocks regenerated from the results files."""
+    text = _replace_block(text, README_START, README_END, readme_block(results))
+    return _replace_block(text, SPEED_START, SPEED_END, speed_block(results))
