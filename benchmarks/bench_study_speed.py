@@ -6,6 +6,7 @@ every runtime against PyTorch in the same run). Writes benchmarks/results/study_
 count and load before and after each part; the README's timing line is rendered from that file.
 
     python benchmarks/bench_study_speed.py [--keep DIR] [--skip-encoders]
+    python benchmarks/bench_study_speed.py --set encoder.options.precision=bfloat16 --out study_speed_bfloat16.json
 
 The study reads the benchmark files from ../shared/data (or RSRT_MIRROR_DIR); the clone's `.venv` is built from
 requirements.lock like a new user's (pip's own cache makes it faster than a first download)."""
@@ -53,13 +54,20 @@ def notebook_seconds(clone: Path) -> dict:
     return durations
 
 
-def study_pass(clone: Path, log: Path, env: dict, environment: bool) -> dict:
+def study_pass(clone: Path, log: Path, env: dict, environment: bool, overrides: list[str]) -> dict:
     """One pass of the README's command: the environment step timed on its own, then the whole command."""
     record = {"environment": timed(["bash", "scripts/ensure_env.sh"], clone, log, env)} if environment else {}
-    record["run_study"] = timed(["bash", "scripts/run_study.sh"], clone, log, env)
+    sets = [part for item in overrides for part in ("--set", item)]
+    record["run_study"] = timed(["bash", "scripts/run_study.sh", *sets], clone, log, env)
     record["notebooks"] = notebook_seconds(clone)
     record["total_seconds"] = round(sum(part["seconds"] for key, part in record.items() if key in ("environment", "run_study")), 1)
     return record
+
+
+def run_metrics(clone: Path) -> dict | None:
+    """The timed run's metrics.json (so a faster setting shows what it measured)."""
+    path = clone / "outputs" / RUN_NAME / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def encoder_rates(clone: Path) -> dict:
@@ -74,7 +82,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=Path, help="clone into this (new) folder and keep it, instead of a temporary one")
     parser.add_argument("--skip-encoders", action="store_true", help="time the study only")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a parameter override for the study (as `rsrt run --set`); the run keeps its name")
+    parser.add_argument("--out", default=RESULTS.name, help=f"results file name in benchmarks/results (default {RESULTS.name})")
     args = parser.parse_args()
+    if any("=" not in item for item in args.set):
+        raise SystemExit(f"--set takes KEY=VALUE, got {args.set}")
+    results = RESULTS.with_name(args.out)
     if args.keep and args.keep.exists():
         raise SystemExit(f"--keep {args.keep} exists; give a new folder (this script never deletes what it did not make)")
     work = args.keep or Path(tempfile.mkdtemp(prefix="rsrt-study-speed-"))
@@ -86,10 +100,14 @@ def main() -> None:
         env.pop(variable, None)  # the clone's own folders, as a new user's
     log = work / "study_speed.log"
     record = {"question": "how long does the README's study command take here, cold and warm?",
-              "command": "python benchmarks/bench_study_speed.py", "revision": revision, "machine": machine()}
+              "command": " ".join(["python benchmarks/bench_study_speed.py", *(f"--set {item}" for item in args.set),
+                                   *([f"--out {args.out}"] if args.out != RESULTS.name else [])]),
+              "overrides": args.set, "revision": revision, "machine": machine()}
     try:
-        record["cold"] = study_pass(clone, log, env, environment=True)
-        record["warm"] = study_pass(clone, log, env, environment=False)
+        record["cold"] = study_pass(clone, log, env, environment=True, overrides=args.set)
+        record["warm"] = study_pass(clone, log, env, environment=False, overrides=args.set)
+        metrics = run_metrics(clone) or {}
+        record["metrics"] = {key: metrics.get(key) for key in ("encoder", "mR", "ci95")}
         if not args.skip_encoders:
             record["encoders"] = encoder_rates(clone)
     finally:
@@ -97,9 +115,9 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     record["load_1m_after"] = round(os.getloadavg()[0], 2)
     record["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    RESULTS.write_text(json.dumps(record, indent=1) + "\n")
+    results.write_text(json.dumps(record, indent=1) + "\n")
     print(f"cold {record['cold']['total_seconds']} s (environment {record['cold']['environment']['seconds']} s), "
-          f"warm {record['warm']['total_seconds']} s -> {RESULTS.relative_to(PROJECT)}")
+          f"warm {record['warm']['total_seconds']} s -> {results.relative_to(PROJECT)}")
 
 
 if __name__ == "__main__":

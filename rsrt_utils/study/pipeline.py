@@ -229,7 +229,8 @@ def text_encoder(run: StudyRun, spec: str | None = None) -> CachedEncoder:
     """The run's text encoder with the embedding cache, on the run's engine (`rsrt run --ray`: the texts not yet
     cached are embedded in an actor pool of that cluster; same vectors, same cache)."""
     e = run.params.encoder
-    return run.engine().encoder(spec or e.spec, policy=e.cache_policy, **e.options)
+    options = e.options if spec in (None, e.spec) else {}  # the options are the run's encoder's, not another kind's
+    return run.engine().encoder(spec or e.spec, policy=e.cache_policy, **options)
 
 
 def score_run(run: StudyRun, dataset: Dataset, encoder: CachedEncoder | None = None) -> tuple[np.ndarray, np.ndarray]:
