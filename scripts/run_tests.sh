@@ -3,8 +3,8 @@
 # (the real data in ../shared/data when it is there; skipped with a reason when not), the study through
 # papermill, and every notebook with nbval on its default (smoke) parameters.
 # Data, caches and outputs of the tests go to a fresh temporary folder (RSRT_TEST_ROOT to reuse one).
-# --fast: the loop to run while working (a few minutes here): unit tests not marked slow, no notebooks, no browser,
-# no study runs. The command without it runs everything (what CI runs).
+# --fast: the loop to run while working (under a minute here, on two pytest workers; RSRT_TEST_WORKERS=1 for one):
+# unit tests not marked slow, no notebooks, no browser, no study runs. The command without it runs everything (what CI runs).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/ensure_env.sh
@@ -15,7 +15,9 @@ export RSRT_DATA_DIR="$root/data" RSRT_CACHE_DIR="$root/cache" RSRT_OUTPUTS_DIR=
 .venv/bin/lint-imports --no-cache  # the layering contracts ([tool.importlinter] in pyproject.toml)
 if [ "${1:-}" = "--fast" ]; then
   shift
-  exec .venv/bin/python -m pytest tests/unit tests/test_notebooks_are_thin.py -m "not slow and not integration" "$@"
+  # two pytest workers (pytest-xdist): the unit tests share nothing but the session's caches, which are safe to share
+  exec .venv/bin/python -m pytest tests/unit tests/test_notebooks_are_thin.py -m "not slow and not integration" \
+    -n "${RSRT_TEST_WORKERS:-2}" "$@"
 fi
 if [ "$#" -eq 0 ]; then
   set -- tests notebooks

@@ -21,7 +21,8 @@ SECRET = fake_key("url")
 
 @pytest.mark.parametrize("url", [f"bob://{SECRET}@127.0.0.1:8000/v1", f"127.0.0.1:8000/v1?api-key={SECRET}",
                                  f"user:{SECRET}@127.0.0.1:8000/v1", f"localhost:8000/v1?token={SECRET}&x=1",
-                                 f"ftp://u:{SECRET}@host/v1"])
+                                 f"ftp://u:{SECRET}@host/v1"],
+                         ids=["unknown scheme", "key in query", "no scheme", "token in query", "ftp"])  # ids hold no key
 def test_a_malformed_base_url_is_named_without_its_secret(url, capsys):
     with pytest.raises(ValueError, match="is not an http") as error:
         check_base_url(url)

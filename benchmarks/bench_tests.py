@@ -1,0 +1,60 @@
+"""How long the README's test command and the fast loop take here: runs `bash scripts/run_tests.sh --fast` and
+`bash scripts/run_tests.sh` in this checkout (environment already built), each with pytest's own summary and its ten
+slowest tests, and writes benchmarks/results/test_times.json with the CPU model, cores and load before and after.
+
+    python benchmarks/bench_tests.py [--fast-only]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT / "benchmarks"))
+RESULTS = PROJECT / "benchmarks" / "results" / "test_times.json"
+SUMMARY = re.compile(r"=+ (.*(?:passed|failed).*) in ([\d.]+)s")
+SLOW = re.compile(r"^([\d.]+)s (call|setup|teardown)\s+(\S+)", re.MULTILINE)
+
+from bench_encoders import machine  # noqa: E402
+
+
+def timed_suite(args: list[str]) -> dict:
+    """One run of the test command: wall time, pytest's own time and counts, its ten slowest phases, the load."""
+    load = round(os.getloadavg()[0], 2)
+    started = time.perf_counter()
+    done = subprocess.run(["bash", "scripts/run_tests.sh", *args, "--durations=10", "-q", "-p", "no:cacheprovider"],
+                          cwd=PROJECT, capture_output=True, text=True)
+    wall = round(time.perf_counter() - started, 1)
+    found = SUMMARY.findall(done.stdout)
+    if done.returncode or not found:
+        raise SystemExit(f"run_tests.sh {' '.join(args)} failed (exit {done.returncode}):\n{done.stdout[-3000:]}")
+    outcome, pytest_seconds = found[-1]
+    return {"command": " ".join(["bash scripts/run_tests.sh", *args]), "wall_seconds": wall,
+            "pytest_seconds": float(pytest_seconds), "outcome": outcome, "load_1m_before": load,
+            "load_1m_after": round(os.getloadavg()[0], 2),
+            "slowest": [{"seconds": float(s), "phase": phase, "test": test} for s, phase, test in SLOW.findall(done.stdout)]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fast-only", action="store_true", help="time the fast loop only")
+    args = parser.parse_args()
+    record = {"question": "how long do the test command and the fast loop take here?",
+              "command": "python benchmarks/bench_tests.py", "machine": machine(),
+              "revision": subprocess.check_output(["git", "rev-parse", "HEAD"], cwd=PROJECT, text=True).strip()}
+    record["fast"] = timed_suite(["--fast"])
+    if not args.fast_only:
+        record["full"] = timed_suite(["tests", "notebooks"])  # what the command runs when given no arguments
+    record["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    RESULTS.write_text(json.dumps(record, indent=1) + "\n")
+    print({name: record[name]["wall_seconds"] for name in ("fast", "full") if name in record})
+
+
+if __name__ == "__main__":
+    main()
