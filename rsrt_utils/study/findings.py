@@ -15,7 +15,7 @@ from .reference import versus_references
 RESULTS = Path(__file__).resolve().parent / "results"  # benchmarks/results in a checkout
 QUALITY, CORPORA, DEFAULT_RUN = "vlm_quality.json", "vlm_corpora.json", "default_run.json"
 NEIGHBOUR_TUNING, SCALEOUT, INDEX_REAL, OVERLAP = "neighbour_tuning.json", "scaleout.json", "index_real.json", "test_overlap.json"
-STUDY_SPEED = "study_speed.json"
+STUDY_SPEED, STUDY_SPEED_BFLOAT16 = "study_speed.json", "study_speed_bfloat16.json"
 CLIP = "CLIP ViT-B/32 zero-shot"
 
 
@@ -32,7 +32,10 @@ COMMANDS = {QUALITY: "python benchmarks/tune_vlm_retrieval.py", OVERLAP: "python
             DEFAULT_RUN: "bash scripts/run_study.sh && python benchmarks/record_default_run.py",
             NEIGHBOUR_TUNING: "python benchmarks/tune_neighbour_captioner.py", SCALEOUT: "python benchmarks/bench_scaleout.py",
             INDEX_REAL: "python benchmarks/bench_index_real.py", "install_size.json": "python benchmarks/bench_install.py",
-            STUDY_SPEED: "python benchmarks/bench_study_speed.py"}
+            STUDY_SPEED: "python benchmarks/bench_study_speed.py",
+            STUDY_SPEED_BFLOAT16: "python benchmarks/bench_study_speed.py --set encoder.options.precision=bfloat16 "
+                                  "--out study_speed_bfloat16.json", "encoders.json": "python benchmarks/bench_encoders.py",
+            "test_times.json": "python benchmarks/bench_tests.py"}
 
 
 def machine_of(record: dict) -> str:
@@ -152,8 +155,20 @@ def speed_block(results: Path = RESULTS) -> str:
     return (f"{SPEED_START}\nOn {machine['cpus']} cores of an {machine['cpu']} (load {machine['load_1m']:.2f} at the start), "
             f"the study command took {minutes(cold['total_seconds'])} from a fresh clone (the environment "
             f"{minutes(cold['environment']['seconds'])} of it) and {minutes(warm['total_seconds'])} when run again with "
-            f"its caches (`benchmarks/results/{STUDY_SPEED}`, `{COMMANDS[STUDY_SPEED]}`; where the time goes: "
-            f"[docs/speed.md](docs/speed.md)).\n{SPEED_END}")
+            f"its caches (`benchmarks/results/{STUDY_SPEED}`, `{COMMANDS[STUDY_SPEED]}`){reduced_precision_clause(results)}; "
+            f"where the time goes: [docs/speed.md](docs/speed.md).\n{SPEED_END}")
+
+
+def reduced_precision_clause(results: Path = RESULTS) -> str:
+    """", and ... with the text encoder in bfloat16 (...)" when that option's timing file exists, else ""."""
+    if not (results / STUDY_SPEED_BFLOAT16).is_file():
+        return ""
+    record = load(STUDY_SPEED_BFLOAT16, results)
+    metrics = record["metrics"]
+    low, high = metrics["ci95"]["mR"]
+    return (f"; with the text encoder in bfloat16 (`--set encoder.options.precision=bfloat16`, an option) "
+            f"{minutes(record['cold']['total_seconds'])} cold, measuring mR {metrics['mR']:.2f} [{low:.2f}, {high:.2f}] "
+            f"(`benchmarks/results/{STUDY_SPEED_BFLOAT16}`)")
 
 
 def _replace_block(text: str, start_marker: str, end_marker: str, block: str) -> str:
