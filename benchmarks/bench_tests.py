@@ -18,7 +18,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT / "benchmarks"))
 RESULTS = PROJECT / "benchmarks" / "results" / "test_times.json"
-SUMMARY = re.compile(r"=+ (.*(?:passed|failed).*) in ([\d.]+)s")
+SUMMARY = re.compile(r"^=*\s*(\d+ (?:passed|failed).*?) in ([\d.]+)s", re.MULTILINE)  # with or without -q's rules
 SLOW = re.compile(r"^([\d.]+)s (call|setup|teardown)\s+(\S+)", re.MULTILINE)
 
 from bench_encoders import machine  # noqa: E402
