@@ -109,9 +109,11 @@ def screenshot(driver, name: str, max_height: int = 2200) -> Path:
 
 
 def wait_for(driver, condition, timeout_s: float = 20):
+    """Until the condition holds; an element that goes stale because the page reloaded is looked up again."""
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout_s).until(condition)
+    return WebDriverWait(driver, timeout_s, ignored_exceptions=[StaleElementReferenceException]).until(condition)
 
 
 def test_the_server_listens_on_loopback_only_and_serves_no_file_outside(server):
