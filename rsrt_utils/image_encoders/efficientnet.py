@@ -27,7 +27,6 @@ blob has the wrong size is treated as missing.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from PIL import Image
 from ..fileutil import file_sha256
 from ..image_files import ImageReadError, open_rgb, raise_for_failures
 from ..paths import cache_dir
-from ..runtime import GraphSpec, OnnxSession, choose_runtime, exported_graph
+from ..runtime import GraphSpec, OnnxSession, choose_runtime, exported_graph, usable_threads
 from ..vector_cache import SQLiteVectorCache, fill_missing
 from ..vectors import l2_normalise
 
@@ -69,9 +68,7 @@ def configure_torch_threads(n_threads: int | None = None) -> int:
     """Set torch's intra-op threads to the usable core count (or n_threads); return the value set."""
     import torch
 
-    if n_threads is None:
-        n_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(max(1, int(n_threads)))
+    torch.set_num_threads(max(1, int(n_threads or usable_threads())))
     return torch.get_num_threads()
 
 
