@@ -22,7 +22,7 @@ must not decide a tie.
 
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,26 @@ DEFAULT_TIES = "random"
 SCORE_DECIMALS = 6
 
 
+class TieCounts(NamedTuple):
+    """Per query, the irrelevant candidates strictly above its best relevant score, the irrelevant and the relevant
+    ones tied with it: every tie policy's rank and hits follow from these three counts."""
+
+    greater: np.ndarray
+    tied_irrelevant: np.ndarray
+    tied_relevant: np.ndarray
+
+
+def tie_counts(scores: np.ndarray, relevant: np.ndarray) -> TieCounts:
+    """The TieCounts of every query (scores, relevant: (n_queries, n_candidates), each query with a relevant one)."""
+    scores = resolve_scores(scores)
+    relevant = np.asarray(relevant, dtype=bool)
+    _check_relevance(scores, relevant)
+    best = np.where(relevant, scores, -np.inf).max(axis=1, keepdims=True)
+    tied = scores == best
+    count = lambda mask: mask.sum(axis=1).astype(np.float64)  # noqa: E731
+    return TieCounts(count((scores > best) & ~relevant), count(tied & ~relevant), count(tied & relevant))
+
+
 def rank_of_best_relevant(scores: np.ndarray, relevant: np.ndarray, ties: str = "pessimistic") -> np.ndarray:
     """0-based rank of each query's best relevant candidate among the irrelevant ones.
 
@@ -43,12 +63,12 @@ def rank_of_best_relevant(scores: np.ndarray, relevant: np.ndarray, ties: str = 
     """
     if ties not in ("pessimistic", "optimistic"):
         raise ValueError(f"ties={ties!r}: a rank needs 'pessimistic' or 'optimistic'; hit_rates handles 'random'")
-    scores = resolve_scores(scores)
-    relevant = np.asarray(relevant, dtype=bool)
-    _check_relevance(scores, relevant)
-    best = np.where(relevant, scores, -np.inf).max(axis=1, keepdims=True)
-    above = scores >= best if ties == "pessimistic" else scores > best
-    return (above & ~relevant).sum(axis=1)
+    return _rank(tie_counts(scores, relevant), ties)
+
+
+def _rank(counts: TieCounts, ties: str) -> np.ndarray:
+    ranks = counts.greater + (counts.tied_irrelevant if ties == "pessimistic" else 0)
+    return ranks.astype(np.int64)
 
 
 def resolve_scores(scores: np.ndarray) -> np.ndarray:
@@ -65,21 +85,16 @@ def _check_relevance(scores: np.ndarray, relevant: np.ndarray) -> None:
 
 
 def random_tie_hit_rates(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] = KS) -> np.ndarray:
-    """(n_queries, len(ks)) expected hits when tied candidates are ordered uniformly at random.
+    """(n_queries, len(ks)) expected hits when tied candidates are ordered uniformly at random."""
+    return _random_tie_hits(tie_counts(scores, relevant), ks)
 
-    With g irrelevant candidates strictly above the best relevant score, t irrelevant and r relevant ones
+
+def _random_tie_hits(counts: TieCounts, ks: Sequence[int]) -> np.ndarray:
+    """With g irrelevant candidates strictly above the best relevant score, t irrelevant and r relevant ones
     tied with it, the number P of tied irrelevant ones drawn before the first tied relevant one satisfies
-    Pr(P >= m) = prod_{i<m} (t - i) / (t + r - i); a hit at K needs g + P < K.
-    """
-    scores = resolve_scores(scores)
-    relevant = np.asarray(relevant, dtype=bool)
-    _check_relevance(scores, relevant)
-    best = np.where(relevant, scores, -np.inf).max(axis=1, keepdims=True)
-    greater = ((scores > best) & ~relevant).sum(axis=1).astype(np.float64)
-    tied = scores == best
-    t = (tied & ~relevant).sum(axis=1).astype(np.float64)
-    r = (tied & relevant).sum(axis=1).astype(np.float64)
-    out = np.empty((scores.shape[0], len(ks)))
+    Pr(P >= m) = prod_{i<m} (t - i) / (t + r - i); a hit at K needs g + P < K."""
+    greater, t, r = counts
+    out = np.empty((greater.shape[0], len(ks)))
     for j, k in enumerate(ks):
         m = k - greater  # tied irrelevant candidates that may still come first
         survive = np.ones_like(t)  # Pr(P >= m), built factor by factor
@@ -92,11 +107,20 @@ def random_tie_hit_rates(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[
 
 def hit_rates(scores: np.ndarray, relevant: np.ndarray, ks: Sequence[int] = KS, ties: str = DEFAULT_TIES) -> np.ndarray:
     """(n_queries, len(ks)) hits (0/1, or expected values under random tie order) at each K."""
+    _check_policy(ties)
+    return hits_from_counts(tie_counts(scores, relevant), ks, ties)
+
+
+def hits_from_counts(counts: TieCounts, ks: Sequence[int] = KS, ties: str = DEFAULT_TIES) -> np.ndarray:
+    """hit_rates from a query set's TieCounts under one tie policy."""
+    if ties == "random":
+        return _random_tie_hits(counts, ks)
+    return hits_at_k(_rank(counts, ties), ks).astype(np.float64)
+
+
+def _check_policy(ties: str) -> None:
     if ties not in TIE_POLICIES:
         raise ValueError(f"ties={ties!r} is not known; choose one of {', '.join(TIE_POLICIES)}")
-    if ties == "random":
-        return random_tie_hit_rates(scores, relevant, ks)
-    return hits_at_k(rank_of_best_relevant(scores, relevant, ties), ks).astype(np.float64)
 
 
 def hits_at_k(ranks: np.ndarray, ks: Sequence[int] = KS) -> np.ndarray:
@@ -177,7 +201,8 @@ def _recall_dict(means: Iterable[float], ks: Sequence[int]) -> dict[str, float]:
 
 def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_image_index: Sequence[int],
                     image_classes: Sequence[str] | None = None, ks: Sequence[int] = KS, ties: str = DEFAULT_TIES,
-                    n_boot: int = 1000, seed: int = 0, relevant: np.ndarray | None = None) -> dict:
+                    n_boot: int = 1000, seed: int = 0, relevant: np.ndarray | None = None,
+                    other_ties: bool = False) -> dict:
     """Standard protocol on precomputed score matrices.
 
     t2i_scores: (n_captions, n_images); i2t_scores: (n_images, n_captions);
@@ -186,8 +211,9 @@ def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_imag
     Returns t2i/i2t recalls and mR in percent; 95 % intervals from an image-level (cluster) bootstrap — images
     resampled with all their captions, both directions on the same images — as `ci95`, and the caption-level one
     (each direction's queries resampled as if independent: too narrow, a diagnostic) as `ci95_caption_level`;
-    and, given classes, a per-class table.
+    and, given classes, a per-class table; other_ties adds `mR_ties_<policy>` for every other tie policy.
     """
+    _check_policy(ties)
     if n_boot < 1:
         raise ValueError(f"n_boot must be >= 1 (got {n_boot}); use n_boot=1 for a negligible bootstrap cost")
     caption_image_index = np.asarray(caption_image_index, dtype=np.int64)
@@ -200,10 +226,10 @@ def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_imag
         relevant = relevance_t2i(caption_image_index, n_images)
     elif relevant.shape != (n_captions, n_images):
         raise ValueError(f"relevant has shape {relevant.shape}; expected (n_captions, n_images) = {(n_captions, n_images)}")
-    t2i_hits = hit_rates(t2i_scores, relevant, ks, ties)
-    i2t_hits = hit_rates(i2t_scores, relevant.T, ks, ties)
+    counts = tie_counts(t2i_scores, relevant), tie_counts(i2t_scores, relevant.T)
+    t2i_hits, i2t_hits = (hits_from_counts(c, ks, ties) for c in counts)
     t2i_mean, i2t_mean = t2i_hits.mean(axis=0), i2t_hits.mean(axis=0)
-    m_r = (t2i_mean.sum() + i2t_mean.sum()) / (2 * len(ks))
+    m_r = _mean_recall(t2i_hits, i2t_hits)
 
     t2i_boot, i2t_boot = image_bootstrap_means(t2i_hits, i2t_hits, caption_image_index, n_boot,
                                                np.random.default_rng(seed))
@@ -230,6 +256,8 @@ def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_imag
     }
     if image_classes is not None:
         result["per_class"] = per_class_recalls(t2i_hits, i2t_hits, caption_image_index, image_classes, ks).to_dict(orient="records")
+    if other_ties:
+        result.update(_mr_other_ties(*counts, ks, ties))
     return result
 
 
@@ -255,12 +283,15 @@ def quoted_inside(interval: Sequence[float], quoted: float) -> bool:
     return bool(interval[0] <= quoted <= interval[1])
 
 
-def mr_under_other_tie_policies(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_image_index: Sequence[int],
-                                ties: str = DEFAULT_TIES, relevant: np.ndarray | None = None) -> dict[str, float]:
-    """{"mR_ties_<policy>": mR} for every tie policy other than `ties` (no bootstrap)."""
-    return {f"mR_ties_{other}": evaluate_scores(t2i_scores, i2t_scores, caption_image_index, ties=other, n_boot=1,
-                                                relevant=relevant)["mR"]
+def _mr_other_ties(t2i_counts: TieCounts, i2t_counts: TieCounts, ks: Sequence[int], ties: str) -> dict[str, float]:
+    return {f"mR_ties_{other}": round(float(_mean_recall(hits_from_counts(t2i_counts, ks, other),
+                                                         hits_from_counts(i2t_counts, ks, other))) * 100, 2)
             for other in TIE_POLICIES if other != ties}
+
+
+def _mean_recall(t2i_hits: np.ndarray, i2t_hits: np.ndarray) -> float:
+    """mR as a fraction: the mean of both directions' recalls at every K."""
+    return (t2i_hits.mean(axis=0).sum() + i2t_hits.mean(axis=0).sum()) / (t2i_hits.shape[1] + i2t_hits.shape[1])
 
 
 def per_class_recalls(t2i_hits: np.ndarray, i2t_hits: np.ndarray, caption_image_index: np.ndarray,

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .metrics import DEFAULT_TIES, TIE_POLICIES, duplicate_aware_relevance, evaluate_scores, mr_under_other_tie_policies
+from .metrics import DEFAULT_TIES, TIE_POLICIES, duplicate_aware_relevance, evaluate_scores
 from .retrieval import POOLINGS, VariantGallery, text_to_text_scores
 
 FIELDS = ("one_sentence", "feature", "caption", "all")
@@ -116,8 +116,8 @@ def evaluate(t2i: np.ndarray, i2t: np.ndarray, caption_image_index: Sequence[int
              image_classes: Sequence[str] | None = None, captions: Sequence[str] | None = None) -> dict:
     """The protocol's record: recalls, mR, bootstrap intervals, per-class table, mR under the other tie policies,
     and (given the caption texts) mR counting identical captions as relevant — a diagnostic, not the protocol."""
-    result = evaluate_scores(t2i, i2t, caption_image_index, image_classes, ties=spec.ties, n_boot=spec.n_boot, seed=spec.seed)
-    result.update(mr_under_other_tie_policies(t2i, i2t, caption_image_index, spec.ties))
+    result = evaluate_scores(t2i, i2t, caption_image_index, image_classes, ties=spec.ties, n_boot=spec.n_boot, seed=spec.seed,
+                             other_ties=True)
     if captions is not None:
         relevant = duplicate_aware_relevance(captions, caption_image_index, t2i.shape[1])
         result["mR_duplicates_relevant"] = evaluate_scores(t2i, i2t, caption_image_index, ties=spec.ties, n_boot=1,

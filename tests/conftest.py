@@ -22,3 +22,4 @@ def fake_openai():
         yield server
     finally:
         server.stop()
+

@@ -63,16 +63,21 @@ class NotebookFailed(RuntimeError):
     """A notebook of a run raised: one line naming the notebook, the cell and the error."""
 
 
+# Modules every notebook imports; a kernel started one notebook ahead imports them while the current notebook runs.
+KERNEL_PRELOAD = ("numpy", "pandas", "matplotlib.pyplot", "IPython.display", "rsrt_utils.study.pipeline",
+                  "rsrt_utils.study.figures")
+
+
 def _ipc_kernel_manager():
     """A kernel manager whose kernel talks over local IPC sockets in the temp folder: no TCP port is opened, and
     the kernel prints no "running over TCP without encryption" warning on every notebook."""
     import tempfile
     import uuid
 
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
     from traitlets import CaselessStrEnum, default
 
-    class IPCKernelManager(KernelManager):
+    class IPCKernelManager(AsyncKernelManager):
         transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
 
         @default("ip")
@@ -82,8 +87,32 @@ def _ipc_kernel_manager():
     return IPCKernelManager
 
 
-def _execute(notebook: Path, run, kernel_name: str, progress: bool) -> None:
-    """Run one notebook with the run's parameters: its params file, its folder and where its work runs."""
+class _AheadKernel:
+    """A kernel started before its notebook's turn, importing KERNEL_PRELOAD in the background (a silent request:
+    no output, no execution count), so a run pays the kernel's start and imports while the previous notebook runs."""
+
+    def __init__(self, kernel_name: str):
+        from jupyter_client.blocking import BlockingKernelClient
+        from jupyter_core.utils import run_sync
+
+        self.manager = _ipc_kernel_manager()(kernel_name=kernel_name)
+        run_sync(self.manager.start_kernel)(cwd=str(Path.cwd()))
+        self._client = BlockingKernelClient()
+        self._client.load_connection_info(self.manager.get_connection_info())
+        self._client.start_channels()
+        self._client.execute("import importlib as _i\n" + "".join(f"_i.import_module({m!r})\n" for m in KERNEL_PRELOAD)
+                             + "del _i", silent=True)
+
+    def shutdown(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        self._client.stop_channels()
+        if run_sync(self.manager.is_alive)():
+            run_sync(self.manager.shutdown_kernel)(now=True)
+
+
+def _execute(notebook: Path, run, kernel: _AheadKernel, progress: bool) -> None:
+    """Run one notebook in `kernel` with the run's parameters: its params file, its folder and where its work runs."""
     import papermill
 
     executed = run.folder.executed_notebook(notebook.name)
@@ -91,14 +120,33 @@ def _execute(notebook: Path, run, kernel_name: str, progress: bool) -> None:
         papermill.execute_notebook(str(notebook), str(executed),
                                    parameters={"PARAMS_PATH": str(run.folder.params), "RUN_DIR": str(run.run_dir),
                                                "ENGINE": run.where.spec},
-                                   cwd=str(Path.cwd()), kernel_name=kernel_name, progress_bar=progress,
-                                   kernel_manager_class=_ipc_kernel_manager())
+                                   cwd=str(Path.cwd()), kernel_name=kernel.manager.kernel_name, progress_bar=progress,
+                                   km=kernel.manager)
     except papermill.PapermillExecutionError as error:
         line = f"{notebook.name} failed in cell {error.exec_count}: {error.ename}: {str(error.evalue).splitlines()[0] if error.evalue else ''}"
         write_json_atomic({"notebook": notebook.name, "cell": error.exec_count, "error": error.ename,
                            "message": str(error.evalue), "executed_notebook": str(executed),
                            "params_digest": run.params.digest()}, run.folder.failed_mark)
         raise NotebookFailed(f"{line} (full traceback in {executed})") from None
+
+
+def _execute_all(selected: list[Path], run, kernel_name: str, progress: bool) -> dict[str, float]:
+    """Execute the notebooks in order, each in a kernel started while the one before it ran; seconds per notebook."""
+    timings = {}
+    kernels = [_AheadKernel(kernel_name)] if selected else []
+    try:
+        for position, notebook in enumerate(selected):
+            started = time.monotonic()
+            if position + 1 < len(selected):
+                kernels.append(_AheadKernel(kernel_name))
+            print(f"[rsrt run {run.params.run_name}] {notebook.name}", flush=True)
+            _execute(notebook, run, kernels[position], progress)
+            kernels[position].shutdown()
+            timings[notebook.stem] = round(time.monotonic() - started, 1)
+    finally:
+        for kernel in kernels[len(timings):]:
+            kernel.shutdown()
+    return timings
 
 
 def run_study(params_path: str | Path, overrides: dict | None = None, notebooks: list[str] | None = None,
@@ -117,12 +165,7 @@ def run_study(params_path: str | Path, overrides: dict | None = None, notebooks:
         mark.unlink(missing_ok=True)
     write_json_atomic(provenance(), run.folder.provenance)
     write_json_atomic({"started": time.time(), "notebooks": [nb.stem for nb in selected]}, run.folder.attempt_mark)
-    timings = {}
-    for notebook in selected:
-        started = time.monotonic()
-        print(f"[rsrt run {run.params.run_name}] {notebook.name}", flush=True)
-        _execute(notebook, run, kernel_name, progress)
-        timings[notebook.stem] = round(time.monotonic() - started, 1)
+    timings = _execute_all(selected, run, kernel_name, progress)
     fresh = run.folder.has_fresh_metrics()
     if selected == all_notebooks and fresh:
         run.folder.mark_complete({"params_digest": run.params.digest(), "notebooks": timings})
