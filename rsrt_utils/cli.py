@@ -60,11 +60,14 @@ def extra_providing(module: str) -> str | None:
     import re
     from importlib import metadata
 
+    def canonical(name: str) -> str:  # PEP 503: jupyter_client and jupyter-client are one distribution
+        return re.sub(r"[-_.]+", "-", name).lower()
+
     top = module.split(".")[0]
-    distributions = metadata.packages_distributions().get(top, [top.replace("_", "-")])
+    distributions = {canonical(d) for d in metadata.packages_distributions().get(top, [top])}
     for requirement in metadata.requires("rsrt") or []:
         found = re.match(r"^([A-Za-z0-9_.-]+).*;\s*extra\s*==\s*['\"]([\w-]+)['\"]", requirement)
-        if found and found.group(1).lower() in {d.lower() for d in distributions} and found.group(2) not in ("all", "test"):
+        if found and canonical(found.group(1)) in distributions and found.group(2) not in ("all", "test"):
             return found.group(2)
     return None
 

@@ -27,7 +27,7 @@ if [ "$#" -eq 0 ]; then
   log="$root/notebooks.log"
   .venv/bin/python -m pytest notebooks "${nbval[@]}" > "$log" 2>&1 & notebooks=$!
   set +e
-  .venv/bin/python -m pytest tests -n "${RSRT_TEST_WORKERS:-2}" --dist loadfile; tests_status=$?
+  .venv/bin/python -m pytest tests -n "${RSRT_TEST_WORKERS:-2}" --dist loadfile --durations=15; tests_status=$?
   wait $notebooks; notebooks_status=$?
   set -e
   echo "=== the notebooks under nbval (pytest notebooks ${nbval[*]}) ==="

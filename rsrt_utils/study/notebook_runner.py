@@ -63,6 +63,12 @@ class NotebookFailed(RuntimeError):
     """A notebook of a run raised: one line naming the notebook, the cell and the error."""
 
 
+# What each notebook reads from the ones before it, by number: a notebook starts once these have finished (every
+# earlier one for a notebook not listed), at most PARALLEL_NOTEBOOKS at a time. All read the data 00 imports.
+NEEDS = {"00": (), "01": ("00",), "02": ("01",), "03": ("02",), "04": ("03",), "05": ("01",), "06": ("03",),
+         "07": ("00",), "08": ("00", "01", "02", "03", "04", "05", "06", "07"), "09": ("00",)}
+PARALLEL_NOTEBOOKS = 2
+
 # Modules every notebook imports; a kernel started one notebook ahead imports them while the current notebook runs.
 KERNEL_PRELOAD = ("numpy", "pandas", "matplotlib.pyplot", "IPython.display", "rsrt_utils.study.pipeline",
                   "rsrt_utils.study.figures")
@@ -111,10 +117,12 @@ class _AheadKernel:
             run_sync(self.manager.shutdown_kernel)(now=True)
 
 
-def _execute(notebook: Path, run, kernel: _AheadKernel, progress: bool) -> None:
-    """Run one notebook in `kernel` with the run's parameters: its params file, its folder and where its work runs."""
+def _execute(notebook: Path, run, kernel: _AheadKernel, progress: bool | dict) -> float:
+    """Run one notebook in `kernel` with the run's parameters (its params file, its folder and where its work runs);
+    returns its seconds."""
     import papermill
 
+    started = time.monotonic()
     executed = run.folder.executed_notebook(notebook.name)
     try:
         papermill.execute_notebook(str(notebook), str(executed),
@@ -128,24 +136,55 @@ def _execute(notebook: Path, run, kernel: _AheadKernel, progress: bool) -> None:
                            "message": str(error.evalue), "executed_notebook": str(executed),
                            "params_digest": run.params.digest()}, run.folder.failed_mark)
         raise NotebookFailed(f"{line} (full traceback in {executed})") from None
+    return round(time.monotonic() - started, 1)
+
+
+def notebook_needs(selected: list[Path]) -> dict[Path, set[Path]]:
+    """The selected notebooks each one waits for: those NEEDS names (every earlier one for a notebook it does not list)."""
+    needs = {}
+    for position, notebook in enumerate(selected):
+        names = NEEDS.get(notebook.name[:2])
+        earlier = selected[:position]
+        needs[notebook] = {nb for nb in earlier if names is None or nb.name[:2] in names}
+    return needs
 
 
 def _execute_all(selected: list[Path], run, kernel_name: str, progress: bool) -> dict[str, float]:
-    """Execute the notebooks in order, each in a kernel started while the one before it ran; seconds per notebook."""
-    timings = {}
-    kernels = [_AheadKernel(kernel_name)] if selected else []
-    try:
-        for position, notebook in enumerate(selected):
-            started = time.monotonic()
-            if position + 1 < len(selected):
-                kernels.append(_AheadKernel(kernel_name))
-            print(f"[rsrt run {run.params.run_name}] {notebook.name}", flush=True)
-            _execute(notebook, run, kernels[position], progress)
-            kernels[position].shutdown()
-            timings[notebook.stem] = round(time.monotonic() - started, 1)
-    finally:
-        for kernel in kernels[len(timings):]:
-            kernel.shutdown()
+    """Execute the notebooks, each once those it reads from have finished (NEEDS), up to PARALLEL_NOTEBOOKS at once,
+    each in a kernel started while earlier ones ran; a failure starts nothing new and is raised once the running ones
+    end. Returns the seconds per notebook."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    needs, pending, running, done, timings, failures = notebook_needs(selected), list(selected), {}, set(), {}, []
+    spare: list[_AheadKernel] = []
+    with ThreadPoolExecutor(PARALLEL_NOTEBOOKS) as pool:
+        try:
+            while pending or running:
+                ready = [nb for nb in pending if needs[nb] <= done] if not failures else []
+                for notebook in ready[:PARALLEL_NOTEBOOKS - len(running)]:
+                    pending.remove(notebook)
+                    kernel = spare.pop() if spare else _AheadKernel(kernel_name)
+                    print(f"[rsrt run {run.params.run_name}] {notebook.name}", flush=True)
+                    bar = {"desc": notebook.stem, "position": len(running)} if progress else False
+                    running[pool.submit(_execute, notebook, run, kernel, bar)] = (notebook, kernel)
+                if pending and not spare and not failures:
+                    spare.append(_AheadKernel(kernel_name))  # the next notebook's kernel starts now
+                if not running:
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    notebook, kernel = running.pop(future)
+                    kernel.shutdown()
+                    try:
+                        timings[notebook.stem] = future.result()
+                        done.add(notebook)
+                    except NotebookFailed as failure:
+                        failures.append(failure)
+        finally:
+            for kernel in spare + [kernel for _, kernel in running.values()]:
+                kernel.shutdown()
+    if failures:
+        raise failures[0]
     return timings
 
 

@@ -45,9 +45,13 @@ class StudyRun:
         return json.loads(path.read_text()) if path.is_file() else {}
 
     def save_artifact(self, key: str, value) -> None:
-        data = self.artifacts()
-        data[key] = value
-        write_json_atomic(data, self.folder.artifacts)
+        """Set one entry of artifacts.json (under a lock: notebooks of a run may run side by side)."""
+        from filelock import FileLock
+
+        with FileLock(str(self.folder.artifacts) + ".lock"):
+            data = self.artifacts()
+            data[key] = value
+            write_json_atomic(data, self.folder.artifacts)
 
     @property
     def is_oracle(self) -> bool:
