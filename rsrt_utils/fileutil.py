@@ -23,11 +23,16 @@ def file_sha256(path: Path | str) -> str:
 
 def write_json_atomic(payload: dict, path: Path | str) -> Path:
     """Write JSON through a temporary file and rename, so readers never see half a file."""
+    return write_bytes_atomic(json.dumps(payload, indent=2, default=str).encode("utf-8"), path)
+
+
+def write_bytes_atomic(data: bytes, path: Path | str) -> Path:
+    """Write bytes through a temporary file and rename, so readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(payload, handle, indent=2, default=str)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
     os.replace(tmp, path)
     return path
 

@@ -141,14 +141,14 @@ class HFClipBackend:
 
     def __init__(self, model: str = DEFAULT_CLIP_MODEL, device: str | None = "cpu", batch_size: int = 64,
                  allow_download: bool = False):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.model_dir = resolve_hf_model_dir(model, allow_download)  # before the heavy imports: a missing model fails fast
+        self.device = resolve_device(device)
+        self.batch_size = batch_size
         import torch
         from transformers import CLIPModel, CLIPProcessor
 
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.device = resolve_device(device)
-        self.batch_size = batch_size
-        self.model_dir = resolve_hf_model_dir(model, allow_download)
         try:
             self.model = CLIPModel.from_pretrained(self.model_dir, local_files_only=True).to(self.device).eval()
             self.processor = CLIPProcessor.from_pretrained(self.model_dir, local_files_only=True)

@@ -9,6 +9,7 @@ Every figure that shows images or results states its image coverage (e.g. `Datas
 
 from __future__ import annotations
 
+import io
 import textwrap
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -210,13 +211,32 @@ def project_2d(vectors: np.ndarray, method: str = "tsne", seed: int = 0) -> tupl
         pca = PCA(n_components=2, random_state=seed).fit(vectors)
         share = pca.explained_variance_ratio_ * 100
         return pca.transform(vectors), (f"PC 1 ({share[0]:.1f} % of variance)", f"PC 2 ({share[1]:.1f} % of variance)")
-    from sklearn.manifold import TSNE
 
     n_dims = min(50, vectors.shape[1], vectors.shape[0])
     reduced = PCA(n_components=n_dims, random_state=seed).fit_transform(vectors) if vectors.shape[1] > n_dims else vectors
     perplexity = float(min(30.0, max(2.0, (vectors.shape[0] - 1) / 3)))
+    return _cached_tsne(np.ascontiguousarray(reduced), perplexity, seed), ("t-SNE 1", "t-SNE 2")
+
+
+def _cached_tsne(reduced: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
+    """t-SNE coordinates, computed once per input, perplexity, seed and scikit-learn version (cache/projections/)."""
+    import hashlib
+
+    import sklearn
+    from sklearn.manifold import TSNE
+
+    from ..fileutil import write_bytes_atomic
+    from ..paths import cache_dir
+
+    key = hashlib.sha256(reduced.tobytes() + f"{reduced.shape}|{perplexity}|{seed}|{sklearn.__version__}".encode()).hexdigest()
+    path = cache_dir() / "projections" / f"tsne-{key[:32]}.npy"
+    if path.is_file():
+        return np.load(path)
     coords = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(reduced)
-    return coords, ("t-SNE 1", "t-SNE 2")
+    buffer = io.BytesIO()
+    np.save(buffer, coords)
+    write_bytes_atomic(buffer.getvalue(), path)
+    return coords
 
 
 def plot_embedding_projection(vectors: np.ndarray, labels: Sequence[str], title: str, coverage: str,

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -297,3 +300,13 @@ def test_published_figures_are_quoted_with_sources():
     assert 23.86 in set(table.loc[table.system.str.contains("TRSLLaVA"), "mR"])
     assert {"GeoRSCLIP", "RemoteCLIP"} <= set(table.system)
     assert (table.status == "quoted, not measured").all() and table.source.str.len().gt(0).all()
+
+
+def test_a_missing_model_fails_before_torch_or_the_clip_code_is_imported(tmp_path):
+    code = ("import sys\nfrom rsrt_utils.baselines.clip_models import ClipModelLoadError, make_clip_backend\n"
+            "try:\n    make_clip_backend('openai/clip-vit-base-patch32')\nexcept ClipModelLoadError:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'transformers.models.clip.modeling_clip') if m in sys.modules))")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "[]"

@@ -230,3 +230,18 @@ def test_quality_path_intervals(tmp_path):
     assert sorted(round(p.get_width(), 2) for p in ax.patches) == [22.42, 26.53]
     horizontal = [x for x, y in _segments(ax) if y[0] == y[1]]
     assert (20.85, 24.02) in horizontal and (24.72, 28.29) in horizontal, horizontal
+
+
+def test_a_tsne_projection_is_computed_once_per_input_and_seed(tmp_path, monkeypatch):
+    monkeypatch.setenv("RSRT_CACHE_DIR", str(tmp_path))
+    vectors = np.random.default_rng(0).normal(size=(40, 8))
+    first, _ = figures.project_2d(vectors, "tsne", seed=0)
+    cached = sorted((tmp_path / "projections").glob("tsne-*.npy"))
+    assert len(cached) == 1
+    again, _ = figures.project_2d(vectors, "tsne", seed=0)
+    assert np.array_equal(first, again)
+    figures.project_2d(vectors, "tsne", seed=1)
+    figures.project_2d(vectors + 1e-3, "tsne", seed=0)
+    assert len(list((tmp_path / "projections").glob("tsne-*.npy"))) == 3
+    np.save(cached[0], np.zeros_like(first))  # what is in the cache is what a second call returns
+    assert np.array_equal(figures.project_2d(vectors, "tsne", seed=0)[0], np.zeros_like(first))
