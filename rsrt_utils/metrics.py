@@ -208,7 +208,8 @@ def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_imag
     t2i_scores: (n_captions, n_images); i2t_scores: (n_images, n_captions);
     caption_image_index[q] is the image that caption q describes. `relevant` (n_captions, n_images)
     replaces that one-image relevance (e.g. duplicate_aware_relevance: a diagnostic, not the protocol).
-    Returns t2i/i2t recalls and mR in percent; 95 % intervals from an image-level (cluster) bootstrap — images
+    Returns t2i/i2t recalls, mR (the mean of the six) and each direction's mean of its recalls (mR_t2i, mR_i2t: the
+    convention of the method's released code) in percent; 95 % intervals from an image-level (cluster) bootstrap — images
     resampled with all their captions, both directions on the same images — as `ci95`, and the caption-level one
     (each direction's queries resampled as if independent: too narrow, a diagnostic) as `ci95_caption_level`;
     and, given classes, a per-class table; other_ties adds `mR_ties_<policy>` for every other tie policy.
@@ -242,8 +243,12 @@ def evaluate_scores(t2i_scores: np.ndarray, i2t_scores: np.ndarray, caption_imag
         "t2i": _recall_dict(t2i_mean, ks),
         "i2t": _recall_dict(i2t_mean, ks),
         "mR": round(float(m_r) * 100, 2),
+        "mR_t2i": round(float(t2i_mean.mean()) * 100, 2),
+        "mR_i2t": round(float(i2t_mean.mean()) * 100, 2),
         "ci95": {
             "mR": _interval(mr_boot),
+            "mR_t2i": _interval(t2i_boot.mean(axis=1)),
+            "mR_i2t": _interval(i2t_boot.mean(axis=1)),
             "t2i": {f"R@{k}": _interval(t2i_boot[:, j]) for j, k in enumerate(ks)},
             "i2t": {f"R@{k}": _interval(i2t_boot[:, j]) for j, k in enumerate(ks)},
             "method": f"percentile bootstrap over images (each with its captions), {n_boot} resamples, seed {seed}",
@@ -317,7 +322,9 @@ def mean_over_runs(results: Sequence[dict]) -> dict:
     for direction in ("t2i", "i2t"):
         for key in results[0][direction]:
             out[direction][key] = round(float(np.mean([r[direction][key] for r in results])), 2)
-    out["mR"] = round(float(np.mean([r["mR"] for r in results])), 2)
+    for key in ("mR", "mR_t2i", "mR_i2t"):
+        if all(key in r for r in results):
+            out[key] = round(float(np.mean([r[key] for r in results])), 2)
     out["ci95"] = {"mR": [round(float(np.mean([r["ci95"]["mR"][i] for r in results])), 2) for i in (0, 1)],
                    "method": "mean of the per-run bootstrap interval bounds"}
     return out

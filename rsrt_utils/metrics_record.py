@@ -52,6 +52,8 @@ class _Record(BaseModel):
     t2i: dict[str, float]
     i2t: dict[str, float]
     mR: float
+    mR_t2i: float | None = None  # each direction's mean of R@1/5/10 (before these, records had only mR)
+    mR_i2t: float | None = None
     ci95: dict
     ci95_caption_level: dict | None = None
     ties: str | None = None

@@ -46,7 +46,7 @@ STUDY_FILES = Path(__file__).resolve().parent  # notebooks/, docs/, results/ shi
 BENCHMARK_RESULTS = STUDY_FILES / "results"  # the benchmarks' results files (benchmarks/results in a checkout)
 BOOK_KIND = "book"  # the owner mark of a folder `rsrt book` made
 _INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>(.*?)</script>", re.DOTALL | re.IGNORECASE)
-HEADLINE_COLUMNS = ["run", "dataset", "images", "setting", "mR", "95 % CI (images)", "quoted lines"]
+HEADLINE_COLUMNS = ["run", "dataset", "images", "setting", "mR", "T2I mean", "I2T mean", "95 % CI (images)", "quoted lines"]
 
 
 @dataclass
@@ -92,11 +92,12 @@ def headline_table(runs: list[RunFolder]) -> pd.DataFrame:
     for run in runs:
         m = run.read_metrics().record
         rows.append({"run": f"[{run.name}](runs/{run.name}.md)", "dataset": m["dataset"], "images": m["n_images"],
-                     "setting": setting_of(m.get("label")), "mR": m["mR"],
+                     "setting": setting_of(m.get("label")), "mR": m["mR"], "T2I mean": m.get("mR_t2i", ""), "I2T mean": m.get("mR_i2t", ""),
                      **{name: m.get(name) for name in summary_metrics()},
                      "95 % CI (images)": f"[{m['ci95']['mR'][0]}, {m['ci95']['mR'][1]}]",
                      "quoted lines": versus_references(m["dataset"], m["ci95"]["mR"])})
-    columns = HEADLINE_COLUMNS[:5] + summary_metrics() + HEADLINE_COLUMNS[5:]
+    at = HEADLINE_COLUMNS.index("I2T mean") + 1
+    columns = HEADLINE_COLUMNS[:at] + summary_metrics() + HEADLINE_COLUMNS[at:]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -115,7 +116,8 @@ def _index_page(runs: list[Path], left_out: dict[str, str]) -> str:
     return f"""# rsrt: the study
 
 Training-free, text-to-text remote-sensing image retrieval, reproduced. mR = mean of R@1/5/10 in both directions
-(percent); intervals are 95 % image-level bootstraps; *measured* figures were computed by this project, *quoted* ones
+(percent); T2I mean and I2T mean = each direction's mean of its three recalls (the convention of the method's released
+code, which some papers quote instead of mR); intervals are 95 % image-level bootstraps; *measured* figures were computed by this project, *quoted* ones
 come from the papers named. The setting says what a result may use: zero-shot, in-domain train captions, or a ceiling.
 
 ## What it finds

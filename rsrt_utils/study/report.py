@@ -13,19 +13,19 @@ from .reference import measured_row, published_table, setting_of, versus_referen
 from .run_folder import RunFolder, list_runs
 
 SUMMARY_COLUMNS = ["run_name", "dataset", "split", "n_images", "captioner", "setting", "label", "encoder", "pooling", "field",
-                   "t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "i2t_R@5", "i2t_R@10", "mR", "ci_low", "ci_high",
+                   "t2i_R@1", "t2i_R@5", "t2i_R@10", "i2t_R@1", "i2t_R@5", "i2t_R@10", "mR", "mR_t2i", "mR_i2t", "ci_low", "ci_high",
                    "quoted_lines", "coverage", "params_digest", "path"]
 
 
 def summary_columns() -> list[str]:
     """summary.csv's columns: the fixed ones, with every registered metric after mR."""
-    at = SUMMARY_COLUMNS.index("mR") + 1
+    at = SUMMARY_COLUMNS.index("mR_i2t") + 1
     return SUMMARY_COLUMNS[:at] + summary_metrics() + SUMMARY_COLUMNS[at:]
 
 
 def flatten_metrics(metrics: dict, path: Path) -> dict:
     row = {k: metrics.get(k) for k in ("run_name", "dataset", "split", "n_images", "captioner", "label", "encoder",
-                                       "pooling", "field", "mR", "coverage", "params_digest", *summary_metrics())}
+                                       "pooling", "field", "mR", "mR_t2i", "mR_i2t", "coverage", "params_digest", *summary_metrics())}
     for direction in ("t2i", "i2t"):
         for k, v in metrics[direction].items():
             row[f"{direction}_{k}"] = v

@@ -161,7 +161,8 @@ def test_a_metric_reaches_metrics_json_summary_csv_the_book_and_the_oracle(toy_m
     run.folder.mark_complete({"params_digest": run.params.digest()})
 
     summary = report.build_report(outputs)["table"]
-    assert list(summary.columns)[list(summary.columns).index("mR") + 1] == toy_metric  # summary.csv
+    assert list(summary.columns)[list(summary.columns).index("mR_i2t") + 1] == toy_metric  # summary.csv, after mR's
+    assert summary["mR_t2i"].tolist() == [record["mR_t2i"]]
     assert summary[toy_metric].tolist() == [1.0]
     front = book.headline_table([run.folder])
     assert front[toy_metric].tolist() == [1.0]  # the book's front page

@@ -40,6 +40,11 @@ def test_recalls_both_directions_and_mr_over_six():
     # (50 + 83.333 + 100 + 33.333 + 66.667 + 100) / 6
     assert result["mR"] == 72.22
     assert result["n_queries"] == {"t2i": 6, "i2t": 3}
+    # each direction's mean of its recalls (the convention of the method's released code): (50 + 83.333 + 100) / 3
+    assert (result["mR_t2i"], result["mR_i2t"]) == (77.78, 66.67)
+    for key in ("mR_t2i", "mR_i2t"):
+        low, high = result["ci95"][key]
+        assert low <= result[key] <= high
 
 
 def test_i2t_counts_any_relevant_caption():
