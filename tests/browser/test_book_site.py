@@ -112,7 +112,8 @@ def test_the_front_page_table_equals_the_runs_metrics(study, driver):  # noqa: F
     assert sorted(rows) == runs and len(runs) == (3 if shared_mirror_dir() is not None else 2)
     for run in runs:
         metrics = json.loads((study["outputs"] / run / "metrics.json").read_text())
-        assert float(rows[run][4]) == metrics["mR"] and rows[run][5] == f"[{metrics['ci95']['mR'][0]}, {metrics['ci95']['mR'][1]}]"
+        assert float(rows[run][4]) == metrics["mR"] and rows[run][7] == f"[{metrics['ci95']['mR'][0]}, {metrics['ci95']['mR'][1]}]"
+        assert (float(rows[run][5]), float(rows[run][6])) == (metrics["mR_t2i"], metrics["mR_i2t"])
         assert rows[run][1] == metrics["dataset"] and int(rows[run][2]) == metrics["n_images"]
     front = screenshot(driver, "book_front_page")
     run = next((r for r in runs if r not in ("smoke", PLANTED_RUN)), "smoke")
