@@ -191,8 +191,8 @@ def _execute_all(selected: list[Path], run, kernel_name: str, progress: bool) ->
 def run_study(params_path: str | Path, overrides: dict | None = None, notebooks: list[str] | None = None,
               run_dir: Path | None = None, kernel_name: str = "python3", progress: bool = True,
               where: Where | None = None) -> Path:
-    """Execute the notebooks in order for one params file; returns the run folder. Params, paths and backend
-    options are checked before the first notebook; the run is marked complete only if every notebook of the run
+    """Execute the notebooks of one params file, two at once where what they read is done (NEEDS); returns the run
+    folder. Params, paths and backend options are checked before the first notebook; the run is marked complete only if every notebook of the run
     ran in this attempt and wrote metrics.json. where: where captioning and embedding run (default here)."""
     from .pipeline import preflight
 
