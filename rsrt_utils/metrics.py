@@ -277,7 +277,7 @@ def paired_mr_difference(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, 
     samples, points = [], []
     for t2i, i2t in (a, b):
         t2i_hits, i2t_hits = hit_rates(t2i, relevant, ks, ties), hit_rates(i2t, relevant.T, ks, ties)
-        points.append(mr_samples(t2i_hits.mean(axis=0)[None], i2t_hits.mean(axis=0)[None])[0])
+        points.append(_mean_recall(t2i_hits, i2t_hits))
         samples.append(mr_samples(*image_bootstrap_means(t2i_hits, i2t_hits, owner, n_boot, np.random.default_rng(seed))))
     return {"difference": round(float(points[0] - points[1]) * 100, 2), "ci95": _interval(samples[0] - samples[1]),
             "method": f"paired percentile bootstrap over images, {n_boot} resamples, seed {seed}"}
@@ -295,8 +295,8 @@ def _mr_other_ties(t2i_counts: TieCounts, i2t_counts: TieCounts, ks: Sequence[in
 
 
 def _mean_recall(t2i_hits: np.ndarray, i2t_hits: np.ndarray) -> float:
-    """mR as a fraction: the mean of both directions' recalls at every K."""
-    return (t2i_hits.mean(axis=0).sum() + i2t_hits.mean(axis=0).sum()) / (t2i_hits.shape[1] + i2t_hits.shape[1])
+    """mR as a fraction, from per-query hits: the mean of both directions' recalls at every K."""
+    return float(mr_samples(t2i_hits.mean(axis=0)[None], i2t_hits.mean(axis=0)[None])[0])
 
 
 def per_class_recalls(t2i_hits: np.ndarray, i2t_hits: np.ndarray, caption_image_index: np.ndarray,

@@ -22,4 +22,3 @@ def fake_openai():
         yield server
     finally:
         server.stop()
-

@@ -155,8 +155,13 @@ def _execute_all(selected: list[Path], run, kernel_name: str, progress: bool) ->
     end. Returns the seconds per notebook."""
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-    needs, pending, running, done, timings, failures = notebook_needs(selected), list(selected), {}, set(), {}, []
-    spare: list[_AheadKernel] = []
+    needs = notebook_needs(selected)
+    pending = list(selected)
+    running: dict = {}  # future -> (notebook, its kernel)
+    done: set[Path] = set()
+    timings: dict[str, float] = {}
+    failures: list[NotebookFailed] = []
+    spare: list[_AheadKernel] = []  # at most one: the next notebook's kernel, started ahead
     with ThreadPoolExecutor(PARALLEL_NOTEBOOKS) as pool:
         try:
             while pending or running:
@@ -168,7 +173,7 @@ def _execute_all(selected: list[Path], run, kernel_name: str, progress: bool) ->
                     bar = {"desc": notebook.stem, "position": len(running)} if progress else False
                     running[pool.submit(_execute, notebook, run, kernel, bar)] = (notebook, kernel)
                 if pending and not spare and not failures:
-                    spare.append(_AheadKernel(kernel_name))  # the next notebook's kernel starts now
+                    spare.append(_AheadKernel(kernel_name))
                 if not running:
                     break
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -192,8 +197,9 @@ def run_study(params_path: str | Path, overrides: dict | None = None, notebooks:
               run_dir: Path | None = None, kernel_name: str = "python3", progress: bool = True,
               where: Where | None = None) -> Path:
     """Execute the notebooks of one params file, two at once where what they read is done (NEEDS); returns the run
-    folder. Params, paths and backend options are checked before the first notebook; the run is marked complete only if every notebook of the run
-    ran in this attempt and wrote metrics.json. where: where captioning and embedding run (default here)."""
+    folder. Params, paths and backend options are checked before the first notebook; the run is marked complete only
+    if every notebook of the run ran in this attempt and wrote metrics.json. where: where captioning and embedding run
+    (default here)."""
     from .pipeline import preflight
 
     run = open_run(str(params_path), str(run_dir or ""), overrides, engine=(where or Where()).spec)
