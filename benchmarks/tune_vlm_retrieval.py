@@ -52,6 +52,7 @@ from rsrt_utils.fileutil import write_json_atomic  # noqa: E402
 
 RESULT_PATH = HERE / "results" / "vlm_quality.json"
 OVERLAP_PATH = HERE / "results" / "test_overlap.json"
+OVERLAP_PREVIOUS_PATH = HERE / "results" / "test_overlap_v1.json"  # the list (and rule) the chapter used before
 GENERIC_TEXT = HERE / "generic_english.txt"
 BANK_SIZE_SEED = 0
 DATASETS = ("rsitmd", "rsicd")
@@ -59,7 +60,9 @@ ENCODERS = {"minilm": ["all-MiniLM-L6-v2"], "mpnet": ["all-mpnet-base-v2"], "min
 GRID = {"encoder": list(ENCODERS), "strip": [False, True], "gamma": [0.0, 0.5], "pooling": ["max", "mean"],
         "prf": [0.0, 0.5], "beta_g": [0.0, 0.5, 1.0], "beta_c": [0.0, 0.5, 1.0, 1.5, 2.0]}
 BANK_BETAS = [0.0, 0.25, 0.5, 1.0, 1.5, 2.0]
-SELECTIONS = ("overlap-free", "all images")  # the first is the chapter's headline
+OVERLAP_FREE_KEY = {"current": "mR_overlap_free", "previous": "mR_overlap_free_previous"}
+SELECTIONS = {"overlap-free": "mR_overlap_free", "overlap-free (previous list)": "mR_overlap_free_previous",
+              "all images": "mR"}  # selection -> the grid column it maximises; the first is the chapter's headline
 BASELINE = {"encoder": "minilm", "strip": False, "gamma": 0.0, "pooling": "max", "prf": 0.0, "beta_g": 0.0, "beta_c": 0.0}
 PRF_M = 3
 BETA_BANK = [0.0, 0.5, 1.0]
@@ -177,9 +180,11 @@ def encoder_terms(texts: Texts, spec: str, config: dict) -> tuple:
     return forward, backward, hubness(means, means, HUB_K, exclude_self=True), hubness(captions, bank, HUB_K)
 
 
-def i2t_with_bank(texts: Texts, config: dict, bank_texts: list[str], beta: float, cache: dict) -> np.ndarray:
+def i2t_with_bank(texts: Texts, config: dict, bank_texts: list[str], beta: float, cache: dict,
+                  exclude_self: bool = False) -> np.ndarray:
     """The configuration's image->text scores with the hubness term taken against `bank_texts` (summed per encoder in
-    the order score_matrices uses, so the UCM bank reproduces its figure exactly)."""
+    the order score_matrices uses, so the UCM bank reproduces its figure exactly); exclude_self when the bank is the
+    captions themselves."""
     from rsrt_utils.retrieval import hubness
 
     i2t = 0.0
@@ -187,7 +192,8 @@ def i2t_with_bank(texts: Texts, config: dict, bank_texts: list[str], beta: float
     for spec in ENCODERS[config["encoder"]]:
         backward = cache[(spec, config["strip"], config["pooling"], config["prf"])][1]
         encoder = texts.encoder(spec)
-        i2t = i2t + backward - beta * hubness(encoder.encode(texts.dataset.captions), encoder.encode(bank_texts), HUB_K)[None, :]
+        bank = encoder.encode(bank_texts)
+        i2t = i2t + backward - beta * hubness(encoder.encode(texts.dataset.captions), bank, HUB_K, exclude_self=exclude_self)[None, :]
     if config["gamma"]:
         i2t = i2t + config["gamma"] * cache[("sentences", config["strip"])].T
     return np.ascontiguousarray(i2t, dtype=np.float32)
@@ -211,21 +217,26 @@ def metrics(texts: Texts, t2i, i2t, n_boot: int) -> dict:
 
     d = texts.dataset
     r = evaluate(t2i, i2t, d.caption_image_index, texts.spec(n_boot=n_boot), d.image_classes)
-    return {"t2i": r["t2i"], "i2t": r["i2t"], "mR": r["mR"], "ci95": r["ci95"]["mR"],
+    return {"t2i": r["t2i"], "i2t": r["i2t"], "mR": r["mR"], "mR_t2i": r["mR_t2i"], "mR_i2t": r["mR_i2t"],
+            "ci95": r["ci95"]["mR"], "ci95_t2i": r["ci95"]["mR_t2i"], "ci95_i2t": r["ci95"]["mR_i2t"],
             "ci95_caption_level": r["ci95_caption_level"]["mR"], "per_class": r.get("per_class"),
             **{key: value for key, value in r.items() if key.startswith("mR_ties_")}}
 
 
-def subset_mr(texts: Texts, t2i: np.ndarray, i2t: np.ndarray, keep: np.ndarray) -> float:
-    """mR on the images `keep` (boolean per image) and their captions only: the choosing split without the images it
-    shares with the reported one."""
-    from rsrt_utils.metrics import evaluate_scores
-
+def subset(texts: Texts, t2i: np.ndarray, i2t: np.ndarray, keep: np.ndarray) -> tuple:
+    """(t2i, i2t, caption_image_index) on the images `keep` (boolean per image) and their captions only."""
     owner = np.asarray(texts.dataset.caption_image_index)
     images, captions = np.flatnonzero(keep), np.flatnonzero(keep[owner])
     new_index = np.cumsum(keep) - 1
-    return evaluate_scores(t2i[np.ix_(captions, images)], i2t[np.ix_(images, captions)], new_index[owner[captions]],
-                           n_boot=1)["mR"]
+    return t2i[np.ix_(captions, images)], i2t[np.ix_(images, captions)], new_index[owner[captions]]
+
+
+def subset_mr(texts: Texts, t2i: np.ndarray, i2t: np.ndarray, keep: np.ndarray) -> float:
+    """mR on the images `keep` and their captions only: the choosing split without the images it shares with the
+    reported one."""
+    from rsrt_utils.metrics import evaluate_scores
+
+    return evaluate_scores(*subset(texts, t2i, i2t, keep), n_boot=1)["mR"]
 
 
 def grid_configs() -> list[dict]:
@@ -254,18 +265,23 @@ def main(argv=None) -> None:
         write_json_atomic(out, args.out)
         print(f"wrote {args.out}")
         return
-    keep = find_overlap(texts)
-    grid = evaluate_grid(texts, keep)
+    keeps = find_overlap(texts)
+    grid, hits = evaluate_grid(texts, keeps)
     out = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "grid": GRID, "baseline": BASELINE,
            "selection": "each setting is chosen on one dataset (max mR, 1 bootstrap) WITHOUT the images that dataset "
                         "shares with the other (test_overlap.json), and reported on the other with 1000 image-level "
-                        "bootstrap resamples; the selection on all images is kept as 'selection_all_images'; every "
-                        "configuration's test mR on both datasets (all images and overlap-free) is listed",
-           "overlap": {d: int((~k).sum()) for d, k in keep.items()}, "all_configurations": grid}
+                        "bootstrap resamples; the selections with the previous shared-scene list (test_overlap_v1.json) "
+                        "and on all images are kept beside it; every configuration's test mR on both datasets (all "
+                        "images and without each list's shared images) is listed",
+           "overlap": {lst: {d: int((~k).sum()) for d, k in keep.items()} for lst, keep in keeps.items()},
+           "all_configurations": grid}
     selections = {selection: select_and_report(texts, grid, selection) for selection in SELECTIONS}
     compare_selections(texts, selections)
     zero_shot = selections["overlap-free"]
-    out["tracks"] = {"zero-shot": zero_shot, "uses train data": train_data_track(texts, zero_shot, keep)}
+    out["selection_uncertainty"] = selection_uncertainty(grid, hits, selections)
+    out["bank_lever"] = bank_lever(texts, zero_shot, keeps["current"])
+    out["tracks"] = {"zero-shot": zero_shot, "uses train data": train_data_track(texts, zero_shot, keeps["current"])}
+    out["selection_previous_list"] = selections["overlap-free (previous list)"]
     out["selection_all_images"] = selections["all images"]
     out["bank_ablation"] = bank_ablation(texts, zero_shot)
     out["seconds"] = round(time.time() - started, 1)
@@ -273,36 +289,74 @@ def main(argv=None) -> None:
     print(f"wrote {args.out}")
 
 
-def find_overlap(texts: dict) -> dict[str, np.ndarray]:
-    """The images RSITMD test and RSICD test share (written to OVERLAP_PATH); per dataset, True for the images kept."""
-    from rsrt_utils.data.overlap import RULE, find_shared_images, shared_image_ids
+def find_overlap(texts: dict) -> dict[str, dict[str, np.ndarray]]:
+    """The images RSITMD test and RSICD test share by the data layer's rule (written to OVERLAP_PATH) and by the
+    previous list (OVERLAP_PREVIOUS_PATH); per list and dataset, True for the images kept."""
+    from rsrt_utils.data.overlap import RULE, find_shared_images, same_scene_by_pixels, shared_image_ids
 
     a, b = texts["rsitmd"], texts["rsicd"]
-    rows = find_shared_images(a.dataset, b.dataset, a.by_vlm, b.by_vlm, a.encoder("all-MiniLM-L6-v2"))
-    keep = {}
-    for name in DATASETS:
-        shared = shared_image_ids(rows, name)
-        keep[name] = np.array([i not in shared for i in texts[name].dataset.image_ids])
-    write_json_atomic({"rule": RULE, "n_pairs": len(rows), "shared_images": {d: int((~k).sum()) for d, k in keep.items()},
-                       "pairs": rows}, OVERLAP_PATH)
-    print(f"shared scenes: {len(rows)} pairs; " + ", ".join(f"{d} {int((~k).sum())}" for d, k in keep.items()))
-    return keep
+    found = find_shared_images(a.dataset, b.dataset, a.by_vlm, b.by_vlm, a.encoder("all-MiniLM-L6-v2"),
+                               same_scene_by_pixels(b.dataset))
+    previous = json.loads(OVERLAP_PREVIOUS_PATH.read_text())
+    keeps = {}
+    for label, rows in (("current", found["pairs"]), ("previous", previous["pairs"])):
+        keeps[label] = {name: np.array([i not in shared_image_ids(rows, name) for i in texts[name].dataset.image_ids])
+                        for name in DATASETS}
+    as_set = lambda rows: {(r["rsitmd"], r["rsicd"]) for r in rows}  # noqa: E731
+    write_json_atomic({"rule": RULE, "n_pairs": len(found["pairs"]),
+                       "shared_images": {d: int((~k).sum()) for d, k in keeps["current"].items()},
+                       "versus_previous_list": {"previous_rule": previous["rule"], "previous_n_pairs": previous["n_pairs"],
+                                                "in_both": len(as_set(found["pairs"]) & as_set(previous["pairs"])),
+                                                "new": len(as_set(found["pairs"]) - as_set(previous["pairs"])),
+                                                "no_longer_listed": sorted(map(list, as_set(previous["pairs"]) - as_set(found["pairs"])))},
+                       "pairs": found["pairs"], "dropped": found["dropped"]}, OVERLAP_PATH)
+    print(f"shared scenes: {len(found['pairs'])} pairs (previous list {previous['n_pairs']}); "
+          + ", ".join(f"{d} {int((~k).sum())}" for d, k in keeps["current"].items()))
+    return keeps
 
 
-def evaluate_grid(texts: dict, keep: dict) -> dict[str, list[dict]]:
-    """Every configuration's mR on each dataset, on all images and without the shared ones (1 bootstrap)."""
-    configs = grid_configs()
-    grid = {name: [] for name in DATASETS}
-    for name in DATASETS:
-        cache: dict = {}
-        for i, config in enumerate(configs):
-            t2i, i2t = score_matrices(texts[name], config, cache)
-            result = metrics(texts[name], t2i, i2t, n_boot=1)
-            grid[name].append({**config, "mR": result["mR"], "mR_overlap_free": subset_mr(texts[name], t2i, i2t, keep[name]),
-                               **{k: v for k, v in result.items() if k.startswith("mR_ties_")}})
-            if i % 120 == 0:
-                print(f"{name}: {i}/{len(configs)} configurations, last mR {result['mR']}", flush=True)
-    return grid
+def evaluate_grid(texts: dict, keeps: dict) -> tuple[dict[str, list[dict]], dict]:
+    """Every configuration's mR on each dataset, on all images and without each list's shared images (1 bootstrap),
+    and per list and dataset the per-image hits of every configuration (for the selection bootstrap). The two datasets
+    run in two processes."""
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+
+    global _TEXTS
+    _TEXTS = texts
+    with ProcessPoolExecutor(len(DATASETS), mp_context=multiprocessing.get_context("fork")) as pool:
+        results = dict(zip(DATASETS, pool.map(_grid_of, DATASETS, [keeps] * len(DATASETS))))
+    grid = {name: rows for name, (rows, _) in results.items()}
+    hits = {label: {name: results[name][1][label] for name in DATASETS} for label in keeps}
+    return grid, hits
+
+
+_TEXTS: dict = {}
+
+
+def _grid_of(name: str, keeps: dict) -> tuple[list[dict], dict[str, np.ndarray]]:
+    """One dataset's grid rows and per-list per-image hits (n_images kept, n_configs, 7), in a worker process."""
+    import torch
+
+    from rsrt_utils.metrics import mr_from_image_hits, per_image_hits
+
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
+    texts, configs, cache, rows = _TEXTS[name], grid_configs(), {}, []
+    hits = {label: [] for label in keeps}
+    for i, config in enumerate(configs):
+        t2i, i2t = score_matrices(texts, config, cache)
+        result = metrics(texts, t2i, i2t, n_boot=1)
+        row = {**config, "mR": result["mR"], "mR_t2i": result["mR_t2i"], "mR_i2t": result["mR_i2t"]}
+        for label, keep in keeps.items():
+            part = subset(texts, t2i, i2t, keep[name])
+            hits[label].append(per_image_hits(*part))
+            row[OVERLAP_FREE_KEY[label]] = round(float(mr_from_image_hits(hits[label][-1][:, None, :],
+                                                                          np.ones((1, keep[name].sum())))[0, 0]) * 100, 2)
+        rows.append({**row, **{k: v for k, v in result.items() if k.startswith("mR_ties_")}})
+        if i % 120 == 0:
+            print(f"{name}: {i}/{len(configs)} configurations, last mR {result['mR']}", flush=True)
+    return rows, {label: np.stack(h, axis=1) for label, h in hits.items()}
 
 
 def select_and_report(texts: dict, grid: dict, selection: str) -> dict:
@@ -311,7 +365,7 @@ def select_and_report(texts: dict, grid: dict, selection: str) -> dict:
     from rsrt_utils.literature import published_mr
     from rsrt_utils.metrics import quoted_inside
 
-    key = "mR_overlap_free" if selection == "overlap-free" else "mR"
+    key = SELECTIONS[selection]
     tracks = {}
     for chosen_on, report_on in (("rsicd", "rsitmd"), ("rsitmd", "rsicd")):
         best = max(grid[chosen_on], key=lambda row: row[key])
@@ -338,12 +392,95 @@ def _paired(texts: Texts, config: dict, other: dict) -> dict:
 
 
 def compare_selections(texts: dict, selections: dict) -> None:
-    """Where the overlap-free selection picks another setting than the one on all images: their paired difference."""
+    """Where the headline selection picks another setting than the previous list's or the one on all images: their
+    paired difference."""
     for dataset, track in selections["overlap-free"].items():
-        other = selections["all images"][dataset]["config"]
-        track["versus_selection_on_all_images"] = (
-            {"same_setting": True} if other == track["config"] else
-            {"same_setting": False, "other_config": other, **_paired(texts[dataset], track["config"], other)})
+        for name, key in (("overlap-free (previous list)", "versus_previous_list"),
+                          ("all images", "versus_selection_on_all_images")):
+            other = selections[name][dataset]["config"]
+            track[key] = ({"same_setting": True} if other == track["config"] else
+                          {"same_setting": False, "other_config": other, **_paired(texts[dataset], track["config"], other)})
+
+
+def selection_uncertainty(grid: dict, hits: dict, selections: dict) -> dict:
+    """Per shared-scene list and reported dataset: the selection procedure bootstrapped (the choosing split's images
+    resampled, the argmax re-run, the pick read on the reported split), beside the pick's own figure."""
+    from rsrt_utils.metrics import selection_bootstrap
+
+    configs = grid_configs()
+    out = {}
+    for label, selection in (("current", "overlap-free"), ("previous", "overlap-free (previous list)")):
+        out[label] = {}
+        for report_on, track in selections[selection].items():
+            reported = np.array([row["mR"] for row in grid[report_on]])
+            boot = selection_bootstrap(hits[label][track["chosen_on"]], reported, n_boot=1000, seed=0)
+            out[label][report_on] = {
+                "chosen_on": track["chosen_on"], "pick": configs[boot["pick"]], "pick_mR": float(reported[boot["pick"]]),
+                "pick_matches_selection": configs[boot["pick"]] == track["config"], "recurrence": boot["recurrence"],
+                "expected_mR": boot["expected_mR"], "ci95": boot["ci95"], "p5": boot["p5"], "method": boot["method"],
+                "most_picked": [{"config": configs[c], "share": n / 1000, "reported_mR": float(reported[c])}
+                                for c, n in list(boot["picks"].items())[:5]]}
+            print(f"selection bootstrap ({label} list): {track['chosen_on']} -> {report_on}: pick recurs "
+                  f"{boot['recurrence']:.0%}, expected {boot['expected_mR']} {boot['ci95']}")
+    return out
+
+
+def larger_bank(texts: dict, dataset: str, keep: dict) -> list[str]:
+    """The same VLMs' descriptions of unrelated images for `dataset`'s image->text correction: the UCM ones plus the
+    other benchmark's test images without the scenes the two share (no labels used)."""
+    other = next(d for d in DATASETS if d != dataset)
+    return texts[dataset].ucm + [t for group, kept in zip(texts[other].descriptions, keep[other]) if kept for t in group]
+
+
+def bank_lever(texts: dict, zero_shot: dict, keep: dict) -> dict:
+    """The larger same-VLM bank, and the transductive bank (the test captions themselves, labelled as such): for each
+    reported dataset beta_c chosen on the other one (overlap-free), then the reported mR and its paired difference
+    with the pick. The larger bank is adopted (appended as a step) only if its paired interval lies above zero."""
+    from rsrt_utils.metrics import paired_mr_difference
+
+    out = {}
+    for chosen_on, report_on in (("rsicd", "rsitmd"), ("rsitmd", "rsicd")):
+        config = zero_shot[report_on]["config"]
+        out[report_on] = {"chosen_on": chosen_on, "config": config}
+        for variant in ("larger same-VLM bank", "transductive: the test captions"):
+            rows = []
+            for beta in BANK_BETAS:
+                t2i, i2t = _with_variant_bank(texts, chosen_on, config, variant, beta, keep)
+                rows.append({"beta_c": beta, "mR": subset_mr(texts[chosen_on], t2i, i2t, keep[chosen_on])})
+            pick_on_chosen = subset_mr(texts[chosen_on], *score_matrices(texts[chosen_on], config, {}), keep[chosen_on])
+            best = max(rows, key=lambda r: r["mR"])
+            t = texts[report_on]
+            scores = _with_variant_bank(texts, report_on, config, variant, best["beta_c"], keep)
+            paired = paired_mr_difference(scores, score_matrices(t, config, {}), t.dataset.caption_image_index,
+                                          n_boot=1000, seed=0)
+            chosen = best["mR"] > pick_on_chosen
+            out[report_on][variant] = {
+                "bank_size": len(_bank_texts(texts, report_on, variant, keep)), "grid_on_chosen": rows,
+                "pick_on_chosen": pick_on_chosen, "beta_c": best["beta_c"], "chosen_over_pick": chosen,
+                **metrics(t, *scores, n_boot=1000), "paired_vs_pick": paired,
+                "adopted": bool(variant.startswith("larger") and chosen and paired["ci95"][0] > 0)}
+            print(f"{variant}: beta_c {best['beta_c']} (on {chosen_on}) -> {report_on} mR {out[report_on][variant]['mR']}"
+                  f" paired {paired['difference']} {paired['ci95']}")
+        lever = out[report_on]["larger same-VLM bank"]
+        if lever["adopted"]:
+            zero_shot[report_on]["steps"].append({"step": f"+ larger same-VLM bank, beta_c = {lever['beta_c']}",
+                                                  "config": {**config, "bank": "larger", "beta_c": lever["beta_c"]},
+                                                  **{k: lever[k] for k in ("t2i", "i2t", "mR", "mR_t2i", "mR_i2t", "ci95",
+                                                                           "ci95_t2i", "ci95_i2t", "ci95_caption_level")}})
+    return out
+
+
+def _bank_texts(texts: dict, dataset: str, variant: str, keep: dict) -> list[str]:
+    return larger_bank(texts, dataset, keep) if variant.startswith("larger") else texts[dataset].dataset.captions
+
+
+def _with_variant_bank(texts: dict, dataset: str, config: dict, variant: str, beta: float, keep: dict) -> tuple:
+    """(t2i, i2t) of `config` on `dataset` with the image->text correction against the variant's bank at `beta`."""
+    t = texts[dataset]
+    t2i, _ = score_matrices(t, config, {})
+    strip = config["strip"] and variant.startswith("larger")  # descriptions are stripped like the gallery; captions never
+    bank = [strip_boilerplate(x) if strip else x for x in _bank_texts(texts, dataset, variant, keep)]
+    return t2i, i2t_with_bank(t, config, bank, beta, {}, exclude_self=not variant.startswith("larger"))
 
 
 def train_data_track(texts: dict, zero_shot: dict, keep: dict) -> dict:

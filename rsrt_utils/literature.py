@@ -11,6 +11,7 @@ import pandas as pd
 from .data.registry import DATASETS_INFO
 
 QUOTED = "quoted, not measured"
+SIX_RECALLS = "mR = mean of R@1/5/10 in both directions (six recalls), each caption its own query"
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Published:
     setting: str
     source: str
     in_comparison: bool = True                        # shown in the report's comparison table
+    convention: str = SIX_RECALLS                     # how the source computes its mR (conventions differ)
 
     def mr(self, dataset: str) -> float | None:
         """The quoted mR on a dataset's test split (None where the source gives none)."""
@@ -50,7 +52,8 @@ PUBLISHED = (
               "RemoteCLIP paper, Table II"),
     Published("GeoRSCLIP-FT", "GeoRSCLIP-FT", "ViT-B/32", "fine-tuned", "RS5M paper, Table II"),
     Published("RemoteCLIP ViT-B/32 (SkyScript protocol)", "RemoteCLIP", "ViT-B/32", "trained on RSITMD+RSICD train",
-              "SkyScript paper (duplicate captions merged, a prompt prepended: another mR convention)", in_comparison=False),
+              "SkyScript paper", in_comparison=False,
+              convention="mR over six recalls with duplicate captions merged and a prompt prepended (SkyScript protocol)"),
 )
 CLIP_FAMILIES = ("CLIP", "CLIP (TRSLLaVA paper's baseline)", "GeoRSCLIP", "RemoteCLIP", "GeoRSCLIP-FT")
 
@@ -86,5 +89,5 @@ def published_clip_figures() -> pd.DataFrame:
         shown = row.recalls(dataset)
         rows.append({"system": row.family, "backbone": row.backbone, "setting": row.setting, "dataset": dataset.upper(),
                      "mR": value, **{k: shown.get(k, float("nan")) for k in directions}, "source": row.source,
-                     "status": QUOTED})
+                     "convention": row.convention, "status": QUOTED})
     return pd.DataFrame(rows)
