@@ -319,8 +319,8 @@ def evaluate_grid(texts: dict, keeps: dict) -> tuple[dict[str, list[dict]], dict
     """Every configuration's mR on each dataset, on all images and without each list's shared images (1 bootstrap),
     and per list and dataset the per-image hits of every configuration (for the selection bootstrap). The two datasets
     run in two processes."""
-    from concurrent.futures import ProcessPoolExecutor
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     global _TEXTS
     _TEXTS = texts

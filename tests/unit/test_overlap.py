@@ -6,8 +6,14 @@ import numpy as np
 from PIL import Image
 
 from rsrt_utils.data.dataset import Dataset, ImageRecord
-from rsrt_utils.data.overlap import (MAX_HOLDERS, MIN_RARE_CAPTIONS, find_shared_images, pixel_correlation,
-                                     rare_caption_matches, shared_image_ids)
+from rsrt_utils.data.overlap import (
+    MAX_HOLDERS,
+    MIN_RARE_CAPTIONS,
+    find_shared_images,
+    pixel_correlation,
+    rare_caption_matches,
+    shared_image_ids,
+)
 from rsrt_utils.encoders.hashing_backend import HashingEncoder
 
 COMMON = "many buildings are in a dense residential area"
