@@ -318,20 +318,15 @@ def find_overlap(texts: dict) -> dict[str, dict[str, np.ndarray]]:
 def evaluate_grid(texts: dict, keeps: dict) -> tuple[dict[str, list[dict]], dict]:
     """Every configuration's mR on each dataset, on all images and without each list's shared images (1 bootstrap),
     and per list and dataset the per-image hits of every configuration (for the selection bootstrap). The two datasets
-    run in two processes."""
+    run in two fresh processes (spawned: a forked torch can crash), each reading its embeddings from the cache."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    global _TEXTS
-    _TEXTS = texts
-    with ProcessPoolExecutor(len(DATASETS), mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(len(DATASETS), mp_context=multiprocessing.get_context("spawn")) as pool:
         results = dict(zip(DATASETS, pool.map(_grid_of, DATASETS, [keeps] * len(DATASETS))))
     grid = {name: rows for name, (rows, _) in results.items()}
     hits = {label: {name: results[name][1][label] for name in DATASETS} for label in keeps}
     return grid, hits
-
-
-_TEXTS: dict = {}
 
 
 def _grid_of(name: str, keeps: dict) -> tuple[list[dict], dict[str, np.ndarray]]:
@@ -341,8 +336,7 @@ def _grid_of(name: str, keeps: dict) -> tuple[list[dict], dict[str, np.ndarray]]
     from rsrt_utils.metrics import mr_from_image_hits, per_image_hits
 
     torch.set_num_threads(1)
-    os.environ["OMP_NUM_THREADS"] = "1"
-    texts, configs, cache, rows = _TEXTS[name], grid_configs(), {}, []
+    texts, configs, cache, rows = Texts(name), grid_configs(), {}, []
     hits = {label: [] for label in keeps}
     for i, config in enumerate(configs):
         t2i, i2t = score_matrices(texts, config, cache)

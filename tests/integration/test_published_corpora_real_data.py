@@ -118,3 +118,26 @@ def test_a_vlm_params_file_runs_through_rsrt_run(tmp_path):
     data_notebook = (run_dir / "notebooks" / "00_data.ipynb").read_text()
     assert "this figure needs pixels and is skipped" in data_notebook
     assert json.loads((run_dir / "artifacts.json").read_text())["corpus"]["sources"][0]["source"].startswith("RayzedWang/Caption2CLIP@ed97c376")
+
+
+def test_the_committed_shared_scene_list_is_the_data_layers_rule_applied_to_the_real_captions(store, tmp_path, monkeypatch):
+    from rsrt_utils.captioning.corpus import load_variants
+    from rsrt_utils.data.overlap import find_shared_images, same_scene_by_pixels
+    from rsrt_utils.encoders import make_text_encoder
+    from rsrt_utils.study.quality import load_overlap
+
+    monkeypatch.setenv("RSRT_CACHE_DIR", str(tmp_path))
+    a, b = (load_dataset(name, "test", root=MIRROR) for name in ("rsitmd", "rsicd"))
+
+    def by_vlm(dataset):
+        paths = {name: build_published_corpus(name, dataset.name, "test", dataset.image_ids, store)[0] for name in PUBLISHED_CORPORA}
+        return {name: [load_variants(path)[i][0].caption for i in dataset.image_ids] for name, path in paths.items()}
+
+    found = find_shared_images(a, b, by_vlm(a), by_vlm(b), make_text_encoder("all-MiniLM-L6-v2"), same_scene_by_pixels(b))
+    committed = load_overlap()
+    key = lambda row: (row["rsitmd"], row["rsicd"], row["rare_captions"], row["exact_captions"], row["basis"],  # noqa: E731
+                       sorted(row["description_support"]))
+    assert [key(r) for r in found["pairs"]] == [key(r) for r in committed["pairs"]]
+    assert len(found["pairs"]) == committed["n_pairs"] and found["dropped"] == committed["dropped"]
+    assert ("church_80.tif", "church_76.jpg") in {(r["rsitmd"], r["rsicd"]) for r in found["pairs"]}, \
+        "two long unique captions shared verbatim: the reviewer's example"

@@ -289,3 +289,44 @@ def test_paired_difference_of_a_setting_with_itself_is_exactly_zero_and_a_real_g
     a = evaluate_scores(better_t2i, i2t, owner, n_boot=1)["mR"] - evaluate_scores(t2i, i2t, owner, n_boot=1)["mR"]
     assert abs(gain["difference"] - a) < 0.02 and gain["ci95"][0] > 0
     assert quoted_inside([1.0, 2.0], 1.5) and not quoted_inside([1.0, 2.0], 2.5)
+
+
+def _settings(strengths, n_images=60, per_image=5, seed=0):
+    """(t2i, i2t) score pairs whose true match is lifted by each strength, and the caption owners."""
+    rng = np.random.default_rng(seed)
+    owner = np.repeat(np.arange(n_images), per_image)
+    out = []
+    for lift in strengths:
+        t2i = rng.normal(size=(owner.size, n_images))
+        t2i[np.arange(owner.size), owner] += lift
+        i2t = rng.normal(size=(n_images, owner.size))
+        i2t[owner, np.arange(owner.size)] += lift
+        out.append((t2i, i2t))
+    return out, owner
+
+
+def test_per_image_hits_give_the_protocol_mr_of_every_setting():
+    from rsrt_utils.metrics import mr_from_image_hits, per_image_hits
+
+    settings, owner = _settings([0.0, 1.0, 2.5])
+    hits = np.stack([per_image_hits(t2i, i2t, owner) for t2i, i2t in settings], axis=1)
+    whole = mr_from_image_hits(hits, np.ones((1, hits.shape[0])))[0] * 100
+    assert np.allclose(whole, [evaluate_scores(t2i, i2t, owner, n_boot=1)["mR"] for t2i, i2t in settings], atol=0.006)
+    drawn = np.zeros(hits.shape[0])
+    drawn[:30] = 2  # the first 30 images drawn twice each: the same mR as those 30 images alone
+    assert np.allclose(mr_from_image_hits(hits[:30], np.ones((1, 30)))[0], mr_from_image_hits(hits, drawn[None])[0])
+
+
+def test_selection_bootstrap_recurs_always_for_a_clear_winner_and_splits_between_equals():
+    from rsrt_utils.metrics import per_image_hits, selection_bootstrap
+
+    clear, owner = _settings([0.0, 0.5, 3.0])
+    hits = np.stack([per_image_hits(t2i, i2t, owner) for t2i, i2t in clear], axis=1)
+    result = selection_bootstrap(hits, np.array([10.0, 20.0, 30.0]), n_boot=200, seed=1)
+    assert (result["pick"], result["recurrence"], result["expected_mR"], result["ci95"]) == (2, 1.0, 30.0, [30.0, 30.0])
+    equal, owner = _settings([1.0, 1.0, 1.0], seed=3)
+    hits = np.stack([per_image_hits(t2i, i2t, owner) for t2i, i2t in equal], axis=1)
+    result = selection_bootstrap(hits, np.array([10.0, 20.0, 30.0]), n_boot=400, seed=1)
+    assert 0.15 < result["recurrence"] < 0.85 and len(result["picks"]) >= 2, "equals: no setting wins every resample"
+    assert 10.0 < result["expected_mR"] < 30.0 and result["ci95"][0] < result["ci95"][1]
+    assert sum(result["picks"].values()) == 400

@@ -1,0 +1,67 @@
+"""A STAC catalogue, collection or ItemCollection as an input like a folder: each item's data asset (by role or key)
+becomes a scene, with the item's datetime."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .archive import Scene
+from .raster import GEO_EXTRA
+
+DATA_ROLES = ("data",)
+DATA_KEYS = ("visual", "image", "data")
+
+
+def _pystac():
+    try:
+        import pystac
+    except ImportError:
+        raise ImportError(f"reading a STAC catalogue needs pystac: {GEO_EXTRA}") from None
+    return pystac
+
+
+def _items(path: Path) -> list:
+    """The items of a catalogue / collection (walked) or an ItemCollection file."""
+    pystac = _pystac()
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    if raw.get("type") == "FeatureCollection":
+        collection = pystac.ItemCollection.from_dict(raw, preserve_dict=False)
+        for item in collection:
+            item.set_self_href(None)
+        return [(item, path.parent) for item in collection]
+    if raw.get("type") == "Feature":
+        return [(pystac.Item.from_file(str(path)), path.parent)]
+    catalog = pystac.read_file(str(path))
+    return [(item, Path(item.get_self_href()).parent) for item in catalog.get_items(recursive=True)]
+
+
+def _data_asset(item, role: str | None, key: str | None):
+    if key:
+        return item.assets.get(key)
+    for asset_key, asset in item.assets.items():
+        if any(r in (asset.roles or []) for r in ((role,) if role else DATA_ROLES)):
+            return asset
+    return next((item.assets[k] for k in DATA_KEYS if k in item.assets), None)
+
+
+def scenes_from_stac(path: Path | str, role: str | None = None, key: str | None = None) -> list[Scene]:
+    """One Scene per STAC item: its asset with `role` (default "data") or `key` (default: visual, image, data), the
+    href resolved against the item's folder, its id and its datetime (UTC, ISO 8601)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"STAC file {str(path)!r} does not exist; give a catalog.json, collection.json or an "
+                         f"ItemCollection (.json / .geojson)")
+    scenes = []
+    for item, folder in _items(path):
+        asset = _data_asset(item, role, key)
+        if asset is None:
+            raise ValueError(f"STAC item {item.id!r} has no asset with role {role or DATA_ROLES[0]!r} or key "
+                             f"{key or DATA_KEYS[0]!r}; its assets: {', '.join(item.assets) or 'none'} — name one "
+                             f"with --stac-asset KEY")
+        href = asset.href
+        target = Path(href) if Path(href).is_absolute() else (folder / href)
+        when = item.datetime.astimezone(__import__("datetime").timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \
+            if item.datetime else None
+        scenes.append(Scene(target.resolve() if target.exists() else target, item.id, when))
+    return scenes
