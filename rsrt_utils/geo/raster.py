@@ -235,7 +235,7 @@ def footprint(src, window: tuple[int, int, int, int]) -> tuple[list | None, list
     from rasterio.warp import transform
 
     col, row, width, height = window
-    corners = [(col, row), (col + width, row), (col + width, row + height), (col, row + height), (col, row)]
+    corners = [(col, row), (col, row + height), (col + width, row + height), (col + width, row), (col, row)]  # CCW
     xs, ys = zip(*(src.transform * corner for corner in corners))
     try:
         lons, lats = transform(src.crs, "EPSG:4326", list(xs), list(ys))

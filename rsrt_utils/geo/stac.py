@@ -4,6 +4,7 @@ becomes a scene, with the item's datetime."""
 from __future__ import annotations
 
 import json
+from datetime import timezone
 from pathlib import Path
 
 from .archive import Scene
@@ -39,7 +40,7 @@ def _items(path: Path) -> list:
 def _data_asset(item, role: str | None, key: str | None):
     if key:
         return item.assets.get(key)
-    for asset_key, asset in item.assets.items():
+    for asset in item.assets.values():
         if any(r in (asset.roles or []) for r in ((role,) if role else DATA_ROLES)):
             return asset
     return next((item.assets[k] for k in DATA_KEYS if k in item.assets), None)
@@ -61,7 +62,6 @@ def scenes_from_stac(path: Path | str, role: str | None = None, key: str | None 
                              f"with --stac-asset KEY")
         href = asset.href
         target = Path(href) if Path(href).is_absolute() else (folder / href)
-        when = item.datetime.astimezone(__import__("datetime").timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") \
-            if item.datetime else None
+        when = item.datetime.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if item.datetime else None
         scenes.append(Scene(target.resolve() if target.exists() else target, item.id, when))
     return scenes

@@ -55,6 +55,7 @@ class Collection:
         self._by_id = {item.image_id: item for item in items if not item.retired}
         self._backend, self._encoder = backend, None
         self._lock = threading.RLock()
+        self.places = _read_places(self.images_dir)  # {image_id: chip record}, empty unless built from scenes
 
     @classmethod
     def open(cls, name: str, root: Path | None = None, backend=None, base_urls: list[str] | None = None) -> "Collection":
@@ -107,16 +108,17 @@ class Collection:
         path = (root / item.image_id).resolve()
         return path if is_inside(path, root) and path != root and path.is_file() else None
 
-    def search_text(self, query: str, k: int = 10) -> list[Hit]:
-        """The k images whose descriptions best match the query (cosine, max-pooled over an image's variants)."""
+    def search_text(self, query: str, k: int = 10, where=None) -> list[Hit]:
+        """The k images whose descriptions best match the query (cosine, max-pooled over an image's variants); with
+        `where` (a geo.places.PlaceTimeFilter), only the chips in its box and date range."""
         if not isinstance(query, str) or not query.strip():
             raise ValueError(f"the text query is empty ({query!r}); give a description such as 'a bridge over a river'")
-        return self._search(self._encode([query.strip()]), k)
+        return self._search(self._encode([query.strip()]), k, where)
 
-    def search_image(self, path: Path, k: int = 10) -> list[Hit]:
+    def search_image(self, path: Path, k: int = 10, where=None) -> list[Hit]:
         """Describe the image with the collection's captioner (variants mode), take its first IMAGE_QUERY_VARIANTS (2)
         variant texts, as the study's image->text queries, and rank images by their best match to any of them."""
-        return self._search(self._encode(self.describe_image(path)), k)
+        return self._search(self._encode(self.describe_image(path)), k, where)
 
     def describe_image(self, path: Path) -> list[str]:
         """The query texts for an image file: its first IMAGE_QUERY_VARIANTS descriptions by the collection's captioner
@@ -149,18 +151,35 @@ class Collection:
                 self._encoder = make_text_encoder(self.manifest["encoder"]["spec"])
             return self._encoder.encode(texts)
 
-    def _search(self, vectors, k: int) -> list[Hit]:
+    def _search(self, vectors, k: int, where=None) -> list[Hit]:
         if isinstance(k, bool) or not isinstance(k, int) or k < 1:
             raise ValueError(f"k must be a whole number >= 1, got {k!r}")
-        scores, owners = self.index.search(vectors, min(k, self.n_images))
+        if where is not None:
+            scores, owners = self.index.search_within(vectors, self._allowed(where), min(k, self.n_images))
+        else:
+            scores, owners = self.index.search(vectors, min(k, self.n_images))
         best: dict[int, float] = {}
         for row_scores, row_items in zip(scores, owners):
             for score, item in zip(row_scores, row_items):
                 if item >= 0 and float(score) > best.get(int(item), float("-inf")):
                     best[int(item)] = float(score)
         order = sorted(best.items(), key=lambda pair: (-pair[1], pair[0]))[:k]
-        return [Hit(rank, self._rows[i].image_id, score, self._rows[i].descriptions)
+        return [Hit(rank, self._rows[i].image_id, score, self._rows[i].descriptions, self.places.get(self._rows[i].image_id))
                 for rank, (i, score) in enumerate(order, start=1)]
+
+    def _allowed(self, where) -> list[int]:
+        """The index numbers of the live items `where` lets through (an error if the collection has no places)."""
+        if not self.places:
+            raise ValueError(f"collection {self.name!r} has no places or times (it was not built from georeferenced "
+                             f"scenes with --chip): search it without --bbox / --from / --to")
+        return [i for i, item in enumerate(self._rows) if not item.retired and where.matches(self.places.get(item.image_id))]
+
+
+def _read_places(images_dir: Path) -> dict[str, dict]:
+    """The chips' records of a collection built from scenes (chips.json beside the chips), else {}."""
+    from ..geo.archive import CHIPS_MANIFEST, read_chips
+
+    return read_chips(images_dir) if (images_dir / CHIPS_MANIFEST).is_file() else {}
 
 
 def _backend_from_manifest(manifest: dict, base_urls: list[str] | None = None):

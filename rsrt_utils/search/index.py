@@ -309,6 +309,24 @@ class VectorIndex:
             fetch = min(self.n_vectors, 2 * fetch)
         return out_scores, out_items
 
+    def search_within(self, queries: np.ndarray, items, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k of the live `items` only (a place or time filter): filter first, then rank exactly — their rows'
+        vectors scored against every query and max-pooled — so a filter never loses a hit the index would miss."""
+        k = _check_k(k)
+        matrix = _as_matrix(queries, "queries", self.dim)
+        allowed = np.zeros(self.n_items, dtype=bool)
+        chosen = np.asarray(list(items), dtype=np.int64)
+        allowed[chosen[(chosen >= 0) & (chosen < self.n_items)]] = True
+        allowed &= ~self._retired
+        rows = np.flatnonzero(allowed[self._owners])
+        if not rows.size:
+            return np.full((len(matrix), k), -np.inf, dtype=np.float32), np.full((len(matrix), k), -1, dtype=np.int64)
+        vectors = self._index.reconstruct_batch(rows) if hasattr(self._index, "reconstruct_batch") else \
+            np.vstack([self._index.reconstruct(int(r)) for r in rows])
+        scores = (matrix @ np.asarray(vectors, dtype=np.float32).T).astype(np.float32)
+        owners = np.broadcast_to(self._owners[rows], scores.shape)
+        return _pool_rows(scores, np.ascontiguousarray(owners), k)[:2]
+
     def _search_rows(self, matrix: np.ndarray, fetch: int, k: int):
         with _threads(1 if len(matrix) <= SINGLE_THREAD_QUERIES else default_threads()):
             scores, rows = self._index.search(matrix, fetch, params=_search_params(self.kind, self._params, fetch))

@@ -42,6 +42,7 @@ class Hit:
     image_id: str
     score: float
     descriptions: list[str]
+    place: dict | None = None  # a chip's footprint, time and scene (collections built from georeferenced scenes)
 
 
 # ---------------------------------------------------------------- checks made before any work

@@ -7,10 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from tests.geo.scenes import GSD, ORIGIN, UTM_33N, rasterio, window_rgb, write_rgb, write_uint16_4band
-
 from rsrt_utils.geo.archive import CHIPS_MANIFEST, Scene, chip_scenes, read_chips, scenes_in_folder  # noqa: E402
 from rsrt_utils.geo.raster import ChipSpec, GeoReadError, iter_chips  # noqa: E402
+from tests.geo.scenes import GSD, ORIGIN, UTM_33N, rasterio, window_rgb, write_rgb, write_uint16_4band
 
 
 def chips_of(path, spec, scene_id="scene"):

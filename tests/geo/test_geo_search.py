@@ -1,0 +1,133 @@
+"""A georeferenced mosaic of real AID-150 scenes indexed through `rsrt index build --chip`, searched with and without a
+box and a date range; the hits' footprints contain the chips' true positions (rsrt_utils.geo + search)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tests.geo.scenes import AID, GSD, ORIGIN, TILE, UTM_33N, write_rgb
+
+from rsrt_utils.cli import main  # noqa: E402
+from rsrt_utils.geo.archive import read_chips  # noqa: E402
+
+ROWS = COLS = 4
+
+
+def tile_classes() -> list[str]:
+    """The AID class of each mosaic tile, row by row (scenes.aid_tiles takes one image per class in sorted order)."""
+    classes = sorted(p.name for p in AID.iterdir() if p.is_dir())
+    return [classes[k % len(classes)] for k in range(ROWS * COLS)]
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    root = tmp_path_factory.mktemp("geo")
+    scenes = root / "scenes"
+    scenes.mkdir()
+    write_rgb(scenes / "mosaic.tif", ROWS, COLS)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RSRT_INDEX_DIR", str(root / "indexes"))
+    from rsrt_utils.geo.archive import chip_scenes, scenes_in_folder
+    from rsrt_utils.geo.raster import ChipSpec
+
+    chip_scenes(scenes_in_folder(scenes), root / "indexes" / "geo" / "chips", ChipSpec(TILE), progress=False)
+    classes = tile_classes()
+    corpus = root / "corpus.jsonl"
+    with corpus.open("w") as handle:
+        for file, chip in read_chips(root / "indexes" / "geo" / "chips").items():
+            col, row = chip["window"][:2]
+            name = classes[(row // TILE) * COLS + col // TILE].lower()
+            variants = [{"one_sentence": f"An aerial view of a {name}.", "feature": f"{name} seen from the {side}",
+                         "caption": f"A remote-sensing image of a {name} area, {side} part."}
+                        for side in ("north", "south", "east", "west", "centre")]
+            handle.write(json.dumps({"image_id": file, "variants": variants}) + "\n")
+    assert main(["index", "build", str(scenes), "--name", "geo", "--chip", str(TILE), "--captioner", "import",
+                 "--corpus", str(corpus), "--encoder", "hashing:4096", "--quiet"]) == 0
+    yield {"root": root, "classes": classes}
+    mp.undo()
+
+
+def search(capsys, *args) -> dict | list:
+    capsys.readouterr()
+    assert main(["search", "geo", *args]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def true_lonlat(tile: int) -> tuple[float, float]:
+    """The lon/lat of a tile's centre, from the mosaic's own geotransform."""
+    from rasterio.warp import transform
+
+    row, col = divmod(tile, COLS)
+    x, y = ORIGIN[0] + (col + 0.5) * TILE * GSD, ORIGIN[1] - (row + 0.5) * TILE * GSD
+    lons, lats = transform(UTM_33N, "EPSG:4326", [x], [y])
+    return lons[0], lats[0]
+
+
+def inside(point, ring) -> bool:
+    lons, lats = zip(*ring)
+    return min(lons) <= point[0] <= max(lons) and min(lats) <= point[1] <= max(lats)
+
+
+def test_a_text_query_finds_the_chip_and_its_footprint_holds_the_true_position(collection, capsys):
+    bridge = collection["classes"].index("Bridge")
+    geojson = search(capsys, "a bridge", "--k", "3", "--format", "geojson")
+    assert geojson["type"] == "FeatureCollection" and len(geojson["features"]) == 3
+    first = geojson["features"][0]
+    assert first["properties"]["rank"] == 1 and first["properties"]["scene"] == "mosaic.tif"
+    assert first["properties"]["datetime"] == "2024-06-01T10:30:00Z" and first["properties"]["gsd_m"] == GSD
+    ring = first["geometry"]["coordinates"][0]
+    assert first["geometry"]["type"] == "Polygon" and ring[0] == ring[-1] and len(ring) == 5
+    assert inside(true_lonlat(bridge), ring), "the bridge chip's footprint holds the bridge tile's true centre"
+    for other in range(ROWS * COLS):
+        if other != bridge:
+            assert not inside(true_lonlat(other), ring)
+
+
+def test_a_box_keeps_only_chips_that_meet_it_and_loses_no_hit_inside_it(collection, capsys):
+    bridge = collection["classes"].index("Bridge")
+    everything = search(capsys, "a bridge", "--k", "16", "--json")
+    lon, lat = true_lonlat(bridge)
+    away = true_lonlat(ROWS * COLS - 1)  # the opposite corner's tile
+    box = f"{away[0] - 0.0005},{away[1] - 0.0005},{away[0] + 0.0005},{away[1] + 0.0005}"
+    boxed = search(capsys, "a bridge", "--k", "16", "--bbox", box, "--json")
+    west, south, east, north = map(float, box.split(","))
+    assert boxed and all(not (h["place"]["bbox"][0] > east or h["place"]["bbox"][2] < west or h["place"]["bbox"][1] > north
+                              or h["place"]["bbox"][3] < south) for h in boxed)
+    assert all(not inside((lon, lat), h["place"]["lonlat"]) for h in boxed), "the bridge lies outside the box"
+    expected = [h["image_id"] for h in everything if h["image_id"] in {b["image_id"] for b in boxed}]
+    assert [h["image_id"] for h in boxed] == expected, "filtered = the unfiltered ranking restricted to the box"
+    assert [h["rank"] for h in boxed] == list(range(1, len(boxed) + 1))
+
+
+def test_a_date_range_filters_by_acquisition_time(collection, capsys):
+    assert search(capsys, "a bridge", "--from", "2025-01-01", "--json") == []
+    within = search(capsys, "a bridge", "--from", "2024-05-01", "--to", "2024-06-01", "--json")
+    assert len(within) == 10 and all(h["place"]["datetime"] == "2024-06-01T10:30:00Z" for h in within)
+
+
+def test_bad_filters_and_a_collection_without_places_get_clear_errors(collection, capsys):
+    for args, message in ((["--bbox", "15,45"], "not four numbers"), (["--bbox", "15,46,16,45"], "south >= north"),
+                          (["--from", "yesterday"], "'yesterday' is not understood"),
+                          (["--from", "2024-07-01", "--to", "2024-06-01"], "starts after it ends")):
+        capsys.readouterr()
+        assert main(["search", "geo", "a bridge", *args]) == 2
+        assert message in capsys.readouterr().err
+    chips = read_chips(collection["root"] / "indexes" / "geo" / "chips")
+    assert len(chips) == ROWS * COLS and np.isclose(next(iter(chips.values()))["gsd_m"], GSD)
+    plain = collection["root"] / "plain"
+    plain.mkdir()
+    corpus = collection["root"] / "plain.jsonl"
+    first = next(iter(chips))
+    (plain / "one.png").write_bytes((collection["root"] / "indexes" / "geo" / "chips" / first).read_bytes())
+    variants = [{"one_sentence": f"A bridge {n}.", "feature": f"bridge {n}", "caption": f"A bridge, view {n}."} for n in range(5)]
+    corpus.write_text(json.dumps({"image_id": "one.png", "variants": variants}) + "\n")
+    assert main(["index", "build", str(plain), "--name", "plain", "--captioner", "import", "--corpus", str(corpus),
+                 "--encoder", "hashing:4096", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["search", "plain", "a bridge", "--bbox", "14,44,16,46"]) == 2
+    assert "has no places or times" in capsys.readouterr().err
+    assert main(["index", "build", str(collection["root"] / "scenes"), "--name", "bad", "--chip", "5000"]) == 2
+    assert "chip side 5000 px is larger than the scene" in capsys.readouterr().err
