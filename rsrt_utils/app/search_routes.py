@@ -6,7 +6,7 @@ import io
 from functools import lru_cache
 from pathlib import Path
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.datastructures import UploadFile
@@ -38,8 +38,9 @@ def _collection_names(request: Request) -> tuple[list[str], str]:
 
 
 def _hits_json(hits) -> list[dict]:
-    return [{"rank": h.rank, "image_id": h.image_id, "score": round(float(h.score), 6),
+    rows = [{"rank": h.rank, "image_id": h.image_id, "score": round(float(h.score), 6),
              "descriptions": list(h.descriptions)} for h in hits]
+    return [{**row, "place": h.place} if h.place is not None else row for row, h in zip(rows, hits)]
 
 
 def _collection_item(request: Request, name: str, image_id: str):
@@ -103,12 +104,26 @@ def api_collections(request: Request):
 
 
 @router.get("/api/collections/{name}/search")
-def api_search(request: Request, name: str, q: str, k: int = 10):
-    """Text search as JSON: rank, image_id, score and descriptions of each hit."""
+def api_search(request: Request, name: str, q: str, k: int = 10, bbox: str | None = None,
+               date_from: str | None = Query(None, alias="from"), date_to: str | None = Query(None, alias="to"),
+               format: str = "json"):
+    """Text search as JSON: rank, image_id, score and descriptions of each hit (and its place, for chips of scenes);
+    bbox=W,S,E,N and from= / to= dates filter first; format=geojson gives a FeatureCollection of footprints."""
+    from ..geo.places import PlaceTimeFilter, hits_geojson
+
     if not q.strip() or len(q) > MAX_QUERY_CHARS:
         return error_response(request, 400, f"give a query of 1 to {MAX_QUERY_CHARS} characters in ?q=")
-    collection = request.app.state.collections.get(name)
-    return {"collection": name, "query": q, "hits": _hits_json(collection.search_text(q, k=_clamp_k(k)))}
+    if format not in ("json", "geojson"):
+        return error_response(request, 400, f"format {format!r} is unknown: use json or geojson")
+    try:
+        where = PlaceTimeFilter.parse(bbox, date_from, date_to)
+        collection = request.app.state.collections.get(name)
+        hits = _hits_json(collection.search_text(q, k=_clamp_k(k), where=where))
+    except ValueError as error:
+        return error_response(request, 400, str(error))
+    if format == "geojson":
+        return hits_geojson(hits)
+    return {"collection": name, "query": q, "hits": hits}
 
 
 async def _read_upload_form(request: Request) -> tuple[str, int, bytes, str]:

@@ -131,3 +131,24 @@ def test_bad_filters_and_a_collection_without_places_get_clear_errors(collection
     assert "has no places or times" in capsys.readouterr().err
     assert main(["index", "build", str(collection["root"] / "scenes"), "--name", "bad", "--chip", "5000"]) == 2
     assert "chip side 5000 px is larger than the scene" in capsys.readouterr().err
+
+
+def test_the_json_api_filters_by_box_and_date_and_answers_geojson(collection):
+    pytest.importorskip("fastapi", reason="the app extra (fastapi) is not installed")
+    from fastapi.testclient import TestClient
+
+    from rsrt_utils.app.server import create_app
+
+    base = "http://127.0.0.1:8000"
+    with TestClient(create_app(collection["root"] / "outputs", collection["root"] / "indexes"), base_url=base) as client:
+        everything = client.get("/api/collections/geo/search", params={"q": "a bridge", "k": 16}).json()["hits"]
+        away = true_lonlat(ROWS * COLS - 1)
+        box = f"{away[0] - 0.0005},{away[1] - 0.0005},{away[0] + 0.0005},{away[1] + 0.0005}"
+        boxed = client.get("/api/collections/geo/search", params={"q": "a bridge", "k": 16, "bbox": box}).json()["hits"]
+        assert boxed and len(boxed) < len(everything) and all("lonlat" in h["place"] for h in boxed)
+        geojson = client.get("/api/collections/geo/search", params={"q": "a bridge", "k": 2, "from": "2024-06-01",
+                                                                     "format": "geojson"}).json()
+        assert geojson["type"] == "FeatureCollection" and len(geojson["features"]) == 2
+        bad = client.get("/api/collections/geo/search", params={"q": "a bridge", "bbox": "1,2,3"})
+        assert bad.status_code == 400 and "not four numbers" in bad.text
+        assert client.get("/api/collections/geo/search", params={"q": "x", "to": "soon"}).status_code == 400
