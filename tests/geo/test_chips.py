@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from rsrt_utils.geo.archive import CHIPS_MANIFEST, Scene, chip_scenes, read_chips, scenes_in_folder  # noqa: E402
-from rsrt_utils.geo.raster import ChipSpec, GeoReadError, iter_chips  # noqa: E402
+from rsrt_utils.geo.archive import CHIPS_MANIFEST, Scene, chip_scenes, read_chips, scenes_in_folder
+from rsrt_utils.geo.raster import ChipSpec, GeoReadError, iter_chips
 from tests.geo.scenes import GSD, ORIGIN, UTM_33N, rasterio, window_rgb, write_rgb, write_uint16_4band
 
 

@@ -8,10 +8,9 @@ import json
 import numpy as np
 import pytest
 
+from rsrt_utils.cli import main
+from rsrt_utils.geo.archive import read_chips
 from tests.geo.scenes import AID, GSD, ORIGIN, TILE, UTM_33N, write_rgb
-
-from rsrt_utils.cli import main  # noqa: E402
-from rsrt_utils.geo.archive import read_chips  # noqa: E402
 
 ROWS = COLS = 4
 
