@@ -84,16 +84,44 @@ def home(request: Request):
 
 
 @router.get("/search", response_class=HTMLResponse)
-def search_page(request: Request, collection: str | None = None, q: str = "", k: int = DEFAULT_K):
-    """The query box and, given a query, the result grid (a plain GET form: results can be bookmarked)."""
-    context = _search_context(request, collection, query=q, k=_clamp_k(k))
+def search_page(request: Request, collection: str | None = None, q: str = "", k: int = DEFAULT_K, bbox: str = "",
+                date_from: str = Query("", alias="from"), date_to: str = Query("", alias="to")):
+    """The query box and, given a query, the result grid (a plain GET form: results can be bookmarked); for a
+    collection of chips, a box and dates to filter by and a map of the hits' footprints."""
+    from ..geo.places import PlaceTimeFilter
+
+    context = _search_context(request, collection, query=q, k=_clamp_k(k), bbox=bbox, date_from=date_from,
+                              date_to=date_to, basemap=request.app.state.basemap)
     if not q.strip() or context["collection"] is None:
         return render(request, "search.html", context)
     if len(q) > MAX_QUERY_CHARS:
         context["error"] = f"the query has {len(q)} characters; shorten it to at most {MAX_QUERY_CHARS}"
         return render(request, "search.html", context, 400)
-    timed_search(context, context["collection"].search_text, q, context["k"])
+    try:
+        where = PlaceTimeFilter.parse(bbox or None, date_from or None, date_to or None)
+        timed_search(context, context["collection"].search_text, q, context["k"], where)
+    except ValueError as error:
+        context["error"] = str(error)
+        return render(request, "search.html", context, 400)
+    context["map_data"] = _map_data(context["name"], context["hits"], where)
     return render(request, "search.html", context)
+
+
+def _map_data(name: str, hits, where) -> str | None:
+    """What the map draws, as JSON (an attribute of the map, escaped by the template): each placed hit's footprint,
+    quicklook and item page, and the box filter (None if no hit has a place)."""
+    import json
+    from urllib.parse import quote
+
+    placed = [h for h in hits if h.place and h.place.get("lonlat")]
+    if not placed:
+        return None
+    base = f"/collections/{quote(name, safe='')}"
+    return json.dumps({"hits": [{"rank": h.rank, "image_id": h.image_id, "score": round(float(h.score), 4),
+                      "lonlat": h.place["lonlat"], "bbox": h.place["bbox"], "datetime": h.place.get("datetime"),
+                      "thumb": f"{base}/thumbs/{quote(h.image_id)}", "item": f"{base}/items/{quote(h.image_id)}"}
+                     for h in placed],
+            "box": list(where.bbox) if where and where.bbox else None})
 
 
 @router.get("/api/collections")

@@ -80,8 +80,12 @@ class BookFiles(StaticFiles):
         return await super().__call__(scope, receive, send)
 
 
-def _install_middleware(app: FastAPI, host: str) -> None:
-    app.add_middleware(SameOriginGuard, headers=SECURITY_HEADERS,
+def _install_middleware(app: FastAPI, host: str, basemap: str | None = None) -> None:
+    headers = dict(SECURITY_HEADERS)
+    if basemap:  # the map's tiles come from the basemap's origin, and from nowhere else
+        headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace(
+            "img-src 'self' data:", f"img-src 'self' data: {basemap_origin(basemap)}")
+    app.add_middleware(SameOriginGuard, headers=headers,
                        path_headers={BOOK_PATH: {**SECURITY_HEADERS, "Content-Security-Policy": BOOK_CSP}})
     app.add_middleware(BodyLimit, limit=MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(host))
@@ -89,14 +93,16 @@ def _install_middleware(app: FastAPI, host: str) -> None:
 
 def create_app(outputs_root: Path | str | None = None, index_root: Path | str | None = None,
                host: str = DEFAULT_HOST, captioners: Mapping[str, object] | None = None,
-               base_urls: list[str] | None = None) -> FastAPI:
+               base_urls: list[str] | None = None, basemap: str | None = None) -> FastAPI:
     """The app over the study runs under outputs_root (default outputs_dir()) and the collections under index_root
     (default rsrt_utils.paths.indexes_dir()); `host` is where it is bound (loopback: only loopback Host headers);
     captioners: caption backends by collection name, for collections built with a bank given in code; base_urls: the
-    captioners' server URLs with their credentials (`rsrt serve --base-url`)."""
+    captioners' server URLs with their credentials (`rsrt serve --base-url`); basemap: a tile URL template for the
+    map of georeferenced collections (`rsrt serve --basemap`; without it the map shows the chips' own quicklooks)."""
     app = FastAPI(title="rsrt", docs_url=None, redoc_url=None, openapi_url=None,
                   default_response_class=ScrubbedJSONResponse)
     app.state.outputs_root = Path(outputs_root or outputs_dir()).expanduser().resolve()
+    app.state.basemap = check_basemap(basemap) if basemap else None
     app.state.audits = AuditRunCache(app.state.outputs_root)
     app.state.collections = CollectionShelf(Path(index_root).expanduser() if index_root else None, captioners,
                                             base_urls)
@@ -107,5 +113,26 @@ def create_app(outputs_root: Path | str | None = None, index_root: Path | str | 
     app.include_router(search_router)
     app.include_router(audit_router)
     _install_error_handlers(app)
-    _install_middleware(app, host)
+    _install_middleware(app, host, app.state.basemap)
     return app
+
+
+def check_basemap(url: str) -> str:
+    """A tile URL template (https://host/{z}/{x}/{y}.png), checked: http(s), a host, and {z}, {x}, {y}."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or not all(f"{{{c}}}" in url for c in "zxy"):
+        raise ValueError(f"basemap {url!r} is not a tile URL template: give e.g. "
+                         "https://tile.openstreetmap.org/{z}/{x}/{y}.png")
+    if any(c in url for c in " '\";"):
+        raise ValueError(f"basemap {url!r} holds a space, quote or semicolon; give a plain tile URL template")
+    return url
+
+
+def basemap_origin(url: str) -> str:
+    """scheme://host[:port] of a tile URL template (what the page's policy admits images from)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

@@ -22,6 +22,9 @@ def add_serve_subcommand(sub: argparse._SubParsersAction) -> None:
     from .search import add_endpoint_option
 
     add_endpoint_option(serve)
+    serve.add_argument("--basemap", default=None, metavar="URL", help="a tile URL template for the map of collections "
+                       "built from georeferenced scenes, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png (needs the "
+                       "network; without it the map shows the chips' own quicklooks, offline)")
     serve.set_defaults(func=_serve)
 
 
@@ -40,7 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
         raise ValueError(f"--port {args.port} is not a port; use 1-65535 (e.g. 8000)")
     max_image_pixels()  # every setting is checked before the server starts (a bad RSRT_MAX_IMAGE_PIXELS is named)
     given = given_base_urls(args)
-    app = create_app(args.outputs, args.index_root, host=args.host, base_urls=given or None)
+    app = create_app(args.outputs, args.index_root, host=args.host, base_urls=given or None, basemap=args.basemap)
     if args.host not in LOOPBACK_HOSTS:
         print(f"rsrt serve: warning: bound to {args.host}: anyone who can reach this machine can read the collections "
               "and write audit scores")

@@ -78,3 +78,42 @@ def window_rgb(rows: int, cols: int, window: tuple[int, int, int, int]) -> np.nd
     """The true RGB pixels of a mosaic window (to check what a chip shows)."""
     col, row, width, height = window
     return np.moveaxis(mosaic(rows, cols)[:, row:row + height, col:col + width], 0, -1)
+
+
+ROWS = COLS = 4  # the searchable mosaic: 16 AID-150 scenes of 16 classes
+
+
+def tile_classes() -> list[str]:
+    """The AID class of each mosaic tile, row by row (aid_tiles takes one image per class in sorted order)."""
+    classes = sorted(p.name for p in AID.iterdir() if p.is_dir())
+    return [classes[k % len(classes)] for k in range(ROWS * COLS)]
+
+
+def build_geo_collection(root: Path, name: str) -> list[str]:
+    """`rsrt index build ROOT/scenes --chip 150` over a 4 x 4 mosaic (one chip per AID scene), captioned from a
+    corpus that names each chip's true class; RSRT_INDEX_DIR must point at ROOT/indexes. Returns the tile classes."""
+    import json
+
+    from rsrt_utils.cli import main
+    from rsrt_utils.geo.archive import chip_scenes, read_chips, scenes_in_folder
+    from rsrt_utils.geo.raster import ChipSpec
+
+    scenes = root / "scenes"
+    scenes.mkdir()
+    write_rgb(scenes / "mosaic.tif", ROWS, COLS)
+    chips = root / "indexes" / name / "chips"
+    chip_scenes(scenes_in_folder(scenes), chips, ChipSpec(TILE), progress=False)  # the build finds them unchanged
+    classes = tile_classes()
+    corpus = root / "corpus.jsonl"
+    with corpus.open("w") as handle:
+        for file, chip in read_chips(chips).items():
+            col, row = chip["window"][:2]
+            label = classes[(row // TILE) * COLS + col // TILE].lower()
+            variants = [{"one_sentence": f"An aerial view of a {label}.", "feature": f"{label} seen from the {side}",
+                         "caption": f"A remote-sensing image of a {label} area, {side} part."}
+                        for side in ("north", "south", "east", "west", "centre")]
+            handle.write(json.dumps({"image_id": file, "variants": variants}) + "\n")
+    code = main(["index", "build", str(scenes), "--name", name, "--chip", str(TILE), "--captioner", "import",
+                 "--corpus", str(corpus), "--encoder", "hashing:4096", "--quiet"])
+    assert code == 0, "the geo collection was not built"
+    return classes

@@ -10,41 +10,15 @@ import pytest
 
 from rsrt_utils.cli import main
 from rsrt_utils.geo.archive import read_chips
-from tests.geo.scenes import AID, GSD, ORIGIN, TILE, UTM_33N, write_rgb
-
-ROWS = COLS = 4
-
-
-def tile_classes() -> list[str]:
-    """The AID class of each mosaic tile, row by row (scenes.aid_tiles takes one image per class in sorted order)."""
-    classes = sorted(p.name for p in AID.iterdir() if p.is_dir())
-    return [classes[k % len(classes)] for k in range(ROWS * COLS)]
+from tests.geo.scenes import COLS, GSD, ORIGIN, ROWS, TILE, UTM_33N, build_geo_collection
 
 
 @pytest.fixture(scope="module")
 def collection(tmp_path_factory):
     root = tmp_path_factory.mktemp("geo")
-    scenes = root / "scenes"
-    scenes.mkdir()
-    write_rgb(scenes / "mosaic.tif", ROWS, COLS)
     mp = pytest.MonkeyPatch()
     mp.setenv("RSRT_INDEX_DIR", str(root / "indexes"))
-    from rsrt_utils.geo.archive import chip_scenes, scenes_in_folder
-    from rsrt_utils.geo.raster import ChipSpec
-
-    chip_scenes(scenes_in_folder(scenes), root / "indexes" / "geo" / "chips", ChipSpec(TILE), progress=False)
-    classes = tile_classes()
-    corpus = root / "corpus.jsonl"
-    with corpus.open("w") as handle:
-        for file, chip in read_chips(root / "indexes" / "geo" / "chips").items():
-            col, row = chip["window"][:2]
-            name = classes[(row // TILE) * COLS + col // TILE].lower()
-            variants = [{"one_sentence": f"An aerial view of a {name}.", "feature": f"{name} seen from the {side}",
-                         "caption": f"A remote-sensing image of a {name} area, {side} part."}
-                        for side in ("north", "south", "east", "west", "centre")]
-            handle.write(json.dumps({"image_id": file, "variants": variants}) + "\n")
-    assert main(["index", "build", str(scenes), "--name", "geo", "--chip", str(TILE), "--captioner", "import",
-                 "--corpus", str(corpus), "--encoder", "hashing:4096", "--quiet"]) == 0
+    classes = build_geo_collection(root, "geo")
     yield {"root": root, "classes": classes}
     mp.undo()
 
