@@ -49,13 +49,13 @@ def geo_server(tmp_path_factory):
         process.wait(timeout=20)
 
 
-def footprints(driver):
+def footprints(browser):
     from selenium.webdriver.common.by import By
 
-    return driver.find_elements(By.CSS_SELECTOR, "#map path.footprint")
+    return browser.find_elements(By.CSS_SELECTOR, "#map path.footprint")
 
 
-def test_the_map_draws_the_hits_a_drawn_box_filters_and_a_footprint_opens_its_item(geo_server, driver):
+def test_the_map_draws_the_hits_a_drawn_box_filters_and_a_footprint_opens_its_item(geo_server, driver):  # noqa: F811
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
 
