@@ -151,3 +151,14 @@ def test_stac_items_give_scenes_with_their_time(tmp_path):
         item.assets.clear()
         target.write_text(json.dumps(pystac.ItemCollection([item]).to_dict(transform_hrefs=False)))
         scenes_from_stac(target)
+
+
+def test_a_jpeg_2000_scene_is_chipped_with_its_georeference(tmp_path):
+    from rasterio.shutil import copy
+
+    copy(write_rgb(tmp_path / "scene.tif", 2, 2), tmp_path / "scene.jp2", driver="JP2OpenJPEG", QUALITY=100, REVERSIBLE=True)
+    (tmp_path / "scene.tif").unlink()
+    summary = chip_scenes(scenes_in_folder(tmp_path), tmp_path / "chips", ChipSpec(150), progress=False)
+    records = list(read_chips(tmp_path / "chips").values())
+    assert summary.chips == 4 and not summary.without_place and {r["crs"] for r in records} == {UTM_33N}
+    assert records[0]["footprint"][0] == [ORIGIN[0], ORIGIN[1]]

@@ -125,3 +125,34 @@ def test_the_json_api_filters_by_box_and_date_and_answers_geojson(collection):
         bad = client.get("/api/collections/geo/search", params={"q": "a bridge", "bbox": "1,2,3"})
         assert bad.status_code == 400 and "not four numbers" in bad.text
         assert client.get("/api/collections/geo/search", params={"q": "x", "to": "soon"}).status_code == 400
+
+
+def test_a_rebuild_recaptions_only_the_chips_of_a_changed_scene_and_retires_a_removed_ones(tmp_path, monkeypatch, capsys):
+    from rsrt_utils.geo.archive import chip_scenes, scenes_in_folder
+    from rsrt_utils.geo.raster import ChipSpec
+    from tests.geo.scenes import write_rgb
+
+    monkeypatch.setenv("RSRT_INDEX_DIR", str(tmp_path / "indexes"))
+    scenes, chips, corpus = tmp_path / "scenes", tmp_path / "indexes" / "inc" / "chips", tmp_path / "corpus.jsonl"
+    scenes.mkdir()
+    write_rgb(scenes / "a.tif", 2, 2)
+    write_rgb(scenes / "b.tif", 2, 3, datetime="2023:03:04 05:06:07")
+
+    def build() -> str:
+        chip_scenes(scenes_in_folder(scenes), chips, ChipSpec(TILE), progress=False)
+        lines = [json.dumps({"image_id": f, "variants": [{"one_sentence": f"Chip {f} {n}.", "feature": f"part {n}",
+                                                          "caption": f"A chip, view {n}."} for n in range(5)]})
+                 for f in read_chips(chips)]
+        corpus.write_text("\n".join(lines) + "\n")
+        capsys.readouterr()
+        assert main(["index", "build", str(scenes), "--name", "inc", "--chip", str(TILE), "--captioner", "import",
+                     "--corpus", str(corpus), "--encoder", "hashing:4096", "--quiet"]) == 0
+        return capsys.readouterr().out
+
+    assert "files: 10 new, 0 changed, 0 removed, 0 unchanged; 10 to caption" in build()
+    assert "files: 0 new, 0 changed, 0 removed, 10 unchanged; 0 to caption" in build()
+    write_rgb(scenes / "b.tif", 2, 2, datetime="2023:03:04 05:06:07")  # b changes: 2 x 2 tiles of other scenes
+    (scenes / "a.tif").unlink()
+    second = build()
+    assert "4 chip(s) kept" in second
+    assert "files: 0 new, 4 changed, 6 removed, 0 unchanged; 4 to caption" in second, second
