@@ -37,7 +37,8 @@ def require_rasterio():
     try:
         import rasterio
     except ImportError:
-        raise ImportError(f"reading GeoTIFF / COG / JPEG 2000 scenes needs rasterio: {GEO_EXTRA}") from None
+        raise ModuleNotFoundError(f"reading GeoTIFF / COG / JPEG 2000 scenes needs rasterio: {GEO_EXTRA}",
+                                  name="rasterio") from None
     return rasterio
 
 

@@ -18,7 +18,7 @@ def _pystac():
     try:
         import pystac
     except ImportError:
-        raise ImportError(f"reading a STAC catalogue needs pystac: {GEO_EXTRA}") from None
+        raise ModuleNotFoundError(f"reading a STAC catalogue needs pystac: {GEO_EXTRA}", name="pystac") from None
     return pystac
 
 
