@@ -232,7 +232,6 @@ def footprint(src, window: tuple[int, int, int, int]) -> tuple[list | None, list
     """(ring in the scene's CRS, ring in lon/lat, lon/lat bbox) of a window; (None, None, None) without a CRS."""
     if src.crs is None:
         return None, None, None
-    from rasterio.errors import CRSError
     from rasterio.warp import transform
 
     col, row, width, height = window
@@ -240,8 +239,8 @@ def footprint(src, window: tuple[int, int, int, int]) -> tuple[list | None, list
     xs, ys = zip(*(src.transform * corner for corner in corners))
     try:
         lons, lats = transform(src.crs, "EPSG:4326", list(xs), list(ys))
-    except CRSError as error:
-        raise GeoReadError(src.name, f"its CRS ({src.crs}) cannot be transformed to WGS84 lon/lat ({error}); "
+    except Exception as error:  # rasterio raises CRSError or GDAL's CPLE_* errors (no common public base class)
+        raise GeoReadError(src.name, f"its CRS ({src.crs.to_string() or 'a local CRS'}) cannot be transformed to WGS84 lon/lat ({error}); "
                                      f"reproject the scene (e.g. gdalwarp -t_srs EPSG:4326)") from None
     if not all(map(math.isfinite, [*lons, *lats])):
         raise GeoReadError(src.name, f"its CRS ({src.crs}) gives no finite lon/lat for this window; reproject the scene")

@@ -61,13 +61,13 @@ def quality_rows(results: dict) -> dict[str, list[dict]]:
 
 def quality_table(results: dict) -> pd.DataFrame:
     return pd.DataFrame([{"dataset": d, "track": r["track"], "step": r["step"], "mR": r["mR"], "ci_low": r["ci95"][0],
-                          "ci_high": r["ci95"][1], "T2I mean": _direction_mean(r, "t2i"), "I2T mean": _direction_mean(r, "i2t"),
+                          "ci_high": r["ci95"][1], "T2I mean": direction_mean(r, "t2i"), "I2T mean": direction_mean(r, "i2t"),
                           **{f"t2i {k}": v for k, v in r["t2i"].items()},
                           **{f"i2t {k}": v for k, v in r["i2t"].items()}}
                          for d, rows in quality_rows(results).items() for r in rows])
 
 
-def _direction_mean(row: dict, direction: str) -> float:
+def direction_mean(row: dict, direction: str) -> float:
     """A direction's mean recall (the released code's convention): recorded, else the mean of its R@1/5/10."""
     recorded = row.get(f"mR_{direction}")
     return recorded if recorded is not None else round(sum(row[direction].values()) / len(row[direction]), 2)
@@ -110,8 +110,8 @@ def claims_table(results: dict) -> pd.DataFrame:
         final, gain, clip = track["steps"][-1], track["gain_over_baseline"], track["zero_shot_clip"]
         procedure = results["selection_uncertainty"]["current"][dataset]
         rows.append({"dataset": dataset, "chosen on": track["chosen_on"], "pick mR": final["mR"],
-                     "pick ci95": final["ci95"], "T2I mean": _direction_mean(final, "t2i"),
-                     "I2T mean": _direction_mean(final, "i2t"),
+                     "pick ci95": final["ci95"], "T2I mean": direction_mean(final, "t2i"),
+                     "I2T mean": direction_mean(final, "i2t"),
                      "zero-shot CLIP (quoted)": clip["quoted"],
                      "pick: CLIP below the interval": final["ci95"][0] > clip["quoted"],
                      "gain over baseline": gain["difference"], "gain ci95 (paired)": gain["ci95"],

@@ -162,3 +162,19 @@ def test_a_jpeg_2000_scene_is_chipped_with_its_georeference(tmp_path):
     records = list(read_chips(tmp_path / "chips").values())
     assert summary.chips == 4 and not summary.without_place and {r["crs"] for r in records} == {UTM_33N}
     assert records[0]["footprint"][0] == [ORIGIN[0], ORIGIN[1]]
+
+
+def test_a_crs_that_cannot_be_transformed_to_lon_lat_is_named_with_the_fix(tmp_path):
+    from rasterio.crs import CRS
+    from rasterio.transform import from_origin
+
+    local = CRS.from_wkt('ENGCRS["site grid",EDATUM["site"],CS[Cartesian,2],AXIS["x",east,LENGTHUNIT["metre",1]],'
+                         'AXIS["y",north,LENGTHUNIT["metre",1]]]')
+    path = tmp_path / "site.tif"
+    with rasterio.open(path, "w", driver="GTiff", width=300, height=300, count=3, dtype="uint8", crs=local,
+                       transform=from_origin(0, 300, 1, 1)) as dst:
+        dst.write(np.full((3, 300, 300), 100, dtype=np.uint8))
+    with pytest.raises(GeoReadError, match="cannot be transformed to WGS84 lon/lat .* reproject the scene"):
+        chips_of(path, ChipSpec(150))
+    summary = chip_scenes(scenes_in_folder(tmp_path), tmp_path / "chips", ChipSpec(150), progress=False)
+    assert summary.chips == 0 and "cannot be transformed" in summary.failed["site.tif"]
