@@ -21,6 +21,7 @@ import numpy as np
 GEO_EXTRA = "pip install 'rsrt[geo]'"
 SCENE_SUFFIXES = (".tif", ".tiff", ".jp2", ".vrt")
 STRETCH_SAMPLE_SIDE = 1024  # the percentiles come from a read of at most this many pixels on the long side
+GDAL_CACHE_MB = 64  # GDAL's block cache while chipping: one row of 512 px tiles of a 4-band Sentinel-2 scene (46 MB)
 METRES_PER_DEGREE = 111_320.0
 
 
@@ -267,9 +268,10 @@ def iter_chips(path: Path | str, spec: ChipSpec, scene_id: str, datetime: str | 
                ) -> Iterator[tuple[Chip, np.ndarray | None, str | None]]:
     """(chip, 8-bit RGB pixels or None, why it was left out or failed, or None) for every window of the scene; a chip
     that is mostly nodata is left out, a chip whose pixels cannot be read (a corrupt tile) fails alone."""
+    import rasterio
     from rasterio.errors import RasterioError
 
-    with open_scene(path) as src:
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20), open_scene(path) as src:  # bytes (a small int is bytes)
         indexes = band_indexes(src, spec.bands)
         low, high = scene_stretch(src, indexes, spec)
         when = datetime or scene_datetime(src)

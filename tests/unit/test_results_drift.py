@@ -27,7 +27,7 @@ def _values(value, found: set[str]) -> None:
         for item in value:
             _values(item, found)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        found.add(f"{value:.2f}")
+        found.add(f"{abs(value):.2f}")  # a page writes the sign apart (−0.18, [−1.03, +0.66])
         if isinstance(value, int) and value >= 10**6:  # a byte count, as a page shows it in GB or MB
             found.update({f"{value / 1e9:.2f}", f"{value / 1e6:.2f}"})
     elif isinstance(value, str):
