@@ -178,3 +178,27 @@ def test_a_crs_that_cannot_be_transformed_to_lon_lat_is_named_with_the_fix(tmp_p
         chips_of(path, ChipSpec(150))
     summary = chip_scenes(scenes_in_folder(tmp_path), tmp_path / "chips", ChipSpec(150), progress=False)
     assert summary.chips == 0 and "cannot be transformed" in summary.failed["site.tif"]
+
+
+def test_a_stac_catalogue_is_walked_and_each_item_is_a_scene(tmp_path):
+    pystac = pytest.importorskip("pystac")
+    from datetime import datetime, timezone
+
+    from rsrt_utils.geo.stac import scenes_from_stac
+
+    catalog = pystac.Catalog("archive", "two scenes")
+    for n, day in ((1, 3), (2, 4)):
+        folder = tmp_path / "catalog" / f"scene-{n}"
+        folder.mkdir(parents=True)
+        write_rgb(folder / "image.tif", 2, 2, datetime=None)
+        item = pystac.Item(f"scene-{n}", geometry=None, bbox=None, properties={},
+                           datetime=datetime(2021, 1, day, tzinfo=timezone.utc))
+        item.add_asset("image", pystac.Asset(href="./image.tif", roles=["data"]))
+        catalog.add_item(item)
+    catalog.normalize_hrefs(str(tmp_path / "catalog"))
+    catalog.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    scenes = scenes_from_stac(tmp_path / "catalog" / "catalog.json")
+    assert [(s.scene_id, s.datetime, s.path.name) for s in scenes] == \
+        [("scene-1", "2021-01-03T00:00:00Z", "image.tif"), ("scene-2", "2021-01-04T00:00:00Z", "image.tif")]
+    summary = chip_scenes(scenes, tmp_path / "chips", ChipSpec(150), progress=False)
+    assert summary.chips == 8 and summary.new == 2

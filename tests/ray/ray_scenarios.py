@@ -220,6 +220,28 @@ def collection_on_ray(work: Path, a, b) -> dict:
     return {"exit_codes": codes, "same_hits": hits[0] == hits[1], "requests": len(a.chat_requests()) + len(b.chat_requests())}
 
 
+def geo_on_ray(work: Path, a, b) -> dict:
+    """`rsrt index build SCENES --chip 150 --ray`: the chips of a georeferenced mosaic (real AID-150 pixels) are the
+    items the cluster captions (one request per chip), and the collection equals one built here, places included."""
+    from tests.geo.scenes import COLS, ROWS, write_rgb
+
+    a.reset(), b.reset()
+    scenes = work / "scenes"
+    scenes.mkdir(exist_ok=True)
+    write_rgb(scenes / "mosaic.tif", ROWS, COLS)
+    common = ["--chip", "150", "--backend", "openai-chat", "--model", "fake-vlm", "--encoder", "hashing:512", "--quiet",
+              "--base-url", a.base_url, "--base-url", b.base_url]
+    codes = [rsrt(["index", "build", str(scenes), "--name", "geo-on-ray", "--ray", "auto", *common])]
+    on_ray = len(a.chat_requests()) + len(b.chat_requests())
+    codes.append(rsrt(["index", "build", str(scenes), "--name", "geo-here", *common]))
+    from rsrt_utils.search.collection import Collection
+
+    hits = [[(h.image_id, round(h.score, 5), tuple(h.place["bbox"])) for h in Collection.open(name).search_text("a field", k=5)]
+            for name in ("geo-on-ray", "geo-here")]
+    return {"exit_codes": codes, "chips": ROWS * COLS, "requests_on_ray": on_ray, "same_hits": hits[0] == hits[1],
+            "placed": all(h[2] for h in hits[0])}
+
+
 def canary_key_run(work: Path) -> dict:
     """`rsrt index build --ray` with a canary API key (checked by the server) and a canary `?api-key=` in the URL; the
     test greps every file Ray, the build and the logs wrote for both (tests/ray/test_ray_scaleout.py)."""
@@ -313,6 +335,7 @@ def main(out_path: str) -> None:
                             ("kill_worker", lambda: kill_a_worker(WORK, a, b)),
                             ("kill_driver", lambda: kill_the_driver(WORK, a, b)),
                             ("collection", lambda: collection_on_ray(WORK, a, b)), ("bad_input", lambda: bad_input(a)),
+                            ("geo", lambda: geo_on_ray(WORK, a, b)),
                             ("canary", lambda: canary_key_run(WORK)),
                             ("embedding", lambda: embedding_pool(WORK)),
                             ("study", lambda: study_on_ray(WORK)), ("vllm", lambda: vllm_processor(WORK))):

@@ -84,6 +84,13 @@ def test_an_index_built_on_ray_equals_one_built_here(results):
     assert collection["exit_codes"] == [0, 0] and collection["same_hits"]
 
 
+def test_scenes_are_chipped_and_the_cluster_captions_the_chips(results):
+    geo = results["geo"]
+    assert "error" not in geo, geo
+    assert geo["exit_codes"] == [0, 0] and geo["requests_on_ray"] == geo["chips"], "one request per chip, on the cluster"
+    assert geo["same_hits"] and geo["placed"], "the collection built on Ray equals the local one, footprints included"
+
+
 def test_bad_input_gives_one_line_before_any_image_is_sent(results):
     bad = results["bad_input"]
     assert "error" not in bad, bad
