@@ -14,7 +14,7 @@ from pathlib import Path
 PROJECT = Path(__file__).resolve().parents[1]
 RESULTS = PROJECT / "benchmarks" / "results" / "default_run.json"
 KEPT = ("run_name", "dataset", "split", "n_images", "n_queries", "captioner", "encoder", "pooling", "field", "coverage",
-        "label", "t2i", "i2t", "mR", "ci95", "ci95_caption_level", "mR_ties_pessimistic", "mR_ties_optimistic",
+        "label", "t2i", "i2t", "mR", "mR_t2i", "mR_i2t", "ci95", "ci95_caption_level", "mR_ties_pessimistic", "mR_ties_optimistic",
         "params_digest")
 
 
