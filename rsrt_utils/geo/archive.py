@@ -21,11 +21,12 @@ CHIP_SUFFIX = ".png"
 @dataclass(frozen=True)
 class Scene:
     """One scene to chip: its file, a stable id (path relative to the archive, or the STAC item id) and, from STAC,
-    its acquisition time."""
+    its acquisition time and lon/lat box (which places a file without a georeference of its own)."""
 
     path: Path
     scene_id: str
     datetime: str | None = None
+    bbox: tuple | None = None
 
 
 @dataclass
@@ -103,7 +104,8 @@ def chip_scenes(scenes: list[Scene], out: Path | str, spec: ChipSpec, progress: 
     for scene in tqdm(scenes, desc="chipping scenes", unit="scene", disable=not progress):
         previous = old.get(scene.scene_id)
         signature = _signature(scene.path, previous)
-        if previous and previous["sha256"] == signature["sha256"] and previous.get("datetime") == scene.datetime:
+        if previous and previous["sha256"] == signature["sha256"] and previous.get("datetime") == scene.datetime \
+                and previous.get("bbox") == (list(scene.bbox) if scene.bbox else None):
             summary.unchanged += 1
             summary.chips += len(previous["chips"])
             continue
@@ -142,7 +144,7 @@ def _chip_one(scene: Scene, out: Path, spec: ChipSpec, signature: dict) -> dict:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     chips, failed, left_out = [], {}, 0
-    for chip, pixels, problem in iter_chips(scene.path, spec, scene.scene_id, scene.datetime):
+    for chip, pixels, problem in iter_chips(scene.path, spec, scene.scene_id, scene.datetime, scene.bbox):
         if pixels is None:
             if problem and problem.startswith("nodata"):
                 left_out += 1
@@ -156,7 +158,8 @@ def _chip_one(scene: Scene, out: Path, spec: ChipSpec, signature: dict) -> dict:
     for name in (Path(c["file"]).name for c in chips):
         (staging / name).replace(folder / name)
     shutil.rmtree(staging)
-    return {**signature, "path": str(scene.path), "datetime": scene.datetime, "chips": chips, "failed": failed,
+    return {**signature, "path": str(scene.path), "datetime": scene.datetime,
+            "bbox": list(scene.bbox) if scene.bbox else None, "chips": chips, "failed": failed,
             "left_out": left_out}
 
 

@@ -99,6 +99,27 @@ class Chip:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Georef:
+    """Where a scene's pixels lie: its CRS and geotransform, from the file, or, for a file without one, from the lon/lat
+    box its STAC item gives (north up, WGS84)."""
+
+    crs: object | None
+    transform: object
+    width: int
+    height: int
+    name: str
+
+    @classmethod
+    def of(cls, src, item_bbox: Sequence[float] | None = None) -> "Georef":
+        if src.crs is None and item_bbox:
+            from rasterio.crs import CRS
+            from rasterio.transform import from_bounds
+
+            return cls(CRS.from_epsg(4326), from_bounds(*item_bbox, src.width, src.height), src.width, src.height, src.name)
+        return cls(src.crs, src.transform, src.width, src.height, src.name)
+
+
 def open_scene(path: Path | str):
     """The rasterio dataset of `path` (GeoReadError naming the file if it cannot be opened)."""
     rasterio = require_rasterio()
@@ -138,22 +159,22 @@ def band_indexes(src, bands: Sequence = ()) -> list[int]:
     return [1, 2, 3] if src.count >= 3 else [1]
 
 
-def ground_sample_distance(src) -> float | None:
+def ground_sample_distance(georef: Georef) -> float | None:
     """Metres per pixel (the mean of the two axes), None without a CRS."""
-    if src.crs is None:
+    if georef.crs is None:
         return None
-    xres, yres = src.res
-    if src.crs.is_projected:
-        factor = src.crs.linear_units_factor[1]
+    xres, yres = abs(georef.transform.a), abs(georef.transform.e)
+    if georef.crs.is_projected:
+        factor = georef.crs.linear_units_factor[1]
         return float((xres + yres) / 2 * factor)
-    latitude = math.radians((src.bounds.top + src.bounds.bottom) / 2)
+    latitude = math.radians(georef.transform.f + georef.transform.e * georef.height / 2)
     return float((xres * math.cos(latitude) + yres) / 2 * METRES_PER_DEGREE)
 
 
-def chip_side_px(src, spec: ChipSpec) -> int:
+def chip_side_px(src, spec: ChipSpec, georef: Georef | None = None) -> int:
     """The chip side in scene pixels (from metres through the ground sample distance), checked against the scene."""
     if spec.unit == "m":
-        gsd = ground_sample_distance(src)
+        gsd = ground_sample_distance(georef or Georef.of(src))
         if gsd is None:
             raise GeoReadError(src.name, f"a chip size in metres ({spec.size:g} m) needs a georeferenced scene; this one "
                                          f"has no CRS: give the size in pixels")
@@ -166,10 +187,10 @@ def chip_side_px(src, spec: ChipSpec) -> int:
     return side
 
 
-def chip_windows(src, spec: ChipSpec) -> list[tuple[int, int, int, int]]:
+def chip_windows(src, spec: ChipSpec, georef: Georef | None = None) -> list[tuple[int, int, int, int]]:
     """Every full chip window (col_off, row_off, side, side) on a grid with the spec's overlap; the last row and column
     are moved in to end at the scene's edge, so the whole scene is covered."""
-    side = chip_side_px(src, spec)
+    side = chip_side_px(src, spec, georef)
     step = max(1, int(round(side * (1 - spec.overlap))))
 
     def offsets(extent: int) -> list[int]:
@@ -229,7 +250,7 @@ def to_8bit(data: np.ndarray, valid: np.ndarray, low: np.ndarray, high: np.ndarr
     return image
 
 
-def footprint(src, window: tuple[int, int, int, int]) -> tuple[list | None, list | None, tuple | None]:
+def footprint(src: Georef, window: tuple[int, int, int, int]) -> tuple[list | None, list | None, tuple | None]:
     """(ring in the scene's CRS, ring in lon/lat, lon/lat bbox) of a window; (None, None, None) without a CRS."""
     if src.crs is None:
         return None, None, None
@@ -264,10 +285,11 @@ def scene_datetime(src) -> str | None:
     return f"{y}-{m}-{d}T{hh}:{mm}:{ss}Z"
 
 
-def iter_chips(path: Path | str, spec: ChipSpec, scene_id: str, datetime: str | None = None
-               ) -> Iterator[tuple[Chip, np.ndarray | None, str | None]]:
+def iter_chips(path: Path | str, spec: ChipSpec, scene_id: str, datetime: str | None = None,
+               item_bbox: Sequence[float] | None = None) -> Iterator[tuple[Chip, np.ndarray | None, str | None]]:
     """(chip, 8-bit RGB pixels or None, why it was left out or failed, or None) for every window of the scene; a chip
-    that is mostly nodata is left out, a chip whose pixels cannot be read (a corrupt tile) fails alone."""
+    that is mostly nodata is left out, a chip whose pixels cannot be read (a corrupt tile) fails alone; item_bbox (a
+    STAC item's lon/lat box) places a file that has no georeference of its own."""
     import rasterio
     from rasterio.errors import RasterioError
 
@@ -275,10 +297,11 @@ def iter_chips(path: Path | str, spec: ChipSpec, scene_id: str, datetime: str | 
         indexes = band_indexes(src, spec.bands)
         low, high = scene_stretch(src, indexes, spec)
         when = datetime or scene_datetime(src)
-        gsd = ground_sample_distance(src)
-        crs = src.crs.to_string() if src.crs else None
-        for window in chip_windows(src, spec):
-            ring, lonlat, bbox = footprint(src, window)
+        georef = Georef.of(src, item_bbox)
+        gsd = ground_sample_distance(georef)
+        crs = georef.crs.to_string() if georef.crs else None
+        for window in chip_windows(src, spec, georef):
+            ring, lonlat, bbox = footprint(georef, window)
             chip_id = f"{scene_id}/r{window[1]}_c{window[0]}"
             try:
                 from rasterio.windows import Window

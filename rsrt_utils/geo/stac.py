@@ -46,9 +46,29 @@ def _data_asset(item, role: str | None, key: str | None):
     return next((item.assets[k] for k in DATA_KEYS if k in item.assets), None)
 
 
+def _lonlat_box(item) -> tuple | None:
+    """The item's (west, south, east, north): its bbox, else the bounds of its geometry's coordinates."""
+    if item.bbox and len(item.bbox) == 4:
+        return tuple(float(v) for v in item.bbox)
+    points: list = []
+
+    def walk(value):
+        if value and isinstance(value[0], (int, float)):
+            points.append(value[:2])
+        else:
+            for part in value or []:
+                walk(part)
+    walk((item.geometry or {}).get("coordinates"))
+    if not points:
+        return None
+    lons, lats = zip(*points)
+    return min(lons), min(lats), max(lons), max(lats)
+
+
 def scenes_from_stac(path: Path | str, role: str | None = None, key: str | None = None) -> list[Scene]:
     """One Scene per STAC item: its asset with `role` (default "data") or `key` (default: visual, image, data), the
-    href resolved against the item's folder, its id and its datetime (UTC, ISO 8601)."""
+    href resolved against the item's folder, its id, its datetime (UTC, ISO 8601) and its lon/lat bbox (used only for a
+    file without a georeference of its own)."""
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"STAC file {str(path)!r} does not exist; give a catalog.json, collection.json or an "
@@ -63,5 +83,6 @@ def scenes_from_stac(path: Path | str, role: str | None = None, key: str | None 
         href = asset.href
         target = Path(href) if Path(href).is_absolute() else (folder / href)
         when = item.datetime.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if item.datetime else None
-        scenes.append(Scene(target.resolve() if target.exists() else target, item.id, when))
+        box = _lonlat_box(item)
+        scenes.append(Scene(target.resolve() if target.exists() else target, item.id, when, box))
     return scenes

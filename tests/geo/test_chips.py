@@ -202,3 +202,26 @@ def test_a_stac_catalogue_is_walked_and_each_item_is_a_scene(tmp_path):
         [("scene-1", "2021-01-03T00:00:00Z", "image.tif"), ("scene-2", "2021-01-04T00:00:00Z", "image.tif")]
     summary = chip_scenes(scenes, tmp_path / "chips", ChipSpec(150), progress=False)
     assert summary.chips == 8 and summary.new == 2
+
+
+def test_a_stac_item_places_a_file_that_has_no_georeference_of_its_own(tmp_path):
+    pystac = pytest.importorskip("pystac")
+    from datetime import datetime, timezone
+
+    from PIL import Image
+
+    from rsrt_utils.geo.stac import scenes_from_stac
+    from tests.geo.scenes import mosaic
+
+    Image.fromarray(np.moveaxis(mosaic(2, 2), 0, -1)).save(tmp_path / "photo.tif")
+    box = (10.0, 50.0, 10.004, 50.004)
+    ring = [[box[0], box[1]], [box[2], box[1]], [box[2], box[3]], [box[0], box[3]], [box[0], box[1]]]
+    item = pystac.Item("photo", geometry={"type": "Polygon", "coordinates": [ring]}, bbox=None, properties={},
+                       datetime=datetime(2020, 2, 3, tzinfo=timezone.utc))  # the box comes from the geometry
+    item.add_asset("data", pystac.Asset(href="photo.tif", roles=["data"]))
+    (tmp_path / "items.json").write_text(json.dumps(pystac.ItemCollection([item]).to_dict(transform_hrefs=False)))
+    summary = chip_scenes(scenes_from_stac(tmp_path / "items.json"), tmp_path / "chips", ChipSpec(150), progress=False)
+    chips = sorted(read_chips(tmp_path / "chips").values(), key=lambda c: (c["window"][1], c["window"][0]))
+    assert summary.chips == 4 and not summary.without_place
+    assert chips[0]["crs"] == "EPSG:4326" and chips[0]["bbox"] == pytest.approx((10.0, 50.002, 10.002, 50.004))
+    assert chips[-1]["bbox"] == pytest.approx((10.002, 50.0, 10.004, 50.002)), "north up: the last chip is south-east"
