@@ -6,7 +6,7 @@ RULE (caption evidence; see RULE below for the sentence the results files carry)
   normalise_text) or near-identically (difflib ratio >= NEAR_IDENTICAL_RATIO on the normalised characters: typos and
   light edits), and it is rare when every B image holding any caption it matches is one of at most MAX_HOLDERS images.
   One rare match counts as a pair only when a VLM's descriptions of the two support it (identical, or cosine >=
-  MIN_DESCRIPTION_COSINE): VLM similarity supports, it never makes a pair alone (LLaVA writes near-identical paragraphs
+  MIN_DESCRIPTION_COSINE; looked up for those pairs only): VLM similarity supports, it never makes a pair alone (LLaVA writes near-identical paragraphs
   for different scenes). Where one image is paired with two images of the other split, pixels decide if both of those
   have them (they are one scene if their pixels correlate >= SAME_SCENE_PIXEL_CORRELATION); otherwise the pair with
   more evidence is kept and the other one listed as dropped.
@@ -70,7 +70,9 @@ class _CaptionIndex:
             key = self.keys[k]
             if key in found or count < _MIN_SHINGLE_SHARE * min(len(shingles), len(self._shingles[k])):
                 continue
-            if difflib.SequenceMatcher(None, text, key).ratio() >= NEAR_IDENTICAL_RATIO:
+            matcher = difflib.SequenceMatcher(None, text, key)
+            if matcher.real_quick_ratio() >= NEAR_IDENTICAL_RATIO and matcher.quick_ratio() >= NEAR_IDENTICAL_RATIO \
+                    and matcher.ratio() >= NEAR_IDENTICAL_RATIO:  # the two cheap upper bounds first
                 found.add(key)
         return found
 
@@ -124,8 +126,9 @@ def find_shared_images(a, b, descriptions_a: Mapping[str, Sequence[str]] | None 
     `encode(texts)` for the description cosine; same_scene_b(j1, j2): whether two images of `b` are one scene by their
     pixels (None where either has none). Returns {"pairs": [...], "dropped": [...]}."""
     matches = rare_caption_matches(a, b)
+    single = {pair for pair, captions in matches.items() if len(captions) == 1}  # only these need a VLM's support
+    support = description_support(descriptions_a or {}, descriptions_b or {}, single, encoder)
     candidates = {pair for pair, captions in matches.items() if captions}
-    support = description_support(descriptions_a or {}, descriptions_b or {}, candidates, encoder)
     rows = []
     for (i, j) in sorted(candidates):
         captions = matches[(i, j)]

@@ -131,7 +131,8 @@ def test_the_committed_shared_scene_list_is_the_data_layers_rule_applied_to_the_
 
     def by_vlm(dataset):
         paths = {name: build_published_corpus(name, dataset.name, "test", dataset.image_ids, store)[0] for name in PUBLISHED_CORPORA}
-        return {name: [load_variants(path)[i][0].caption for i in dataset.image_ids] for name, path in paths.items()}
+        loaded = {name: load_variants(path) for name, path in paths.items()}  # read each corpus once
+        return {name: [variants[i][0].caption for i in dataset.image_ids] for name, variants in loaded.items()}
 
     found = find_shared_images(a, b, by_vlm(a), by_vlm(b), make_text_encoder("all-MiniLM-L6-v2"), same_scene_by_pixels(b))
     committed = load_overlap()
