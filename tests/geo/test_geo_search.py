@@ -156,3 +156,26 @@ def test_a_rebuild_recaptions_only_the_chips_of_a_changed_scene_and_retires_a_re
     second = build()
     assert "4 chip(s) kept" in second
     assert "files: 0 new, 4 changed, 6 removed, 0 unchanged; 4 to caption" in second, second
+
+
+def test_a_basemap_is_checked_and_only_its_origin_is_admitted_by_the_page_policy(collection):
+    pytest.importorskip("fastapi", reason="the app extra (fastapi) is not installed")
+    from fastapi.testclient import TestClient
+
+    from rsrt_utils.app.server import create_app
+
+    for bad in ("tile.example.org/{z}/{x}/{y}.png", "https://tiles.example.org/{z}/{x}.png",
+                "https://tiles.example.org/{z}/{x}/{y}.png; script-src *"):
+        with pytest.raises(ValueError, match="basemap"):
+            create_app(collection["root"] / "outputs", collection["root"] / "indexes", basemap=bad)
+    basemap = "https://tiles.example.org:8443/osm/{z}/{x}/{y}.png"
+    app = create_app(collection["root"] / "outputs", collection["root"] / "indexes", basemap=basemap)
+    with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+        page = client.get("/search", params={"collection": "geo", "q": "a bridge"})
+        policy = page.headers["content-security-policy"]
+        assert "img-src 'self' data: https://tiles.example.org:8443;" in policy and "script-src 'self';" in policy
+        assert f'data-basemap="{basemap}"' in page.text and 'id="map"' in page.text
+    with TestClient(create_app(collection["root"] / "outputs", collection["root"] / "indexes"),
+                    base_url="http://127.0.0.1:8000") as client:
+        page = client.get("/search", params={"collection": "geo", "q": "a bridge"})
+        assert "tiles.example.org" not in page.headers["content-security-policy"] and 'data-basemap=""' in page.text
