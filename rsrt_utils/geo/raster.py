@@ -144,9 +144,7 @@ def band_indexes(src, bands: Sequence = ()) -> list[int]:
     if bands:
         indexes = []
         for band in bands:
-            index = band if isinstance(band, int) else names.get(str(band).lower())
-            if isinstance(band, str) and band.isdigit():
-                index = int(band)
+            index = int(band) if isinstance(band, int) or str(band).isdigit() else names.get(str(band).lower())
             if index is None or not 1 <= index <= src.count:
                 available = ", ".join(f"{i}" + (f" ({d})" if d else "") for i, d in enumerate(src.descriptions, start=1))
                 raise GeoReadError(src.name, f"band {band!r} does not exist; the scene has {src.count} band(s): "
@@ -250,22 +248,22 @@ def to_8bit(data: np.ndarray, valid: np.ndarray, low: np.ndarray, high: np.ndarr
     return image
 
 
-def footprint(src: Georef, window: tuple[int, int, int, int]) -> tuple[list | None, list | None, tuple | None]:
+def footprint(georef: Georef, window: tuple[int, int, int, int]) -> tuple[list | None, list | None, tuple | None]:
     """(ring in the scene's CRS, ring in lon/lat, lon/lat bbox) of a window; (None, None, None) without a CRS."""
-    if src.crs is None:
+    if georef.crs is None:
         return None, None, None
     from rasterio.warp import transform
 
     col, row, width, height = window
     corners = [(col, row), (col, row + height), (col + width, row + height), (col + width, row), (col, row)]  # CCW
-    xs, ys = zip(*(src.transform * corner for corner in corners))
+    xs, ys = zip(*(georef.transform * corner for corner in corners))
     try:
-        lons, lats = transform(src.crs, "EPSG:4326", list(xs), list(ys))
+        lons, lats = transform(georef.crs, "EPSG:4326", list(xs), list(ys))
     except Exception as error:  # rasterio raises CRSError or GDAL's CPLE_* errors (no common public base class)
-        raise GeoReadError(src.name, f"its CRS ({src.crs.to_string() or 'a local CRS'}) cannot be transformed to WGS84 lon/lat ({error}); "
+        raise GeoReadError(georef.name, f"its CRS ({georef.crs.to_string() or 'a local CRS'}) cannot be transformed to WGS84 lon/lat ({error}); "
                                      f"reproject the scene (e.g. gdalwarp -t_srs EPSG:4326)") from None
     if not all(map(math.isfinite, [*lons, *lats])):
-        raise GeoReadError(src.name, f"its CRS ({src.crs}) gives no finite lon/lat for this window; reproject the scene")
+        raise GeoReadError(georef.name, f"its CRS ({georef.crs}) gives no finite lon/lat for this window; reproject the scene")
     ring = [[round(x, 3), round(y, 3)] for x, y in zip(xs, ys)]
     lonlat = [[round(x, 7), round(y, 7)] for x, y in zip(lons, lats)]
     bbox = (min(lons), min(lats), max(lons), max(lats))
@@ -292,6 +290,7 @@ def iter_chips(path: Path | str, spec: ChipSpec, scene_id: str, datetime: str | 
     STAC item's lon/lat box) places a file that has no georeference of its own."""
     import rasterio
     from rasterio.errors import RasterioError
+    from rasterio.windows import Window
 
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB * 2**20), open_scene(path) as src:  # bytes (a small int is bytes)
         indexes = band_indexes(src, spec.bands)
@@ -304,8 +303,6 @@ def iter_chips(path: Path | str, spec: ChipSpec, scene_id: str, datetime: str | 
             ring, lonlat, bbox = footprint(georef, window)
             chip_id = f"{scene_id}/r{window[1]}_c{window[0]}"
             try:
-                from rasterio.windows import Window
-
                 box = Window(*window)
                 data = src.read(indexes, window=box)
                 valid = src.dataset_mask(window=box) > 0
